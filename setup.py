@@ -1,0 +1,39 @@
+"""Installs mlo_mae from settings.ini (nbdev 2 layout), without pkg_resources."""
+from configparser import ConfigParser
+import setuptools
+
+cfg = ConfigParser(delimiters=['='])
+cfg.read('settings.ini', encoding='utf-8')
+cfg = cfg['DEFAULT']
+
+licenses = {'apache2': ('Apache Software License 2.0', 'OSI Approved :: Apache Software License')}
+lic = licenses[cfg['license']]
+min_python = cfg['min_python']
+requirements = cfg.get('requirements', '').split()
+dev_requirements = cfg.get('dev_requirements', '').split()
+scripts = [s for s in cfg.get('console_scripts', '').split() if s]
+
+setuptools.setup(
+    name=cfg['lib_name'],
+    version=cfg['version'],
+    description=cfg['description'],
+    long_description=open('README.md', encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    author=cfg['author'],
+    author_email=cfg['author_email'],
+    license=lic[0],
+    url=cfg['git_url'],
+    keywords=cfg['keywords'],
+    classifiers=['Development Status :: 3 - Alpha', 'Intended Audience :: Science/Research',
+                 'License :: ' + lic[1], 'Natural Language :: English',
+                 'Programming Language :: Python :: 3',
+                 'Topic :: Scientific/Engineering :: Artificial Intelligence'],
+    packages=setuptools.find_packages(include=['mlo_mae', 'mlo_mae.*']),
+    include_package_data=True,
+    package_data={'mlo_mae': ['assets/*']},
+    python_requires='>=' + min_python,
+    install_requires=requirements,
+    extras_require={'dev': dev_requirements},
+    entry_points={'console_scripts': scripts, 'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
+    zip_safe=False,
+)

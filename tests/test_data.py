@@ -1,0 +1,49 @@
+"""Slower data checks: the embedded subset against the full CIFAR-10, and the real cifar10 loader.
+
+They need ../shared/data/cifar10 (the project's offline CIFAR-10 pack) and are skipped without it.
+"""
+import subprocess, sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mlo_mae.data import BatchLoader, load_cifar10_mini, load_dataset, mlo_splits
+
+PACK = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'cifar10'
+
+
+@pytest.fixture(scope='session')
+def cifar10_dir(tmp_path_factory):
+    if not (PACK / 'build.py').exists(): pytest.skip('no ../shared/data/cifar10 pack here')
+    out = tmp_path_factory.mktemp('cifar10')
+    subprocess.run([sys.executable, str(PACK / 'build.py'), str(out)], check=True, capture_output=True)
+    return out
+
+
+def test_mini_labels_and_pixels_are_cifar10s(cifar10_dir):
+    "Every embedded image carries the label the full dataset gives its index, and the exact subset's pixels."
+    d = np.load(Path(__file__).resolve().parents[1] / 'mlo_mae' / 'assets' / 'cifar10_mini.npz')
+    train, test, _ = load_dataset('cifar10', cifar10_dir, download=False)
+    assert len(train) == 50_000 and len(test) == 10_000
+    assert torch.equal(train.labels[torch.as_tensor(d['train_index'])], torch.as_tensor(d['y_train']))
+    assert torch.equal(test.labels[torch.as_tensor(d['test_index'])], torch.as_tensor(d['y_test']))
+    exact = np.load(cifar10_dir / 'cifar10_exact_subset.npz')
+    pos = {int(k): i for i, k in enumerate(exact['train_index'])}
+    rows = [pos[int(k)] for k in d['train_index']]
+    assert np.array_equal(exact['x_train'][rows], d['x_train'])
+    # the JPEG-derived full pack is close to the exact pixels (README: mean abs error ~5.8 levels)
+    full = train.images[torch.as_tensor(d['train_index'])].permute(0, 2, 3, 1).numpy().astype(float)
+    assert np.abs(full - d['x_train']).mean() < 10
+
+
+def test_cifar10_full_splits_and_loader(cifar10_dir):
+    train, test, spec = load_dataset('cifar10', cifar10_dir, download=False)
+    s = mlo_splits(train, seed=0)
+    assert (len(s.dtr), len(s.dval), len(s.du)) == (40_000, 10_000, 40_000)
+    assert torch.bincount(train.labels).tolist() == [5000] * 10
+    x, y = next(iter(BatchLoader(s.du, spec, 128).epoch(0)))
+    assert x.shape == (128, 3, 32, 32) and x.dtype == torch.float32
+    # normalised training pixels: mean near 0 (zero padding of random crops pulls it a little down)
+    assert abs(float(x.mean())) < 0.3
