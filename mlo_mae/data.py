@@ -18,7 +18,7 @@ __all__ = ['CIFAR10_MEAN', 'CIFAR10_STD', 'CIFAR100_MEAN', 'CIFAR100_STD', 'IMAG
            'CIFAR10_CLASSES', 'DatasetSpec', 'dataset_spec', 'check_patch_grid', 'InMemoryImages', 'load_cifar',
            'write_cifar_folder', 'load_imagefolder', 'write_imagefolder', 'mini_path', 'load_cifar10_mini',
            'default_data_dir', 'load_dataset', 'Splits', 'mlo_splits', 'train_transform', 'eval_transform',
-           'random_crop_flip', 'normalize', 'BatchLoader', 'loader_throughput']
+           'crop_flip_params', 'random_crop_flip', 'normalize', 'BatchLoader', 'loader_throughput']
 
 # %% ../nbs/00_data.ipynb #1818ad2e
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -212,14 +212,19 @@ def eval_transform(spec: DatasetSpec):
     return v2.Compose([v2.ToImage(), *resize, v2.ToDtype(torch.float32, scale=True), v2.Normalize(spec.mean, spec.std)])
 
 # %% ../nbs/00_data.ipynb #0abe3ce8
-def random_crop_flip(x, padding=4, generator=None):
-    "Batched `RandomCrop(size, padding)` + `RandomHorizontalFlip` of uint8 or float images `x` (B,C,H,W)."
+def crop_flip_params(n, padding=4, device='cpu', generator=None):
+    "Per-image crop offsets `i`, `j` in [0, 2*padding] and flip coins for `n` images, each (n, 1, 1)."
+    i = torch.randint(0, 2 * padding + 1, (n, 1, 1), device=device, generator=generator)
+    j = torch.randint(0, 2 * padding + 1, (n, 1, 1), device=device, generator=generator)
+    flip = torch.rand(n, 1, 1, device=device, generator=generator) < 0.5
+    return i, j, flip
+
+def random_crop_flip(x, padding=4, generator=None, params=None):
+    "Batched `RandomCrop(size, padding)` + `RandomHorizontalFlip` of images `x` (B,C,H,W); `params` from `crop_flip_params`."
     B, C, H, W = x.shape
     padded = F.pad(x, (padding,) * 4)  # zero fill, as torchvision's RandomCrop
     dev = x.device
-    i = torch.randint(0, 2 * padding + 1, (B, 1, 1), device=dev, generator=generator)
-    j = torch.randint(0, 2 * padding + 1, (B, 1, 1), device=dev, generator=generator)
-    flip = torch.rand(B, 1, 1, device=dev, generator=generator) < 0.5
+    i, j, flip = params if params is not None else crop_flip_params(B, padding, dev, generator)
     rows = i + torch.arange(H, device=dev).view(1, H, 1)
     cols = j + torch.arange(W, device=dev).view(1, 1, W)
     cols = torch.where(flip, 2 * j + W - 1 - cols, cols)  # mirror inside the crop window
@@ -263,11 +268,17 @@ class BatchLoader:
         idx = self.order(epoch)[start * self.batch_size: len(self) * self.batch_size]
         batches = idx.split(self.batch_size)
         if self.fast:
-            g = torch.Generator(device=self.device).manual_seed(self.seed * 100_003 + epoch * 1_000 + start + 7)
-            for b in batches:
+            augment = self.train and self.spec.img_size == 32
+            if augment:  # drawn per epoch for every position of the permutation, then sliced like the indices:
+                # a resumed epoch, and the same global batch split over ranks, augment each image identically
+                g = torch.Generator(device=self.device).manual_seed(self.seed * 100_003 + epoch + 1)
+                params = [p[self.rank::self.world_size][start * self.batch_size:]
+                          for p in crop_flip_params(len(self.dataset), device=self.device, generator=g)]
+            for k, b in enumerate(batches):
                 b = b.to(self.device)
                 x = self.images[b]
-                if self.train and self.spec.img_size == 32: x = random_crop_flip(x, generator=g)
+                if augment:
+                    x = random_crop_flip(x, params=[p[k * self.batch_size:(k + 1) * self.batch_size] for p in params])
                 yield normalize(x, self.spec), self.labels[b]
         else:
             ds = self.dataset

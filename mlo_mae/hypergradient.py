@@ -26,6 +26,10 @@ def _leaves(P: Params) -> dict[str, Tensor]:
 def _detached(P: Params) -> dict[str, Tensor]:
     return {k: v.detach() for k, v in P.items()}
 
+def _identity(grads: dict) -> dict:
+    "The default `reduce`: one process, nothing to combine."
+    return grads
+
 def _grad(loss: Tensor, P: Params, create_graph: bool = False) -> dict[str, Tensor]:
     "d loss / d P as a dict; zeros where `loss` does not depend on a parameter."
     if not isinstance(loss, Tensor) or loss.ndim != 0:
@@ -59,12 +63,13 @@ def _step(P: Params, g: Params, eta: float, lr_factors: bool) -> dict[str, Tenso
     return {k: P[k] - (eta * g[k].detach() + (g[k] - g[k].detach())) for k in P}
 
 def unrolled_step(rec_loss: Callable, tr_loss: Callable, E: Params, C: Params, T: Params,
-                  eta_E: float, eta_C: float, create_graph: bool = False, lr_factors: bool = True):
+                  eta_E: float, eta_C: float, create_graph: bool = False, lr_factors: bool = True,
+                  reduce: Callable = _identity):
     "(E', C'): one SGD step of E on `rec_loss(E, T)` (Eq. 6), then one of C on `tr_loss(E', C)` (Eq. 7)."
     E0, C0 = _leaves(E), _leaves(C)
-    E1 = _step(E0, _grad(rec_loss(E0, T), E0, create_graph), eta_E, lr_factors)      # Eq. 6
+    E1 = _step(E0, reduce(_grad(rec_loss(E0, T), E0, create_graph)), eta_E, lr_factors)      # Eq. 6
     if not create_graph: E1 = _detached(E1)
-    C1 = _step(C0, _grad(tr_loss(E1, C0), C0, create_graph), eta_C, lr_factors)      # Eq. 7
+    C1 = _step(C0, reduce(_grad(tr_loss(E1, C0), C0, create_graph)), eta_C, lr_factors)      # Eq. 7
     if not create_graph: C1 = _detached(C1)
     return E1, C1
 
@@ -80,13 +85,14 @@ def mixed_hvp_exact(f: Callable, X: Params, Y: Params, v: Params) -> dict[str, T
     gY = _grad(f(Xl, Yl), Yl, create_graph=True)
     return {k: g.detach() for k, g in _grad(_dot(gY, _detached(v)), Xl).items()}
 
-def mixed_hvp_fd(f: Callable, X: Params, Y: Params, v: Params, alpha: float = 0.01) -> dict[str, Tensor]:
+def mixed_hvp_fd(f: Callable, X: Params, Y: Params, v: Params, alpha: float = 0.01,
+                 reduce: Callable = _identity) -> dict[str, Tensor]:
     "[grad_X f(X, Y + eps v) - grad_X f(X, Y - eps v)] / (2 eps), eps = alpha / ||v|| (Eq. 12, central)."
     eps = alpha / (_norm(v) + 1e-12)   # a tensor: no host sync on GPU; v = 0 gives exactly 0
     Xl, vd = _leaves(X), _detached(v)
     g_plus = _grad(f(Xl, {k: Y[k].detach() + eps * vd[k] for k in Y}), Xl)
     g_minus = _grad(f(Xl, {k: Y[k].detach() - eps * vd[k] for k in Y}), Xl)
-    return {k: (g_plus[k] - g_minus[k]) / (2 * eps) for k in Xl}
+    return reduce({k: (g_plus[k] - g_minus[k]) / (2 * eps) for k in Xl})
 
 # %% ../nbs/03_hypergradient.ipynb #9efae4e8
 def hypergradient_exact(rec_loss: Callable, tr_loss: Callable, val_loss: Callable, E: Params, C: Params,
@@ -99,17 +105,17 @@ def hypergradient_exact(rec_loss: Callable, tr_loss: Callable, val_loss: Callabl
 # %% ../nbs/03_hypergradient.ipynb #65fc6bc9
 def hypergradient_fd(rec_loss: Callable, tr_loss: Callable, val_loss: Callable, E: Params, C: Params,
                      T: Params, eta_E: float, eta_C: float, alpha: float = 0.01,
-                     lr_factors: bool = True) -> dict[str, Tensor]:
+                     lr_factors: bool = True, reduce: Callable = _identity) -> dict[str, Tensor]:
     "Eq. 9-11 with both mixed Hessian-vector products by central finite differences (Eq. 12)."
     s_E, s_C = (eta_E, eta_C) if lr_factors else (1.0, 1.0)   # Betty: no learning rate in the Jacobians
-    E1, C1 = unrolled_step(rec_loss, tr_loss, E, C, T, eta_E, eta_C)                  # Eq. 6-7
+    E1, C1 = unrolled_step(rec_loss, tr_loss, E, C, T, eta_E, eta_C, reduce=reduce)   # Eq. 6-7
     E1l, C1l = _leaves(E1), _leaves(C1)
-    g = _grad(val_loss(E1l, C1l), {**{('E', k): v for k, v in E1l.items()},
-                                   **{('C', k): v for k, v in C1l.items()}})
+    g = reduce(_grad(val_loss(E1l, C1l), {**{('E', k): v for k, v in E1l.items()},
+                                          **{('C', k): v for k, v in C1l.items()}}))
     g_E1, g_C = {k: g['E', k] for k in E1l}, {k: g['C', k] for k in C1l}              # dL_val/dE', dL_val/dC'
-    h_C = mixed_hvp_fd(tr_loss, E1, C, g_C, alpha)                                     # grad^2_{E,C} L_tr(E',C) g_C
+    h_C = mixed_hvp_fd(tr_loss, E1, C, g_C, alpha, reduce)                             # grad^2_{E,C} L_tr(E',C) g_C
     g_E = {k: g_E1[k] - s_C * h_C[k] for k in g_E1}                                    # Eq. 11 (minus: see above)
-    h_T = mixed_hvp_fd(lambda T_, E_: rec_loss(E_, T_), T, E, g_E, alpha)              # grad^2_{T,E} L_rec(E,T) g_E
+    h_T = mixed_hvp_fd(lambda T_, E_: rec_loss(E_, T_), T, E, g_E, alpha, reduce)      # grad^2_{T,E} L_rec(E,T) g_E
     return {k: -s_E * h_T[k] for k in h_T}                                             # Eq. 10
 
 # %% ../nbs/03_hypergradient.ipynb #0cc41ef6
@@ -137,8 +143,12 @@ METHODS = ('finite_difference', 'exact')
 
 def hypergradient(rec_loss: Callable, tr_loss: Callable, val_loss: Callable, E: Params, C: Params,
                   T: Params, eta_E: float, eta_C: float, method: str = 'finite_difference',
-                  alpha: float = 0.01, lr_factors: bool = True) -> dict[str, Tensor]:
-    "Stage III hypergradient d/dT L_val(E'(T), C'(E'(T))) (Eq. 8-12), one tensor per parameter of T."
+                  alpha: float = 0.01, lr_factors: bool = True, reduce: Callable = None) -> dict[str, Tensor]:
+    """Stage III hypergradient d/dT L_val(E'(T), C'(E'(T))) (Eq. 8-12), one tensor per parameter of T.
+
+    `reduce`, for data-parallel training, combines each gradient computed from a batch (a dict) across processes,
+    e.g. an all-reduce mean; with it, `finite_difference` on shards equals the computation on the whole batch.
+    `exact` differentiates through the unroll and cannot reduce inside it: its result is reduced at the end."""
     if method not in METHODS: raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if not (isinstance(alpha, numbers.Real) and math.isfinite(alpha) and alpha > 0):
         raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
@@ -151,6 +161,7 @@ def hypergradient(rec_loss: Callable, tr_loss: Callable, val_loss: Callable, E: 
                              f"{len(P) if hasattr(P, '__len__') else '?'}")
     for name, fn in (('rec_loss', rec_loss), ('tr_loss', tr_loss), ('val_loss', val_loss)):
         if not callable(fn): raise ValueError(f"{name} must be callable, got {type(fn).__name__}")
+    reduce = reduce or _identity
     if method == 'exact':
-        return hypergradient_exact(rec_loss, tr_loss, val_loss, E, C, T, eta_E, eta_C, lr_factors)
-    return hypergradient_fd(rec_loss, tr_loss, val_loss, E, C, T, eta_E, eta_C, alpha, lr_factors)
+        return reduce(hypergradient_exact(rec_loss, tr_loss, val_loss, E, C, T, eta_E, eta_C, lr_factors))
+    return hypergradient_fd(rec_loss, tr_loss, val_loss, E, C, T, eta_E, eta_C, alpha, lr_factors, reduce)

@@ -22,7 +22,7 @@ from .hypergradient import hypergradient, cosine_similarity, relative_error, unr
 
 # %% auto #0
 __all__ = ['METHODS', 'MLOConfig', 'MLOModel', 'build_mlo_model', 'stage_losses', 'mask_stats', 'average_across_ranks',
-           'MLOSolver', 'make_optimizers', 'mask_ratio_schedule', 'micro_problem', 'directional_check']
+           'distributed', 'MLOSolver', 'make_optimizers', 'mask_ratio_schedule', 'micro_problem', 'directional_check']
 
 # %% ../nbs/04_mlo.ipynb #391d7af8
 METHODS = ('mlo_mae', 'mae', 'umae', 'blo_mae')
@@ -149,6 +149,14 @@ def average_across_ranks(tensors):
         for t in tensors:
             if t is not None: dist.all_reduce(t); t /= dist.get_world_size()
 
+def distributed():
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+def _average_dict(grads):
+    "`reduce` for the hypergradient: each batch gradient it computes becomes the mean over ranks."
+    average_across_ranks(list(grads.values()))
+    return grads
+
 class MLOSolver:
     "One MLO-MAE iteration (Algorithm 1) or a baseline's, over an `MLOModel` and three optimizers."
     def __init__(self, model: MLOModel, cfg: MLOConfig, opt_mae, opt_head, opt_t, amp_dtype=None):
@@ -228,15 +236,14 @@ class MLOSolver:
         kernel = sdpa_kernel(SDPBackend.MATH) if method == 'exact' else nullcontext()  # fused kernels have no double backward
         with torch.autocast(xu.device.type, enabled=False), kernel:
             rec, tr, val = stage_losses(self.model, cfg, xu, xtr, ytr, xval, yval, r)
-            return hypergradient(rec, tr, val, g['E'], g['C'], g['T'], eta_E, lr_C,
-                                 method=method, alpha=cfg.alpha, lr_factors=cfg.lr_factors)
+            return hypergradient(rec, tr, val, g['E'], g['C'], g['T'], eta_E, lr_C, method=method, alpha=cfg.alpha,
+                                 lr_factors=cfg.lr_factors, reduce=_average_dict if distributed() else None)
 
     def stage_three_step(self, xu, xtr, ytr, xval, yval, mask_ratio=None):
         "Stage III (Eq. 3, 8): T steps along the hypergradient; a non-finite one is skipped and counted."
         hg = self.compute_hypergradient(xu, xtr, ytr, xval, yval, mask_ratio)
         T = self.model.named_groups()['T']
-        grads = [hg[n] for n in T]
-        average_across_ranks(grads)
+        grads = [hg[n] for n in T]  # already averaged over ranks, inside the hypergradient
         norm = float(torch.sqrt(sum((v.double() ** 2).sum() for v in grads)))
         if not math.isfinite(norm):
             self.t_skipped += 1
