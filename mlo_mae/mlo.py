@@ -25,7 +25,7 @@ __all__ = ['METHODS', 'MLOConfig', 'MLOModel', 'build_mlo_model', 'stage_losses'
            'distributed', 'MLOSolver', 'make_optimizers', 'mask_ratio_schedule', 'micro_problem', 'directional_check']
 
 # %% ../nbs/04_mlo.ipynb #391d7af8
-METHODS = ('mlo_mae', 'mae', 'umae', 'blo_mae')
+METHODS = ('mlo_mae', 'mae', 'umae', 'blo_mae', 'supervised')
 
 @dataclass
 class MLOConfig:
@@ -44,6 +44,7 @@ class MLOConfig:
     prox_lambda: float = 0.01
     blo_gamma: float = 1.0
     umae_weight: float = 0.01
+    clip_grad: float = None  # max gradient norm of each optimizer step; None: no clipping
 
     def __post_init__(self):
         if self.method not in METHODS: raise ValueError(f"unknown method {self.method!r}: choose one of {', '.join(METHODS)}")
@@ -175,6 +176,7 @@ class MLOSolver:
         opt.zero_grad(set_to_none=True)
         loss.backward(inputs=params)
         average_across_ranks([p.grad for p in params])
+        if self.cfg.clip_grad: torch.nn.utils.clip_grad_norm_(params, self.cfg.clip_grad)
         opt.step()
 
     def stage_one_step(self, xu, mask_ratio=None):
@@ -192,7 +194,7 @@ class MLOSolver:
                 loss, probs, masking = m.reconstruction_loss(xu, r)
         self._step(self.opt_mae, loss, self._params('E', 'D'))
         self.stage_one_steps += 1
-        return dict(rec_loss=float(loss), **mask_stats(probs.detach(), masking.mask))
+        return dict(rec_loss=loss.item(), **mask_stats(probs.detach(), masking.mask))
 
     def stage_two_step(self, xtr, ytr):
         "Stage II (Eq. 2): one step of C on frozen features (or F and C with Eq. 13's proximal term)."
@@ -204,7 +206,7 @@ class MLOSolver:
             else:
                 loss = m.classification_loss(xtr, ytr) + self.cfg.prox_lambda * m.proximal_term()
         self._step(self.opt_head, loss, self._params('C'))
-        return dict(tr_loss=float(loss))
+        return dict(tr_loss=loss.item())
 
     def blo_step(self, xu, xtr, ytr, mask_ratio=None):
         "Eq. 5's lower level: E, D and C together on L_cls(D_tr) + gamma * L_rec(D_u)."
@@ -213,13 +215,23 @@ class MLOSolver:
             rec, probs, masking = m.reconstruction_loss(xu, r)
             cls = m.classification_loss(xtr, ytr)
             loss = cls + self.cfg.blo_gamma * rec
-        params = self._params('E', 'D', 'C')
+        self._joint_step(loss, self._params('E', 'D', 'C'))
+        self.stage_one_steps += 1
+        return dict(rec_loss=rec.item(), tr_loss=cls.item(), **mask_stats(probs.detach(), masking.mask))
+
+    def supervised_step(self, xtr, ytr):
+        "The no-pretraining baseline (Table 1's ViT): E and C trained together on L_cls(D_tr)."
+        with self.autocast(xtr): loss = self.model.classification_loss(xtr, ytr)
+        self._joint_step(loss, self._params('E', 'C'))
+        return dict(tr_loss=loss.item())
+
+    def _joint_step(self, loss, params):
+        "One step of both the MAE's and the head's optimizers on one loss."
         self.opt_mae.zero_grad(set_to_none=True); self.opt_head.zero_grad(set_to_none=True)
         loss.backward(inputs=params)
         average_across_ranks([p.grad for p in params])
+        if self.cfg.clip_grad: torch.nn.utils.clip_grad_norm_(params, self.cfg.clip_grad)
         self.opt_mae.step(); self.opt_head.step()
-        self.stage_one_steps += 1
-        return dict(rec_loss=float(rec), tr_loss=float(cls), **mask_stats(probs.detach(), masking.mask))
 
     def learning_rates(self):
         "eta_E and eta_C of Eq. 6-7: the optimizers' current learning rates (0 for C in BLO-MAE)."
@@ -258,6 +270,9 @@ class MLOSolver:
         "One iteration: `unroll_steps` Stage I steps on batches drawn from `du_batches`, Stage II, then Stage III every `t_every`."
         cfg, out = self.cfg, {}
         xtr, ytr = dtr_batch
+        if cfg.method == 'supervised':
+            self.iteration += 1
+            return self.supervised_step(xtr, ytr)
         for _ in range(cfg.unroll_steps):
             xu = next(du_batches)
             xu = xu[0] if isinstance(xu, (tuple, list)) else xu
