@@ -19,8 +19,8 @@ from .evaluate import stage_two_test_accuracy
 
 # %% auto #0
 __all__ = ['PRESETS', 'CHECKPOINT_VERSION', 'IDENTITY', 'TrainConfig', 'default_out_dir', 'resolve_config', 'save_checkpoint',
-           'load_checkpoint', 'Stream', 'cosine_schedule', 'setup_distributed', 'train', 'load_run', 'parse_args',
-           'main']
+           'load_checkpoint', 'Stream', 'cosine_schedule', 'setup_distributed', 'mean_over_ranks', 'ranks_in_sync',
+           'train', 'load_run', 'parse_args', 'main']
 
 # %% ../nbs/05_train.ipynb #15deee8d
 _PAPER_CIFAR = dict(model='vit_base_patch2_32', epochs=200, batch_size=128, lr_mae=1e-3, lr_head=1e-3, lr_t=1e-3,
@@ -214,6 +214,22 @@ def _amp_dtype(cfg, device):
     amp = cfg.amp or ('bf16' if device.type == 'cuda' else 'none')
     return dict(bf16=torch.bfloat16, fp16=torch.float16, none=None)[amp]
 
+def mean_over_ranks(metrics: dict) -> dict:
+    "The metrics of one iteration averaged over ranks (each rank saw its shard of the global batch)."
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1: return metrics
+    keys = sorted(k for k, v in metrics.items() if isinstance(v, float))
+    t = torch.tensor([metrics[k] for k in keys], dtype=torch.float64)
+    dist.all_reduce(t)
+    return {**metrics, **{k: v / dist.get_world_size() for k, v in zip(keys, t.tolist())}}
+
+def ranks_in_sync(model) -> bool:
+    "Whether every rank holds the same weights (a float64 checksum gathered from each): data parallel must keep them equal."
+    if not (dist.is_available() and dist.is_initialized()): return True
+    total = sum((p.detach().double() * (i + 1)).sum() for i, p in enumerate(model.parameters()))
+    sums = [None] * dist.get_world_size()
+    dist.all_gather_object(sums, float(total))
+    return max(sums) == min(sums)
+
 def _truncate_metrics(path, step):
     "Keep the metric lines up to `step`: a killed run may have logged iterations its checkpoint does not hold."
     if not path.exists(): return
@@ -283,7 +299,7 @@ def train(cfg: TrainConfig = None, **overrides) -> dict:
         t0 = time.perf_counter()
         r = mask_ratio_schedule(solver.iteration / max(1, total - 1)) if cfg.curriculum_mask_ratio else cfg.mask_ratio
         lrs = dict(lr_mae=opts[0].param_groups[0]['lr'], lr_head=opts[1].param_groups[0]['lr'], lr_t=opts[2].param_groups[0]['lr'])
-        m = solver.step(du, next(dtr), next(dval), mask_ratio=r)
+        m = mean_over_ranks(solver.step(du, next(dtr), next(dval), mask_ratio=r))
         for s in scheds: s.step()
         if device.type == 'cuda': torch.cuda.synchronize(device)
         dt = time.perf_counter() - t0
@@ -303,7 +319,7 @@ def train(cfg: TrainConfig = None, **overrides) -> dict:
     acc = 100.0 * stage_two_test_accuracy(model.finetuned or model.mae, model.head, test_loader)
     summary = dict(stage2_test_accuracy=acc, steps=solver.iteration, stage_one_steps=solver.stage_one_steps,
                    t_steps=solver.t_steps, t_skipped=solver.t_skipped, train_seconds=elapsed, device=str(device),
-                   world_size=world, out_dir=str(out),
+                   world_size=world, ranks_in_sync=ranks_in_sync(model), out_dir=str(out),
                    note='Stage II test accuracy, evaluated once at the end of the run (not the best over the run)')
     if rank == 0:
         from safetensors.torch import save_file
