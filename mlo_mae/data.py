@@ -98,8 +98,8 @@ def _cifar_folder(name, data_dir, download):
                                 f"put the python-pickle folder {folder}/ under {root}, or pass data_dir=")
     return root/folder
 
-def load_cifar(name, data_dir, download=True):
-    "Train and test `InMemoryImages` of `cifar10` or `cifar100` from their python-pickle folder."
+def load_cifar(name, data_dir, download=True, splits=('train', 'test')):
+    "`InMemoryImages` of `cifar10` or `cifar100`'s `splits` from their python-pickle folder (whole folder checked first)."
     folder, train, test, label_key, meta, names_key, _ = _CIFAR[name]
     path = _cifar_folder(name, data_dir, download)
     classes = _unpickle(path/meta)[names_key] if (path/meta).exists() else list(CIFAR10_CLASSES)
@@ -107,7 +107,7 @@ def load_cifar(name, data_dir, download=True):
         parts = [_unpickle(path/f) for f in files]
         x = np.concatenate([p['data'] for p in parts]).reshape(-1, 3, 32, 32)
         return InMemoryImages(x, np.concatenate([p[label_key] for p in parts]), classes)
-    return read(train), read(test)
+    return tuple(read({'train': train, 'test': test}[s]) for s in splits)
 
 # %% ../nbs/00_data.ipynb #0bee2440
 def write_cifar_folder(root, name, images_per_file=4, seed=0):
@@ -124,17 +124,17 @@ def write_cifar_folder(root, name, images_per_file=4, seed=0):
     return path
 
 # %% ../nbs/00_data.ipynb #d17e8c89
-def load_imagefolder(data_dir):
-    "Train and test `torchvision.datasets.ImageFolder`s from `data_dir/train` and `data_dir/val` (or `test`)."
+def load_imagefolder(data_dir, splits=('train', 'test')):
+    "`torchvision.datasets.ImageFolder`s of `splits` from `data_dir/train` and `data_dir/val` (or `test`)."
     from torchvision.datasets import ImageFolder
     root = Path(data_dir).expanduser()
     test_dir = next((root/s for s in ('val', 'test') if (root/s).is_dir()), None)
     if not (root/'train').is_dir() or test_dir is None:
         raise FileNotFoundError(f"imagefolder: {root} needs train/ and val/ (or test/) class folders")
-    train, test = ImageFolder(str(root/'train')), ImageFolder(str(test_dir))
-    if train.classes != test.classes:
+    folders = lambda d: sorted(p.name for p in d.iterdir() if p.is_dir())
+    if folders(root/'train') != folders(test_dir):
         raise ValueError(f"imagefolder: {root/'train'} and {test_dir} have different class folders")
-    return train, test
+    return tuple(ImageFolder(str(root/'train' if s == 'train' else test_dir)) for s in splits)
 
 # %% ../nbs/00_data.ipynb #d31c2643
 def write_imagefolder(root, classes=('cat', 'dog'), per_class=3, size=40, seed=0):
@@ -154,23 +154,23 @@ def mini_path():
     import mlo_mae
     return Path(mlo_mae.__file__).parent/'assets'/'cifar10_mini.npz'
 
-def load_cifar10_mini():
+def load_cifar10_mini(splits=('train', 'test')):
     "Train (2,500) and test (500) `InMemoryImages` of the CIFAR-10 subset embedded in the package."
-    d = np.load(mini_path())
-    return (InMemoryImages(d['x_train'], d['y_train'], CIFAR10_CLASSES),
-            InMemoryImages(d['x_test'], d['y_test'], CIFAR10_CLASSES))
+    d = np.load(mini_path())  # an npz reads each array when it is asked for
+    return tuple(InMemoryImages(d[f'x_{s}'], d[f'y_{s}'], CIFAR10_CLASSES) for s in splits)
 
 # %% ../nbs/00_data.ipynb #2b39eb9f
 def default_data_dir(name):
     return Path(os.environ.get('MLO_MAE_DATA', '~/.cache/mlo_mae')).expanduser()/name
 
-def load_dataset(name='cifar10_mini', data_dir=None, download=True):
-    "`(train, test, spec)` of dataset `name`; a one-line error if it can't be had."
+def load_dataset(name='cifar10_mini', data_dir=None, download=True, splits=('train', 'test')):
+    "`(*datasets, spec)`: the `splits` of dataset `name` (default `(train, test, spec)`); a one-line error if it can't be had."
     spec = dataset_spec(name)
-    if name == 'cifar10_mini': return (*load_cifar10_mini(), spec)
-    if name in _CIFAR: return (*load_cifar(name, data_dir or default_data_dir(name), download), spec)
+    if any(s not in ('train', 'test') for s in splits): raise ValueError(f"splits are 'train' and 'test', got {splits}")
+    if name == 'cifar10_mini': return (*load_cifar10_mini(splits), spec)
+    if name in _CIFAR: return (*load_cifar(name, data_dir or default_data_dir(name), download, splits), spec)
     if data_dir is None: raise ValueError(f"{name}: pass data_dir=, a folder with train/ and val/ class folders")
-    return (*load_imagefolder(data_dir), spec)
+    return (*load_imagefolder(data_dir, splits), spec)
 
 # %% ../nbs/00_data.ipynb #cfd11aa7
 @dataclass

@@ -249,7 +249,7 @@ def train(cfg: TrainConfig = None, **overrides) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         (out/'config.json').write_text(json.dumps(asdict(cfg), indent=1))  # the settings in force (a resume may extend max_steps)
     # data: the test split is not touched until the end
-    train_set, test_set, spec = load_dataset(cfg.dataset, cfg.data_dir)
+    train_set, spec = load_dataset(cfg.dataset, cfg.data_dir, splits=('train',))
     splits = mlo_splits(train_set, cfg.val_fraction, cfg.split_seed, cfg.du)
     loader = lambda ds, seed: BatchLoader(ds, spec, cfg.batch_size // world, device=device, seed=seed,
                                           num_workers=cfg.num_workers, rank=rank, world_size=world)
@@ -315,6 +315,7 @@ def train(cfg: TrainConfig = None, **overrides) -> dict:
     checkpoint()
     # the end: artefacts and the one evaluation on the test split
     # every rank evaluates the whole test split: no sharding, no reduction, the same number everywhere
+    test_set, _ = load_dataset(cfg.dataset, cfg.data_dir, splits=('test',))
     test_loader = BatchLoader(test_set, spec, 256, train=False, device=device, num_workers=cfg.num_workers, drop_last=False)
     acc = 100.0 * stage_two_test_accuracy(model.finetuned or model.mae, model.head, test_loader)
     summary = dict(stage2_test_accuracy=acc, steps=solver.iteration, stage_one_steps=solver.stage_one_steps,

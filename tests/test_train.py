@@ -102,3 +102,20 @@ def test_two_gloo_processes_train_as_one(tmp_path):
     for k in a:
         assert torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-4), (k, (a[k] - b[k]).abs().max())
     assert sum(int((a[k] - b[k]).abs().max() > 1e-6) for k in a) <= 8
+
+
+def test_test_split_is_read_only_after_training(tmp_path, monkeypatch):
+    "On a CIFAR-10-layout folder: every read of test_batch comes after the last training iteration."
+    import mlo_mae.data as data
+    from mlo_mae.mlo import MLOSolver
+    from mlo_mae.train import train
+    data.write_cifar_folder(tmp_path, 'cifar10', images_per_file=40)
+    events, unpickle, step = [], data._unpickle, MLOSolver.step
+    monkeypatch.setattr(data, '_unpickle', lambda p: (events.append(('read', Path(p).name)), unpickle(p))[1])
+    monkeypatch.setattr(MLOSolver, 'step', lambda self, *a, **k: (events.append(('step', None)), step(self, *a, **k))[1])
+    summary = train(dataset='cifar10', data_dir=str(tmp_path), preset='smoke', batch_size=8, max_steps=3,
+                    out_dir=str(tmp_path / 'run'), progress=False, num_workers=0, device='cpu')
+    steps = [i for i, e in enumerate(events) if e[0] == 'step']
+    test_reads = [i for i, e in enumerate(events) if e == ('read', 'test_batch')]
+    assert len(steps) == 3 and test_reads and min(test_reads) > max(steps)
+    assert 0 <= summary['stage2_test_accuracy'] <= 100
