@@ -373,4 +373,5 @@ def main(argv=None):
     if int(os.environ.get('RANK', 0)) == 0: print(json.dumps(summary))
 
 # %% ../nbs/05_train.ipynb #98614928
-if __name__ == '__main__' and not hasattr(sys, 'ps1') and 'ipykernel' not in sys.modules: main()
+#| eval: false
+if __name__ == '__main__': main()
