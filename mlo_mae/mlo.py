@@ -37,7 +37,7 @@ class MLOConfig:
     hypergradient: str = 'finite_difference'
     alpha: float = 0.01
     lr_factors: bool = True
-    detach_t_input: bool = False
+    detach_t_input: bool = True
     t_pos_embed: bool = False
     straight_through: bool = False
     stage_two: str = 'linear'
@@ -60,7 +60,7 @@ class MLOConfig:
 class MLOModel(nn.Module):
     "The MAE (E, D), the masking network T and the classification head C (and Eq. 13's F), with the paper's losses."
     def __init__(self, mae: MaskedAutoencoderViT, masking_net: MaskingNet, head: nn.Module,
-                 detach_t_input=False, t_pos_embed=False, straight_through=False, finetune_stage_two=False):
+                 detach_t_input=True, t_pos_embed=False, straight_through=False, finetune_stage_two=False):
         super().__init__()
         self.mae, self.masking_net, self.head = mae, masking_net, head
         self.detach_t_input, self.t_pos_embed, self.straight_through = detach_t_input, t_pos_embed, straight_through
@@ -78,10 +78,10 @@ class MLOModel(nn.Module):
         "sigma(P_i, X; T) for every patch: (B, N)."
         return self.masking_net(self.t_input(imgs) if t_input is None else t_input)
 
-    def reconstruction_loss(self, imgs, mask_ratio, t_input=None):
-        "Eq. 1: mask the N*r most probable patches, reconstruct them, weight each patch's loss by its sigma."
+    def reconstruction_loss(self, imgs, mask_ratio, t_input=None, masking=None):
+        "Eq. 1: mask the N*r most probable patches (or the given `masking`), reconstruct them, weight each patch's loss by its sigma."
         probs = self.masking_probs(imgs, t_input)
-        masking = topk_masking(probs, mask_ratio)
+        masking = topk_masking(probs, mask_ratio) if masking is None else masking
         loss, _, _ = self.mae(imgs, masking=masking, weights=probs, straight_through=self.straight_through)
         return loss, probs, masking
 
@@ -124,7 +124,8 @@ def stage_losses(model: MLOModel, cfg: MLOConfig, xu, xtr, ytr, xval, yval, mask
     "`rec_loss(E, T)`, `tr_loss(E, C)`, `val_loss(E, C)`: Eq. 1, 2, 3 at substituted parameters, batches closed over."
     call = lambda P, *a: functional_call(model, P, a)
     t_in = model.t_input(xu).detach() if cfg.detach_t_input else None  # held fixed at this E
-    rec = lambda E, T: call({**E, **T}, 'reconstruction_loss', xu, mask_ratio, t_in)[0]
+    with torch.no_grad(): held = topk_masking(model.masking_probs(xu, t_in), mask_ratio)  # the selection, held too
+    rec = lambda E, T: call({**E, **T}, 'reconstruction_loss', xu, mask_ratio, t_in, held)[0]
     tr = lambda E, C: call({**E, **C}, 'classification_loss', xtr, ytr)
     if cfg.stage_two == 'finetune':
         tr = lambda E, C: call({**E, **C}, 'classification_loss', xtr, ytr) + cfg.prox_lambda * call({**E, **C}, 'proximal_term')
@@ -253,18 +254,19 @@ class MLOSolver:
 
     def stage_three_step(self, xu, xtr, ytr, xval, yval, mask_ratio=None):
         "Stage III (Eq. 3, 8): T steps along the hypergradient; a non-finite one is skipped and counted."
+        with torch.no_grad(), self.autocast(xval): val_loss = self.model.classification_loss(xval, yval).item()  # for the log
         hg = self.compute_hypergradient(xu, xtr, ytr, xval, yval, mask_ratio)
         T = self.model.named_groups()['T']
         grads = [hg[n] for n in T]  # already averaged over ranks, inside the hypergradient
         norm = float(torch.sqrt(sum((v.double() ** 2).sum() for v in grads)))
         if not math.isfinite(norm):
             self.t_skipped += 1
-            return dict(hypergrad_norm=norm, t_skipped=self.t_skipped)
+            return dict(val_loss=val_loss, hypergrad_norm=norm, t_skipped=self.t_skipped)
         self.opt_t.zero_grad(set_to_none=True)
         for p, v in zip(T.values(), grads): p.grad = v.to(p.dtype)
         self.opt_t.step()
         self.t_steps += 1
-        return dict(hypergrad_norm=norm, t_skipped=self.t_skipped)
+        return dict(val_loss=val_loss, hypergrad_norm=norm, t_skipped=self.t_skipped)
 
     def step(self, du_batches, dtr_batch, dval_batch, mask_ratio=None):
         "One iteration: `unroll_steps` Stage I steps on batches drawn from `du_batches`, Stage II, then Stage III every `t_every`."
@@ -298,14 +300,14 @@ def mask_ratio_schedule(progress, start=0.5, end=0.9):
     return start + (end - start) * min(max(progress, 0.0), 1.0)
 
 # %% ../nbs/04_mlo.ipynb #728925f2
-def micro_problem(cfg: MLOConfig, seed=0, batch=8, dtype=torch.float64, lr=1e-2, **kw):
+def micro_problem(cfg: MLOConfig, seed=0, batch=8, dtype=torch.float64, lr=1e-2, t_hidden=32, num_classes=10, **kw):
     "A float64 micro `MLOSolver` with fixed random batches (for checks): (solver, xu, xtr, ytr, xval, yval)."
     torch.manual_seed(seed)
-    model = build_mlo_model('vit_micro_patch4_32', num_classes=4, cfg=cfg, t_hidden=32, **kw).to(dtype)
+    model = build_mlo_model('vit_micro_patch4_32', num_classes=num_classes, cfg=cfg, t_hidden=t_hidden, **kw).to(dtype)
     solver = MLOSolver(model, cfg, *make_optimizers(model, lr, lr, lr))
     g = torch.Generator().manual_seed(seed + 1)
     xs = [torch.randn(batch, 3, 32, 32, generator=g, dtype=dtype) for _ in range(3)]
-    ys = [torch.randint(0, 4, (batch,), generator=g) for _ in range(2)]
+    ys = [torch.randint(0, num_classes, (batch,), generator=g) for _ in range(2)]
     return solver, xs[0], xs[1], ys[0], xs[2], ys[1]
 
 def directional_check(solver, xu, xtr, ytr, xval, yval, h=1e-6, seed=0):

@@ -71,7 +71,7 @@ class TrainConfig:
     hypergradient: str = 'finite_difference'
     alpha: float = 0.01
     lr_factors: bool = True
-    detach_t_input: bool = False
+    detach_t_input: bool = True           # T reads E's patch embeddings as a fixed input (see 04_mlo)
     t_pos_embed: bool = False
     straight_through: bool = False
     stage_two: str = 'linear'
