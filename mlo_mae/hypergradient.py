@@ -105,20 +105,22 @@ def hypergradient_exact(rec_loss: Callable, tr_loss: Callable, val_loss: Callabl
 # %% ../nbs/03_hypergradient.ipynb #65fc6bc9
 def hypergradient_fd(rec_loss: Callable, tr_loss: Callable, val_loss: Callable, E: Params, C: Params,
                      T: Params, eta_E: float, eta_C: float, alpha: float = 0.01,
-                     lr_factors: bool = True, reduce: Callable = _identity) -> dict[str, Tensor]:
-    "Eq. 9-11 with both mixed Hessian-vector products by central finite differences (Eq. 12)."
+                     lr_factors: bool = True, reduce: Callable = _identity,
+                     c_path: str = 'finite_difference') -> dict[str, Tensor]:
+    "Eq. 9-11 with the T-link (and, unless `c_path='exact'`, the C-path) Hessian-vector product by central differences (Eq. 12)."
     s_E, s_C = (eta_E, eta_C) if lr_factors else (1.0, 1.0)   # Betty: no learning rate in the Jacobians
     E1, C1 = unrolled_step(rec_loss, tr_loss, E, C, T, eta_E, eta_C, reduce=reduce)   # Eq. 6-7
     E1l, C1l = _leaves(E1), _leaves(C1)
     g = reduce(_grad(val_loss(E1l, C1l), {**{('E', k): v for k, v in E1l.items()},
                                           **{('C', k): v for k, v in C1l.items()}}))
     g_E1, g_C = {k: g['E', k] for k in E1l}, {k: g['C', k] for k in C1l}              # dL_val/dE', dL_val/dC'
-    h_C = mixed_hvp_fd(tr_loss, E1, C, g_C, alpha, reduce)                             # grad^2_{E,C} L_tr(E',C) g_C
+    h_C = (reduce(mixed_hvp_exact(tr_loss, E1, C, g_C)) if c_path == 'exact'        # grad^2_{E,C} L_tr(E',C) g_C
+           else mixed_hvp_fd(tr_loss, E1, C, g_C, alpha, reduce))
     g_E = {k: g_E1[k] - s_C * h_C[k] for k in g_E1}                                    # Eq. 11 (minus: see above)
     h_T = mixed_hvp_fd(lambda T_, E_: rec_loss(E_, T_), T, E, g_E, alpha, reduce)      # grad^2_{T,E} L_rec(E,T) g_E
     return {k: -s_E * h_T[k] for k in h_T}                                             # Eq. 10
 
-# %% ../nbs/03_hypergradient.ipynb #0cc41ef6
+# %% ../nbs/03_hypergradient.ipynb #c008ef85
 def hold_t_input(rec_loss_given_input: Callable, t_input: Callable, E: Params) -> Callable:
     "`rec_loss(E, T)` whose masking-net input is `t_input(E)` computed once, at this E, and held fixed."
     with torch.no_grad(): z = t_input(_detached(E))   # a constant: no graph back to E
@@ -138,18 +140,20 @@ def check_rec_loss(rec_loss: Callable, E: Params, T: Params, alpha: float = 0.01
                          f"attached or hold it fixed with hold_t_input (or alpha={alpha} is wrong for the dtype)")
     return cos
 
-# %% ../nbs/03_hypergradient.ipynb #baa28aa6
+# %% ../nbs/03_hypergradient.ipynb #c69aef67
 METHODS = ('finite_difference', 'exact')
 
 def hypergradient(rec_loss: Callable, tr_loss: Callable, val_loss: Callable, E: Params, C: Params,
                   T: Params, eta_E: float, eta_C: float, method: str = 'finite_difference',
-                  alpha: float = 0.01, lr_factors: bool = True, reduce: Callable = None) -> dict[str, Tensor]:
+                  alpha: float = 0.01, lr_factors: bool = True, reduce: Callable = None,
+                  c_path: str = 'finite_difference') -> dict[str, Tensor]:
     """Stage III hypergradient d/dT L_val(E'(T), C'(E'(T))) (Eq. 8-12), one tensor per parameter of T.
 
     `reduce`, for data-parallel training, combines each gradient computed from a batch (a dict) across processes,
     e.g. an all-reduce mean; with it, `finite_difference` on shards equals the computation on the whole batch.
     `exact` differentiates through the unroll and cannot reduce inside it: its result is reduced at the end."""
     if method not in METHODS: raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if c_path not in METHODS: raise ValueError(f"c_path must be one of {METHODS}, got {c_path!r}")
     if not (isinstance(alpha, numbers.Real) and math.isfinite(alpha) and alpha > 0):
         raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
     for name, eta in (('eta_E', eta_E), ('eta_C', eta_C)):
@@ -164,4 +168,4 @@ def hypergradient(rec_loss: Callable, tr_loss: Callable, val_loss: Callable, E: 
     reduce = reduce or _identity
     if method == 'exact':
         return reduce(hypergradient_exact(rec_loss, tr_loss, val_loss, E, C, T, eta_E, eta_C, lr_factors))
-    return hypergradient_fd(rec_loss, tr_loss, val_loss, E, C, T, eta_E, eta_C, alpha, lr_factors, reduce)
+    return hypergradient_fd(rec_loss, tr_loss, val_loss, E, C, T, eta_E, eta_C, alpha, lr_factors, reduce, c_path)

@@ -35,6 +35,7 @@ class MLOConfig:
     unroll_steps: int = 2
     t_every: int = 1
     hypergradient: str = 'finite_difference'
+    c_path: str = 'exact'   # the C-path product of Eq. 11 exactly through the head (cheaper); 'finite_difference': A.2's
     alpha: float = 0.01
     lr_factors: bool = True
     detach_t_input: bool = True
@@ -53,6 +54,7 @@ class MLOConfig:
         if self.t_every < 1: raise ValueError(f"t_every must be >= 1, got {self.t_every}")
         if self.hypergradient not in ('finite_difference', 'exact'):
             raise ValueError(f"hypergradient must be 'finite_difference' or 'exact', got {self.hypergradient!r}")
+        if self.c_path not in ('finite_difference', 'exact'): raise ValueError(f"c_path must be 'finite_difference' or 'exact', got {self.c_path!r}")
         if self.stage_two not in ('linear', 'finetune'): raise ValueError(f"stage_two must be 'linear' or 'finetune', got {self.stage_two!r}")
         if self.alpha <= 0: raise ValueError(f"alpha must be > 0, got {self.alpha}")
 
@@ -246,11 +248,12 @@ class MLOSolver:
         method = method or cfg.hypergradient
         lr_E, lr_C = self.learning_rates()
         eta_E = lr_E if eta_E is None else eta_E
-        kernel = sdpa_kernel(SDPBackend.MATH) if method == 'exact' else nullcontext()  # fused kernels have no double backward
+        double_through_attention = method == 'exact' or (cfg.c_path == 'exact' and self.model.finetuned is not None)
+        kernel = sdpa_kernel(SDPBackend.MATH) if double_through_attention else nullcontext()  # fused kernels have no double backward
         with torch.autocast(xu.device.type, enabled=False), kernel:
             rec, tr, val = stage_losses(self.model, cfg, xu, xtr, ytr, xval, yval, r)
             return hypergradient(rec, tr, val, g['E'], g['C'], g['T'], eta_E, lr_C, method=method, alpha=cfg.alpha,
-                                 lr_factors=cfg.lr_factors, reduce=_average_dict if distributed() else None)
+                                 lr_factors=cfg.lr_factors, reduce=_average_dict if distributed() else None, c_path=cfg.c_path)
 
     def stage_three_step(self, xu, xtr, ytr, xval, yval, mask_ratio=None):
         "Stage III (Eq. 3, 8): T steps along the hypergradient; a non-finite one is skipped and counted."
@@ -258,7 +261,7 @@ class MLOSolver:
         hg = self.compute_hypergradient(xu, xtr, ytr, xval, yval, mask_ratio)
         T = self.model.named_groups()['T']
         grads = [hg[n] for n in T]  # already averaged over ranks, inside the hypergradient
-        norm = float(torch.sqrt(sum((v.double() ** 2).sum() for v in grads)))
+        norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(v, dtype=torch.float64) for v in grads])))
         if not math.isfinite(norm):
             self.t_skipped += 1
             return dict(val_loss=val_loss, hypergrad_norm=norm, t_skipped=self.t_skipped)

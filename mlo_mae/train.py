@@ -69,6 +69,7 @@ class TrainConfig:
     # the method's options (see 04_mlo)
     t_every: int = 1
     hypergradient: str = 'finite_difference'
+    c_path: str = 'exact'
     alpha: float = 0.01
     lr_factors: bool = True
     detach_t_input: bool = True           # T reads E's patch embeddings as a fixed input (see 04_mlo)
@@ -96,7 +97,7 @@ class TrainConfig:
 
     def mlo_config(self) -> MLOConfig:
         return MLOConfig(method=self.method, mask_ratio=self.mask_ratio, unroll_steps=self.unroll_steps, t_every=self.t_every,
-                         hypergradient=self.hypergradient, alpha=self.alpha, lr_factors=self.lr_factors,
+                         hypergradient=self.hypergradient, c_path=self.c_path, alpha=self.alpha, lr_factors=self.lr_factors,
                          detach_t_input=self.detach_t_input, t_pos_embed=self.t_pos_embed, straight_through=self.straight_through,
                          stage_two=self.stage_two, prox_lambda=self.prox_lambda, blo_gamma=self.blo_gamma, clip_grad=self.clip_grad)
 

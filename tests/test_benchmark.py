@@ -1,0 +1,56 @@
+"""The benchmark's command line in its quick form on the CPU: one JSON line per record, with the fields that issue 7 asks for."""
+import json, subprocess, sys
+from pathlib import Path
+
+import pytest
+
+STEP_FIELDS = {
+    'kind', 'setting', 'preset', 'batch_size', 'img_size', 'amp', 'synthetic', 'unroll_steps',
+    'device', 'device_name', 'threads', 'torch', 'date', 'tf32_default',
+    'mae_ms', 'mae_img_s', 'mae_peak_gib',
+    'mlo_ms', 'mlo_img_s', 'mlo_peak_gib', 'ratio',
+    'mlo5_ms', 'mlo5_img_s', 'mlo5_peak_gib', 'ratio5',
+    'hg_alpha', 'hg_cosine', 'hg_rel_err', 'hg_exact_ms', 'hg_fd_ms',
+    'mlo_tf32_ms', 'ratio_tf32', 'epoch50k_unroll2_s',
+}
+
+
+@pytest.fixture(scope='module')
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp('bench') / 'sub' / 'bench.json'
+    p = subprocess.run([sys.executable, '-m', 'mlo_mae.benchmark', '--device', 'cpu', '--quick', '--threads', '1',
+                        '--out', str(out)], capture_output=True, text=True, timeout=120,
+                       cwd=Path(__file__).resolve().parents[1])
+    assert p.returncode == 0, p.stderr[-3000:]
+    return [json.loads(l) for l in p.stdout.splitlines() if l.strip()], out
+
+
+def test_cli_prints_json_lines_with_the_fields(run):
+    records, _ = run
+    steps = [r for r in records if r['kind'] == 'step']
+    loaders = [r for r in records if r['kind'] == 'loader']
+    assert len(steps) == 1 and len(loaders) == 1
+    r = steps[0]
+    assert STEP_FIELDS <= set(r), STEP_FIELDS - set(r)
+    assert r['device'] == 'cpu' and r['setting'] == 'micro' and r['threads'] == 1
+    assert r['mae_peak_gib'] is None and r['mlo_peak_gib'] is None      # no GPU memory on the CPU
+    assert r['mlo_tf32_ms'] is None                                      # TF32 only on a GPU
+    for k in ('mae_ms', 'mlo_ms', 'mlo5_ms', 'mae_img_s', 'mlo_img_s', 'hg_exact_ms', 'hg_fd_ms'):
+        assert r[k] > 0, k
+    # the derived figures follow from the measured ones
+    assert abs(r['mae_img_s'] - r['batch_size'] * 1000 / r['mae_ms']) < 1e-6 * r['mae_img_s']
+    assert abs(r['ratio'] - r['mlo_ms'] / r['mae_ms']) < 1e-9 * r['ratio']
+    assert abs(r['ratio5'] - r['mlo5_ms'] / r['mae_ms']) < 1e-9 * r['ratio5']
+    assert -1 <= r['hg_cosine'] <= 1 and r['hg_rel_err'] >= 0
+    assert loaders[0]['loader_img_s'] > 0 and loaders[0]['dataset'] == 'cifar10_mini'
+
+
+def test_cli_writes_the_same_records_to_out(run):
+    records, out = run
+    assert json.loads(out.read_text()) == records
+
+
+def test_cli_refuses_bad_input():
+    p = subprocess.run([sys.executable, '-m', 'mlo_mae.benchmark', '--device', 'cpu', '--settings', 'nope'],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and 'unknown setting' in p.stderr
