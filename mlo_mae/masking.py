@@ -6,14 +6,14 @@
 __all__ = ['UMAE_WEIGHT', 'MaskingNet', 'masking_net_num_params', 'Masking', 'num_kept', 'topk_masking', 'random_masking',
            'weighted_reconstruction_loss', 'uniformity_loss']
 
-# %% ../nbs/01_masking.ipynb #bde1c7d7
+# %% ../nbs/01_masking.ipynb #9a66e5f9
 from typing import NamedTuple, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# %% ../nbs/01_masking.ipynb #e5888fa5
+# %% ../nbs/01_masking.ipynb #46ab2c97
 class MaskingNet(nn.Module):
     "T of Appendix B.2: Linear(N*D, hidden) -> ReLU -> Linear(hidden, N) -> sigmoid, one probability per patch."
     def __init__(self, num_patches: int, embed_dim: int, hidden: int = 512):
@@ -31,12 +31,12 @@ class MaskingNet(nn.Module):
         x = patch_embeddings.flatten(1)  # the whole image at once: T sees all patches and their order
         return torch.sigmoid(self.fc2(self.act(self.fc1(x))))
 
-# %% ../nbs/01_masking.ipynb #6510929a
+# %% ../nbs/01_masking.ipynb #feea5450
 def masking_net_num_params(num_patches: int, embed_dim: int, hidden: int = 512) -> int:
     "Closed-form parameter count of `MaskingNet`: fc1 (N*D*h + h) plus fc2 (h*N + N)."
     return num_patches * embed_dim * hidden + hidden + hidden * num_patches + num_patches
 
-# %% ../nbs/01_masking.ipynb #c2345da5
+# %% ../nbs/01_masking.ipynb #f5d81f5a
 class Masking(NamedTuple):
     "Which patches the encoder sees, as in MAE's `random_masking`."
     ids_keep: torch.Tensor     # (B, K) long: visible patches, in the order the encoder sees them
@@ -58,7 +58,7 @@ def _masking_from_order(ids_shuffle: torch.Tensor, len_keep: int) -> Masking:
     mask = torch.gather(shuffled, 1, ids_restore)
     return Masking(ids_shuffle[:, :len_keep], mask, ids_restore)
 
-# %% ../nbs/01_masking.ipynb #83cfa927
+# %% ../nbs/01_masking.ipynb #65f53821
 def topk_masking(probs: torch.Tensor, mask_ratio: float) -> Masking:
     "Mask the N*r most probable patches of `probs` (B, N); keep the `int(N*(1-r))` least probable."
     if probs.ndim != 2:
@@ -74,7 +74,7 @@ def random_masking(batch_size: int, num_patches: int, mask_ratio: float,
     noise = torch.rand(batch_size, num_patches, device=device, generator=generator)
     return _masking_from_order(torch.argsort(noise, dim=1), len_keep)
 
-# %% ../nbs/01_masking.ipynb #86be680c
+# %% ../nbs/01_masking.ipynb #8e7fae1d
 def weighted_reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
                                  weights: Optional[torch.Tensor] = None,
                                  straight_through: bool = False) -> torch.Tensor:
@@ -92,7 +92,7 @@ def weighted_reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, mask:
     else: w = weights
     return (w * per_patch * mask).sum() / mask.sum()
 
-# %% ../nbs/01_masking.ipynb #79239450
+# %% ../nbs/01_masking.ipynb #5b2563ca
 UMAE_WEIGHT = 0.01  # U-MAE's weight of the uniformity term
 
 def uniformity_loss(features: torch.Tensor) -> torch.Tensor:
