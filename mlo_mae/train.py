@@ -291,7 +291,7 @@ def train(cfg: TrainConfig = None, **overrides) -> dict:
                             t_skipped=solver.t_skipped),
                 streams=[s.state() for s in (du, dtr, dval)], rng=rngs if world > 1 else [local], elapsed=elapsed))
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # the text bar: it renders in terminals, notebooks and papermill's saved outputs alike
     bar = tqdm(total=total, initial=solver.iteration, disable=not cfg.progress or rank != 0, desc=f'{cfg.method} {cfg.dataset}')
     log = open(out/'metrics.jsonl', 'a') if rank == 0 else None
     images_per_it = cfg.batch_size * (1 if cfg.method == 'supervised' else cfg.unroll_steps)
