@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_train.ipynb #ae912da5
 from __future__ import annotations
-import argparse, dataclasses, json, math, os, random, shutil, sys, time
+import argparse, dataclasses, json, math, os, random, shutil, sys, time, warnings
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 
@@ -257,6 +257,9 @@ def train(cfg: TrainConfig = None, **overrides) -> dict:
     du, dtr, dval = Stream(loader(splits.du, cfg.seed)), Stream(loader(splits.dtr, cfg.seed + 1)), Stream(loader(splits.dval, cfg.seed + 2))
     per_epoch = len(dtr.loader) if cfg.method == 'supervised' else max(1, len(du.loader) // cfg.unroll_steps)
     total = cfg.epochs * per_epoch if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * per_epoch)
+    if cfg.max_steps is not None and cfg.max_steps > total and rank == 0:
+        warnings.warn(f"max_steps {cfg.max_steps} is more than epochs x iterations per epoch = {cfg.epochs} x {per_epoch}: "
+                      f"the run stops at {total}; raise epochs to train longer")
     # model, optimizers, schedules, solver
     torch.manual_seed(cfg.seed)
     mcfg = cfg.mlo_config()
@@ -301,7 +304,7 @@ def train(cfg: TrainConfig = None, **overrides) -> dict:
         r = mask_ratio_schedule(solver.iteration / max(1, total - 1)) if cfg.curriculum_mask_ratio else cfg.mask_ratio
         lrs = dict(lr_mae=opts[0].param_groups[0]['lr'], lr_head=opts[1].param_groups[0]['lr'], lr_t=opts[2].param_groups[0]['lr'])
         m = mean_over_ranks(solver.step(du, next(dtr), next(dval), mask_ratio=r))
-        for s in scheds: s.step()
+        for s in scheds[:2] if cfg.method in ('mae', 'umae', 'supervised') else scheds: s.step()  # T never steps there
         if device.type == 'cuda': torch.cuda.synchronize(device)
         dt = time.perf_counter() - t0
         elapsed += dt

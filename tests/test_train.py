@@ -93,8 +93,9 @@ def test_two_gloo_processes_train_as_one(tmp_path):
     assert summary['world_size'] == 2 and summary['ranks_in_sync']
     # the logged losses (averaged over ranks) and the hypergradients (reduced inside) are the global batch's
     for s, d in zip(metrics(single), metrics(ddp)):
-        for k in ('rec_loss', 'tr_loss', 'hypergrad_norm', 'prob_mean'):
-            assert abs(s[k] - d[k]) <= 1e-4 * abs(s[k]), (s['step'], k, s[k], d[k])
+        for k, tol in (('rec_loss', 1e-4), ('tr_loss', 1e-4), ('prob_mean', 1e-4), ('hypergrad_norm', 1e-3)):
+            # the hypergradient, a difference quotient of float32 gradients, carries the weights' float noise (below)
+            assert abs(s[k] - d[k]) <= tol * abs(s[k]), (s['step'], k, s[k], d[k])
     # weights: AdamW divides each gradient by its own running scale, so entries whose gradient is at rounding level
     # (the attention key bias has an exactly zero gradient: softmax ignores a shift) take noise-sized steps of up to
     # lr = 1e-3; everything else agrees far below one step
