@@ -483,4 +483,4 @@ def main(argv=None):
 
 # %% ../nbs/30_benchmark.ipynb #69f530aa
 #| eval: false
-if __name__ == '__main__': main()
+if __name__ == '__main__' and 'ipykernel' not in sys.modules: main()  # not when a notebook runs this cell

@@ -70,4 +70,4 @@ def main(argv=None):
 
 # %% ../nbs/21_evaluate_run.ipynb #c8adfa2a
 #| eval: false
-if __name__ == '__main__': main()
+if __name__ == '__main__' and 'ipykernel' not in sys.modules: main()  # not when a notebook runs this cell

@@ -378,4 +378,4 @@ def main(argv=None):
 
 # %% ../nbs/05_train.ipynb #98614928
 #| eval: false
-if __name__ == '__main__': main()
+if __name__ == '__main__' and 'ipykernel' not in sys.modules: main()  # not when a notebook runs this cell
