@@ -91,6 +91,7 @@ class TrainConfig:
     # machinery
     device: str = None
     amp: str = None                       # 'bf16' (default on CUDA), 'fp16' or 'none'
+    tf32: bool = False                    # TF32 matmuls on CUDA, Stage III included (its effect on the hypergradient: 30_benchmark)
     checkpoint_every: int = 200
     progress: bool = True
     model_kw: dict = None
@@ -242,6 +243,8 @@ def train(cfg: TrainConfig = None, **overrides) -> dict:
     "Train one run (see `TrainConfig`); returns the final summary (also written to `out_dir/final.json`)."
     cfg = resolve_config(cfg, **overrides)
     rank, world, device = setup_distributed(cfg.device)
+    if device.type == 'cuda':  # off by default: Stage III's finite difference needs float32's mantissa until measured otherwise
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg.tf32
     if cfg.batch_size % world: raise ValueError(f"batch_size {cfg.batch_size} is not divisible by {world} processes")
     out = Path(cfg.out_dir)
     state = load_checkpoint(out/'checkpoint.pt', cfg) if cfg.resume else None  # refused before anything is written
