@@ -220,7 +220,8 @@ def mean_over_ranks(metrics: dict) -> dict:
     "The metrics of one iteration averaged over ranks (each rank saw its shard of the global batch)."
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1: return metrics
     keys = sorted(k for k, v in metrics.items() if isinstance(v, float))
-    t = torch.tensor([metrics[k] for k in keys], dtype=torch.float64)
+    device = 'cuda' if dist.get_backend() == 'nccl' else 'cpu'  # NCCL reduces device tensors only
+    t = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return {**metrics, **{k: v / dist.get_world_size() for k, v in zip(keys, t.tolist())}}
 
