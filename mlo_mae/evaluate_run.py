@@ -43,11 +43,13 @@ def evaluate_run(run_dir, protocol='stage2', device='cpu', overwrite=False, batc
         f, l = ev.extract_features(encoder, plain(test_set))
         intra, inter = ev.class_similarities(f, l)
         res.update(intra=float(intra), inter=float(inter), ratio=float(intra / inter))
-    elif protocol == 'finetune':
+    elif protocol == 'finetune':  # B.4 at 32 px; MAE's recipe (layer decay, mixup/cutmix, drop path) at 224 px
         new_head = ClassificationHead(head.fc.in_features, head.fc.out_features).to(device)
-        train_loader = BatchLoader(train_set, spec, 64, train=True, device=device, num_workers=0)
-        res.update(epochs=epochs or 100, accuracy=100 * ev.finetune(encoder, new_head, train_loader, plain(test_set),
-                                                                    epochs=epochs or 100, progress=progress))
+        bs = 64 if spec.img_size == 32 else batch_size
+        recipe = {} if spec.img_size == 32 else ev.mae_finetune_recipe(bs)
+        recipe['epochs'] = epochs or recipe.get('epochs', 100)
+        train_loader = BatchLoader(train_set, spec, bs, train=True, device=device, num_workers=0)
+        res.update(recipe=recipe, accuracy=100 * ev.finetune(encoder, new_head, train_loader, plain(test_set), progress=progress, **recipe))
     else:
         acc = ev.robustness_eval(ev.EncoderClassifier(encoder, head), folders, spec, train_set.classes)
         res['accuracy'] = {name: 100 * a for name, a in acc.items()}

@@ -87,3 +87,13 @@ def test_gradcam_and_tsne_on_micro_features(mini, micro):
     f, _ = extract_features(micro, BatchLoader(test.subset(range(200)), spec, 200, train=False))
     emb = tsne_embedding(f)
     assert emb.shape == (200, 2) and np.isfinite(emb).all()
+
+
+def test_linear_probe_of_a_trained_micro_encoder_beats_chance(tmp_path):
+    "A micro MLO-MAE run of a few dozen iterations, then MAE's linear probe on the embedded data: clearly above 10%."
+    from mlo_mae.train import train
+    from mlo_mae.evaluate_run import evaluate_run
+    run = tmp_path / 'run'
+    train(out_dir=str(run), max_steps=40, progress=False, num_workers=0, device='cpu')
+    r = evaluate_run(run, 'linear_probe', epochs=20, progress=False)
+    assert r['accuracy'] >= 20, r
