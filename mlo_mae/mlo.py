@@ -250,10 +250,16 @@ class MLOSolver:
         eta_E = lr_E if eta_E is None else eta_E
         double_through_attention = method == 'exact' or (cfg.c_path == 'exact' and self.model.finetuned is not None)
         kernel = sdpa_kernel(SDPBackend.MATH) if double_through_attention else nullcontext()  # fused kernels have no double backward
-        with torch.autocast(xu.device.type, enabled=False), kernel:
-            rec, tr, val = stage_losses(self.model, cfg, xu, xtr, ytr, xval, yval, r)
-            return hypergradient(rec, tr, val, g['E'], g['C'], g['T'], eta_E, lr_C, method=method, alpha=cfg.alpha,
-                                 lr_factors=cfg.lr_factors, reduce=_average_dict if distributed() else None, c_path=cfg.c_path)
+        was_training = self.model.training
+        self.model.eval()  # no dropout inside: a finite difference of two differently-dropped passes is noise
+        try:
+            with torch.autocast(xu.device.type, enabled=False), kernel:
+                rec, tr, val = stage_losses(self.model, cfg, xu, xtr, ytr, xval, yval, r)
+                return hypergradient(rec, tr, val, g['E'], g['C'], g['T'], eta_E, lr_C, method=method, alpha=cfg.alpha,
+                                     lr_factors=cfg.lr_factors, reduce=_average_dict if distributed() else None,
+                                     c_path=cfg.c_path)
+        finally:
+            self.model.train(was_training)
 
     def stage_three_step(self, xu, xtr, ytr, xval, yval, mask_ratio=None):
         "Stage III (Eq. 3, 8): T steps along the hypergradient; a non-finite one is skipped and counted."
@@ -317,6 +323,7 @@ def directional_check(solver, xu, xtr, ytr, xval, yval, h=1e-6, seed=0):
     "<exact hypergradient, u> vs the central difference of the unrolled validation loss along a random u."
     cfg, g = solver.cfg, solver.model.named_groups()
     exact = solver.compute_hypergradient(xu, xtr, ytr, xval, yval, method='exact')
+    solver.model.eval()  # as inside Stage III: no dropout
     gen = torch.Generator().manual_seed(seed)
     u = {k: torch.randn(v.shape, generator=gen, dtype=v.dtype) for k, v in g['T'].items()}
     eta_E, eta_C = solver.learning_rates()
@@ -324,5 +331,6 @@ def directional_check(solver, xu, xtr, ytr, xval, yval, h=1e-6, seed=0):
     f = lambda s: float(unrolled_val_loss(rec, tr, val, g['E'], g['C'], {k: v.detach() + s * u[k] for k, v in g['T'].items()},
                                           eta_E, eta_C, lr_factors=cfg.lr_factors).detach())
     fd = (f(h) - f(-h)) / (2 * h)
+    solver.model.train()
     ex = float(sum((exact[k] * u[k]).sum() for k in u))
     return ex, fd
