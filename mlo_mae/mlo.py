@@ -166,14 +166,14 @@ class MLOSolver:
     def __init__(self, model: MLOModel, cfg: MLOConfig, opt_mae, opt_head, opt_t, amp_dtype=None):
         self.model, self.cfg, self.opt_mae, self.opt_head, self.opt_t = model, cfg, opt_mae, opt_head, opt_t
         self.amp_dtype, self.iteration, self.stage_one_steps, self.t_steps, self.t_skipped = amp_dtype, 0, 0, 0, 0
+        self.groups = model.named_groups()  # the live parameters by role, built once (load_state_dict keeps them)
 
     def autocast(self, x):
         "bf16 (or `amp_dtype`) autocast for Stage I and II passes; nothing when `amp_dtype` is None."
         return torch.autocast(x.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
 
     def _params(self, *roles):
-        g = self.model.named_groups()
-        return [p for r in roles for p in g[r].values()]
+        return [p for r in roles for p in self.groups[r].values()]
 
     def _step(self, opt, loss, params):
         opt.zero_grad(set_to_none=True)
@@ -243,7 +243,7 @@ class MLOSolver:
 
     def compute_hypergradient(self, xu, xtr, ytr, xval, yval, mask_ratio=None, method=None, eta_E=None):
         "Eq. 8-11 at the current parameters, float32, no autocast: a dict name -> gradient for T."
-        cfg, g = self.cfg, self.model.named_groups()
+        cfg, g = self.cfg, self.groups
         r = cfg.mask_ratio if mask_ratio is None else mask_ratio
         method = method or cfg.hypergradient
         lr_E, lr_C = self.learning_rates()
@@ -265,7 +265,7 @@ class MLOSolver:
         "Stage III (Eq. 3, 8): T steps along the hypergradient; a non-finite one is skipped and counted."
         with torch.no_grad(), self.autocast(xval): val_loss = self.model.classification_loss(xval, yval).item()  # for the log
         hg = self.compute_hypergradient(xu, xtr, ytr, xval, yval, mask_ratio)
-        T = self.model.named_groups()['T']
+        T = self.groups['T']
         grads = [hg[n] for n in T]  # already averaged over ranks, inside the hypergradient
         norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(v, dtype=torch.float64) for v in grads])))
         if not math.isfinite(norm):
