@@ -6,57 +6,171 @@
 from __future__ import annotations
 import copy, math
 from operator import attrgetter
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, field, fields
 from contextlib import nullcontext
+from typing import Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.distributed as dist
+from fastcore.basics import patch
 from torch.func import functional_call
 from torch.nn.attention import sdpa_kernel, SDPBackend
+from torch.profiler import record_function
 
 from .masking import MaskingNet, topk_masking, random_masking, weighted_reconstruction_loss, uniformity_loss
 from .models import MaskedAutoencoderViT, ClassificationHead, mae_model
-from .hypergradient import hypergradient, cosine_similarity, relative_error, unrolled_val_loss
+from .hypergradient import hypergradient, unrolled_val_loss
 
 # %% auto #0
-__all__ = ['METHODS', 'MLOConfig', 'MLOModel', 'build_mlo_model', 'stage_losses', 'mask_stats', 'average_across_ranks',
-           'distributed', 'MLOSolver', 'make_optimizers', 'mask_ratio_schedule', 'micro_problem', 'directional_check']
+__all__ = ['METHODS', 'register_method', 'setting', 'validate', 'MLOConfig', 'get_method', 'Method', 'UMAE', 'MLOMAE', 'BLOMAE',
+           'Supervised', 'MLOModel', 'build_mlo_model', 'mask_stats', 'to_floats', 'stage_losses',
+           'average_across_ranks', 'distributed', 'MLOSolver', 'make_optimizers', 'mask_ratio_schedule',
+           'micro_problem', 'directional_check', 'cls_attention', 'AttMask']
 
 # %% ../nbs/04_mlo.ipynb #391d7af8
-METHODS = ('mlo_mae', 'mae', 'umae', 'blo_mae', 'supervised')
+METHODS = {}   # name -> Method subclass
+
+def register_method(cls):
+    "Class decorator: `cls` becomes `MLOConfig(method=cls.name)`, in the solver, the runner, its CLI and the figures."
+    METHODS[cls.name] = cls
+    return cls
+
+def setting(default, help: str, choices=None, check=None, why: str = None):
+    "A dataclass field that carries its help text and its rule (`choices`, or `check` with the words `why`), for `validate` and the CLI."
+    return field(default=default, metadata=dict(help=help, choices=choices, check=check, why=why))
+
+def validate(cfg):
+    "Check every setting of the dataclass `cfg` against its field's rule; one line naming the first bad one. None passes (it means: from the preset)."
+    for f in fields(cfg):
+        v, rule = getattr(cfg, f.name), f.metadata
+        if v is None: continue
+        choices = rule.get('choices')
+        choices = choices() if callable(choices) else choices
+        if choices is not None and v not in choices:
+            raise ValueError(f"unknown {f.name} {v!r}: choose one of {', '.join(map(str, choices))}")
+        if rule.get('check') is not None and not rule['check'](v): raise ValueError(f"{f.name} {rule['why']}, got {v!r}")
+    return cfg
+
+_positive = dict(check=lambda v: v > 0, why='must be > 0')
+_at_least_one = dict(check=lambda v: v >= 1, why='must be >= 1')
 
 @dataclass
 class MLOConfig:
-    "What one MLO iteration does (defaults: the paper's CIFAR setting, Table 12)."
-    method: str = 'mlo_mae'
-    mask_ratio: float = 0.75
-    unroll_steps: int = 2
-    t_every: int = 1
-    hypergradient: str = 'finite_difference'
-    c_path: str = 'exact'   # the C-path product of Eq. 11 exactly through the head (cheaper); 'finite_difference': A.2's
-    alpha: float = 0.01
-    lr_factors: bool = True
-    detach_t_input: bool = True
-    t_pos_embed: bool = False
-    straight_through: bool = False
-    stage_two: str = 'linear'
-    prox_lambda: float = 0.01
-    blo_gamma: float = 1.0
-    umae_weight: float = 0.01
-    clip_grad: float = None  # max gradient norm of each optimizer step; None: no clipping
+    "What one iteration of a method does (defaults: the paper's CIFAR setting, Table 12). Each field says what it is and what it accepts."
+    method: str = setting('mlo_mae', 'pretraining method: a name registered with `register_method`', choices=lambda: tuple(METHODS))
+    mask_ratio: Optional[float] = setting(0.75, 'share of the patches masked (Table 12)', check=lambda r: 0 < r < 1,
+                                          why='must be in (0, 1): at 0 nothing is left to reconstruct')
+    unroll_steps: Optional[int] = setting(2, 'Stage I steps per Stage II and III step (Table 7)', **_at_least_one)
+    t_every: int = setting(1, 'a Stage III step every k iterations (Table 16)', **_at_least_one)
+    hypergradient: str = setting('finite_difference', "Stage III's hypergradient: Appendix A.2 or autograd through the unroll",
+                                 choices=('finite_difference', 'exact'))
+    c_path: str = setting('exact', "Eq. 11's C-path product: exactly through the head (cheaper) or by A.2's finite difference",
+                          choices=('exact', 'finite_difference'))
+    alpha: float = setting(0.01, "Eq. 12's step: eps = alpha / ||v||", **_positive)
+    lr_factors: bool = setting(True, "eta_E, eta_C in the unrolled Jacobians (False: the authors' code)")
+    detach_t_input: bool = setting(True, "T reads E's patch embeddings as a fixed input (False: attached, the authors' code)")
+    t_pos_embed: bool = setting(False, "add E's position embedding to T's input")
+    straight_through: bool = setting(False, 'Eq. 1 weights: hard mask forward, sigma backward')
+    stage_two: str = setting('linear', "Stage II: a linear head on frozen E, or Eq. 13's fine-tuned copy F", choices=('linear', 'finetune'))
+    prox_lambda: float = setting(0.01, "Eq. 13's proximal weight", check=lambda v: v >= 0, why='must be >= 0')
+    blo_gamma: float = setting(1.0, "Eq. 5's weight of the reconstruction loss (BLO-MAE)", check=lambda v: v >= 0, why='must be >= 0')
+    umae_weight: float = setting(0.01, "U-MAE's weight of the uniformity term", check=lambda v: v >= 0, why='must be >= 0')
+    clip_grad: Optional[float] = setting(None, 'max gradient norm of each optimizer step (None: no clipping)', **_positive)
 
-    def __post_init__(self):
-        if self.method not in METHODS: raise ValueError(f"unknown method {self.method!r}: choose one of {', '.join(METHODS)}")
-        if not 0 <= self.mask_ratio < 1: raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}")
-        if self.unroll_steps < 1: raise ValueError(f"unroll_steps must be >= 1, got {self.unroll_steps}")
-        if self.t_every < 1: raise ValueError(f"t_every must be >= 1, got {self.t_every}")
-        if self.hypergradient not in ('finite_difference', 'exact'):
-            raise ValueError(f"hypergradient must be 'finite_difference' or 'exact', got {self.hypergradient!r}")
-        if self.c_path not in ('finite_difference', 'exact'): raise ValueError(f"c_path must be 'finite_difference' or 'exact', got {self.c_path!r}")
-        if self.stage_two not in ('linear', 'finetune'): raise ValueError(f"stage_two must be 'linear' or 'finetune', got {self.stage_two!r}")
-        if self.alpha <= 0: raise ValueError(f"alpha must be > 0, got {self.alpha}")
+    def __post_init__(self): validate(self)
+
+# %% ../nbs/04_mlo.ipynb #f36caad4
+def get_method(cfg: MLOConfig) -> 'Method':
+    "The `Method` that `cfg.method` names, holding `cfg`."
+    return METHODS[validate(cfg).method](cfg)
+
+@register_method
+class Method:
+    "MAE, and the base of every method: what one iteration does. Subclasses override only what differs."
+    name, label = 'mae', 'MAE'
+    learns_masks = False            # a Stage III trains T (its optimizer and schedule step)
+    has_stage_two = True            # a separate Stage II step of the head on frozen features
+    stage_one_roles = ('E', 'D')    # the parameters a Stage I step moves
+
+    def __init__(self, cfg: MLOConfig): self.cfg = cfg
+
+    def masking(self, model, xu, mask_ratio):
+        "(Masking, per-patch loss weights or None) of a D_u batch: MAE's uniform random masks, unit weights."
+        return random_masking(xu.shape[0], model.mae.num_patches, mask_ratio, device=xu.device), None
+
+    def stage_one_loss(self, model, xu, mask_ratio, xtr=None, ytr=None):
+        "(loss, log) of one Stage I step: Eq. 1 on the masks and weights of `masking`."
+        masking, weights = self.masking(model, xu, mask_ratio)
+        loss, plain, _ = model.masked_reconstruction(xu, masking, weights)
+        probs = masking.mask.new_full(masking.mask.shape, 1 - mask_ratio) if weights is None else weights.detach()
+        return loss, dict(rec_loss=loss.detach(), rec_error=plain, **mask_stats(probs, masking.mask))
+
+    def iteration(self, solver, du_batches, dtr_batch, dval_batch, mask_ratio):
+        "Algorithm 1: `unroll_steps` Stage I steps, a Stage II step, and a Stage III step every `t_every` iterations if the method learns masks."
+        out, (xtr, ytr) = {}, dtr_batch
+        for _ in range(self.cfg.unroll_steps):
+            xu = next(du_batches)
+            xu = xu[0] if isinstance(xu, (tuple, list)) else xu
+            out.update(solver.stage_one_step(xu, mask_ratio, xtr, ytr))
+        if self.has_stage_two: out.update(solver.stage_two_step(xtr, ytr))
+        if self.learns_masks and solver.iteration % self.cfg.t_every == 0:
+            out.update(solver.stage_three_step(xu, xtr, ytr, *dval_batch, mask_ratio))
+        return out
+
+    def stage_losses(self, model, xu, xtr, ytr, xval, yval, mask_ratio):
+        "`rec_loss(E, T)`, `tr_loss(E, C)`, `val_loss(E, C)` for the hypergradient: only methods that learn masks have them."
+        raise NotImplementedError(f"{self.name} has no Stage III")
+
+    def iterations_per_epoch(self, du_batches: int, dtr_batches: int) -> int:
+        "Iterations that consume one epoch of D_u."
+        return max(1, du_batches // self.cfg.unroll_steps)
+
+    def images_per_iteration(self, batch_size: int) -> int: return batch_size * self.cfg.unroll_steps
+
+@register_method
+class UMAE(Method):
+    "U-MAE: MAE's loss plus the uniformity term on the CLS tokens of the masked input."
+    name, label = 'umae', 'U-MAE'
+    def stage_one_loss(self, model, xu, mask_ratio, xtr=None, ytr=None):
+        masking, _ = self.masking(model, xu, mask_ratio)
+        rec, plain, latent = model.masked_reconstruction(xu, masking)
+        loss = rec + self.cfg.umae_weight * uniformity_loss(latent[:, 0])
+        probs = masking.mask.new_full(masking.mask.shape, 1 - mask_ratio)
+        return loss, dict(rec_loss=rec.detach(), rec_error=plain, **mask_stats(probs, masking.mask))
+
+@register_method
+class MLOMAE(Method):
+    "MLO-MAE (Eq. 4): T's N*r most probable patches masked, each weighted by its sigma (Eq. 1); T trained by Stage III."
+    name, label = 'mlo_mae', 'MLO-MAE'
+    learns_masks = True
+    def masking(self, model, xu, mask_ratio):
+        probs = model.masking_probs(xu)
+        return topk_masking(probs, mask_ratio), probs
+
+@register_method
+class BLOMAE(MLOMAE):
+    "BLO-MAE (Eq. 5): E, D and C together on L_cls(D_tr) + gamma * L_rec(D_u) below, T above; no separate Stage II."
+    name, label = 'blo_mae', 'BLO-MAE'
+    has_stage_two, stage_one_roles = False, ('E', 'D', 'C')
+    def stage_one_loss(self, model, xu, mask_ratio, xtr=None, ytr=None):
+        rec, log = super().stage_one_loss(model, xu, mask_ratio)
+        cls = model.classification_loss(xtr, ytr)
+        return cls + self.cfg.blo_gamma * rec, dict(log, tr_loss=cls.detach())
+
+@register_method
+class Supervised(Method):
+    "Table 1's ViT without pretraining: E and C trained together on L_cls(D_tr); no masks, no decoder."
+    name, label = 'supervised', 'supervised ViT'
+    has_stage_two, stage_one_roles = False, ('E', 'C')
+    def iteration(self, solver, du_batches, dtr_batch, dval_batch, mask_ratio):
+        xtr, ytr = dtr_batch
+        with solver.autocast(xtr): loss = solver.model.classification_loss(xtr, ytr)
+        solver.update(loss, self.stage_one_roles)
+        return dict(tr_loss=loss.detach())
+    def iterations_per_epoch(self, du_batches, dtr_batches): return max(1, dtr_batches)
+    def images_per_iteration(self, batch_size): return batch_size
 
 # %% ../nbs/04_mlo.ipynb #afecf41c
 class MLOModel(nn.Module):
@@ -87,9 +201,24 @@ class MLOModel(nn.Module):
         loss, _, _ = self.mae(imgs, masking=masking, weights=probs, straight_through=self.straight_through)
         return loss, probs, masking
 
+    def masked_reconstruction(self, imgs, masking, weights=None):
+        "(Eq. 1's loss with per-patch `weights` (None: MAE's), the plain error of the masked patches, E's tokens): one Stage I pass."
+        latent = self.mae.forward_encoder(imgs, masking)
+        pred = self.mae.forward_decoder(latent, masking.ids_restore)
+        target, mask = self.mae.target(imgs).to(pred.dtype), masking.mask.to(pred.dtype)
+        loss = weighted_reconstruction_loss(pred, target, mask, weights, self.straight_through and weights is not None)
+        # the unweighted error, for the log: a sigma-weighted loss also falls when sigma does
+        plain = loss.detach() if weights is None else weighted_reconstruction_loss(pred.detach(), target, mask)
+        return loss, plain, latent
+
+    @property
+    def encoder(self):
+        "The encoder the classifier reads: the fine-tuned copy F under Eq. 13, else the MAE's E."
+        return self.mae if self.finetuned is None else self.finetuned
+
     def features(self, imgs):
         "The classifier's input: CLS token of F (Eq. 13) or of E."
-        return (self.finetuned or self.mae).forward_features(imgs)
+        return self.encoder.forward_features(imgs)
 
     def classification_loss(self, imgs, labels):
         "L_cls of Eq. 2-3: cross-entropy of the head on the encoder's CLS features."
@@ -121,35 +250,55 @@ def build_mlo_model(preset='vit_micro_patch4_32', num_classes=10, cfg: MLOConfig
                     ClassificationHead(mae.pos_embed.shape[-1], num_classes, head_kind),
                     cfg.detach_t_input, cfg.t_pos_embed, cfg.straight_through, cfg.stage_two == 'finetune')
 
-# %% ../nbs/04_mlo.ipynb #884c6c4a
-def stage_losses(model: MLOModel, cfg: MLOConfig, xu, xtr, ytr, xval, yval, mask_ratio):
-    "`rec_loss(E, T)`, `tr_loss(E, C)`, `val_loss(E, C)`: Eq. 1, 2, 3 at substituted parameters, batches closed over."
-    call = lambda P, *a: functional_call(model, P, a)
-    t_in = model.t_input(xu).detach() if cfg.detach_t_input else None  # held fixed at this E
-    with torch.no_grad(): held = topk_masking(model.masking_probs(xu, t_in), mask_ratio)  # the selection, held too
-    rec = lambda E, T: call({**E, **T}, 'reconstruction_loss', xu, mask_ratio, t_in, held)[0]
-    tr = lambda E, C: call({**E, **C}, 'classification_loss', xtr, ytr)
-    if cfg.stage_two == 'finetune':
-        tr = lambda E, C: call({**E, **C}, 'classification_loss', xtr, ytr) + cfg.prox_lambda * call({**E, **C}, 'proximal_term')
-    val = lambda E, C: call({**E, **C}, 'classification_loss', xval, yval)
-    if cfg.method == 'blo_mae':
-        C0 = model.named_groups()['C']
-        rec_blo = lambda E, T: call({**E, **C0}, 'classification_loss', xtr, ytr) + cfg.blo_gamma * rec(E, T)
-        return rec_blo, tr, val
-    return rec, tr, val
-
 # %% ../nbs/04_mlo.ipynb #a44014ee
 def mask_stats(probs, mask):
-    "Mean and std of the masking probabilities, and the normalised entropy of where masks fall."
+    "Mean and std of the masking probabilities, and the normalised entropy of where masks fall (tensors: no host sync)."
     freq = mask.float().mean(0)
     p = freq / freq.sum().clamp_min(1e-12)
-    coverage = float(-(p * p.clamp_min(1e-12).log()).sum() / math.log(mask.shape[1]))
-    return dict(prob_mean=float(probs.mean()), prob_std=float(probs.std()), mask_coverage=coverage)
+    coverage = -(p * p.clamp_min(1e-12).log()).sum() / math.log(mask.shape[1])
+    return dict(prob_mean=probs.mean(), prob_std=probs.std(), mask_coverage=coverage)
+
+def to_floats(log: dict) -> dict:
+    "A step's log with its tensors read back in one host sync: the only one per logged iteration."
+    keys = [k for k, v in log.items() if torch.is_tensor(v)]
+    values = torch.stack([log[k].detach().float().reshape(()) for k in keys]).tolist() if keys else []
+    return {**log, **dict(zip(keys, values))}
+
+# %% ../nbs/04_mlo.ipynb #884c6c4a
+def _call(model, P, what, *args):
+    "`model.<what>(*args)` with parameters `P` substituted (torch.func): a loss at E', E +- eps v, ... without copying the model."
+    return functional_call(model, P, (what, *args))
+
+@patch
+def stage_losses(self: MLOMAE, model, xu, xtr, ytr, xval, yval, mask_ratio):
+    "`rec_loss(E, T)`, `tr_loss(E, C)`, `val_loss(E, C)`: Eq. 1, 2, 3 at substituted parameters, batches closed over."
+    cfg = self.cfg
+    t_in = model.t_input(xu).detach() if cfg.detach_t_input else None  # held fixed at this E
+    with torch.no_grad(): held = topk_masking(model.masking_probs(xu, t_in), mask_ratio)  # the selection, held too
+    rec = lambda E, T: _call(model, {**E, **T}, 'reconstruction_loss', xu, mask_ratio, t_in, held)[0]
+    tr = lambda E, C: _call(model, {**E, **C}, 'classification_loss', xtr, ytr)
+    if cfg.stage_two == 'finetune':
+        tr = lambda E, C: _call(model, {**E, **C}, 'classification_loss', xtr, ytr) + cfg.prox_lambda * _call(model, {**E, **C}, 'proximal_term')
+    val = lambda E, C: _call(model, {**E, **C}, 'classification_loss', xval, yval)
+    return rec, tr, val
+
+@patch
+def stage_losses(self: BLOMAE, model, xu, xtr, ytr, xval, yval, mask_ratio):
+    "Eq. 5: `rec_loss` is the lower level's joint loss; C is not a level, so it does not move in the look-ahead (no C path)."
+    rec, _, val = MLOMAE.stage_losses(self, model, xu, xtr, ytr, xval, yval, mask_ratio)
+    C0 = model.named_groups()['C']
+    rec_blo = lambda E, T: _call(model, {**E, **C0}, 'classification_loss', xtr, ytr) + self.cfg.blo_gamma * rec(E, T)
+    no_step = lambda E, C: torch.zeros((), device=xtr.device)  # a constant: C' = C and the C-path product is 0 under every option
+    return rec_blo, no_step, val
+
+def stage_losses(model: MLOModel, cfg: MLOConfig, xu, xtr, ytr, xval, yval, mask_ratio):
+    "The hypergradient's three closures of `cfg.method` (see `Method.stage_losses`)."
+    return get_method(cfg).stage_losses(model, xu, xtr, ytr, xval, yval, mask_ratio)
 
 # %% ../nbs/04_mlo.ipynb #c0517bf4
 def average_across_ranks(tensors):
     "All-reduce-mean a list of tensors in place when running data-parallel; a no-op otherwise."
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if distributed():
         for t in tensors:
             if t is not None: dist.all_reduce(t); t /= dist.get_world_size()
 
@@ -162,11 +311,13 @@ def _average_dict(grads):
     return grads
 
 class MLOSolver:
-    "One MLO-MAE iteration (Algorithm 1) or a baseline's, over an `MLOModel` and three optimizers."
+    "One iteration of the configured `Method` (Algorithm 1 for MLO-MAE) over an `MLOModel` and three optimizers."
     def __init__(self, model: MLOModel, cfg: MLOConfig, opt_mae, opt_head, opt_t, amp_dtype=None):
         self.model, self.cfg, self.opt_mae, self.opt_head, self.opt_t = model, cfg, opt_mae, opt_head, opt_t
+        self.method = get_method(cfg)
         self.amp_dtype, self.iteration, self.stage_one_steps, self.t_steps, self.t_skipped = amp_dtype, 0, 0, 0, 0
         self.groups = model.named_groups()  # the live parameters by role, built once (load_state_dict keeps them)
+        self.optimizers = dict(E=opt_mae, D=opt_mae, C=opt_head, T=opt_t)  # which optimizer moves each role
 
     def autocast(self, x):
         "bf16 (or `amp_dtype`) autocast for Stage I and II passes; nothing when `amp_dtype` is None."
@@ -175,71 +326,40 @@ class MLOSolver:
     def _params(self, *roles):
         return [p for r in roles for p in self.groups[r].values()]
 
-    def _step(self, opt, loss, params):
-        opt.zero_grad(set_to_none=True)
+    def update(self, loss, roles):
+        "One step of the optimizers owning `roles` on `loss`: gradients into those parameters only, averaged over ranks, clipped if asked."
+        params, opts = self._params(*roles), list(dict.fromkeys(self.optimizers[r] for r in roles))
+        for o in opts: o.zero_grad(set_to_none=True)
         loss.backward(inputs=params)
         average_across_ranks([p.grad for p in params])
         if self.cfg.clip_grad: torch.nn.utils.clip_grad_norm_(params, self.cfg.clip_grad)
-        opt.step()
+        for o in opts: o.step()
 
-    def stage_one_step(self, xu, mask_ratio=None):
-        "Stage I (Eq. 1): one optimizer step of E and D on a D_u batch, T fixed."
-        m, r = self.model, self.cfg.mask_ratio if mask_ratio is None else mask_ratio
-        with self.autocast(xu):
-            if self.cfg.method in ('mae', 'umae'):
-                masking = random_masking(xu.shape[0], m.mae.num_patches, r, device=xu.device)
-                latent = m.mae.forward_encoder(xu, masking)
-                pred = m.mae.forward_decoder(latent, masking.ids_restore)
-                loss = weighted_reconstruction_loss(pred, m.mae.target(xu).to(pred.dtype), masking.mask.to(pred.dtype))
-                if self.cfg.method == 'umae': loss = loss + self.cfg.umae_weight * uniformity_loss(latent[:, 0])
-                probs = torch.full_like(masking.mask, 1 - r)
-            else:
-                loss, probs, masking = m.reconstruction_loss(xu, r)
-        self._step(self.opt_mae, loss, self._params('E', 'D'))
+    def stage_one_step(self, xu, mask_ratio=None, xtr=None, ytr=None):
+        "Stage I (Eq. 1): one step of the method's lower level (E and D; with C for BLO-MAE) on a D_u batch, T fixed."
+        r = self.cfg.mask_ratio if mask_ratio is None else mask_ratio
+        with record_function('stage_one'):  # profiler labels: the benchmark times the stages by them
+            with self.autocast(xu): loss, log = self.method.stage_one_loss(self.model, xu, r, xtr, ytr)
+            self.update(loss, self.method.stage_one_roles)
         self.stage_one_steps += 1
-        return dict(rec_loss=loss.item(), **mask_stats(probs.detach(), masking.mask))
+        return log
 
     def stage_two_step(self, xtr, ytr):
         "Stage II (Eq. 2): one step of C on frozen features (or F and C with Eq. 13's proximal term)."
         m = self.model
-        with self.autocast(xtr):
-            if m.finetuned is None:
-                with torch.no_grad(): feats = m.mae.forward_features(xtr)
-                loss = F.cross_entropy(m.head(feats), ytr)
-            else:
-                loss = m.classification_loss(xtr, ytr) + self.cfg.prox_lambda * m.proximal_term()
-        self._step(self.opt_head, loss, self._params('C'))
-        return dict(tr_loss=loss.item())
-
-    def blo_step(self, xu, xtr, ytr, mask_ratio=None):
-        "Eq. 5's lower level: E, D and C together on L_cls(D_tr) + gamma * L_rec(D_u)."
-        m, r = self.model, self.cfg.mask_ratio if mask_ratio is None else mask_ratio
-        with self.autocast(xu):
-            rec, probs, masking = m.reconstruction_loss(xu, r)
-            cls = m.classification_loss(xtr, ytr)
-            loss = cls + self.cfg.blo_gamma * rec
-        self._joint_step(loss, self._params('E', 'D', 'C'))
-        self.stage_one_steps += 1
-        return dict(rec_loss=rec.item(), tr_loss=cls.item(), **mask_stats(probs.detach(), masking.mask))
-
-    def supervised_step(self, xtr, ytr):
-        "The no-pretraining baseline (Table 1's ViT): E and C trained together on L_cls(D_tr)."
-        with self.autocast(xtr): loss = self.model.classification_loss(xtr, ytr)
-        self._joint_step(loss, self._params('E', 'C'))
-        return dict(tr_loss=loss.item())
-
-    def _joint_step(self, loss, params):
-        "One step of both the MAE's and the head's optimizers on one loss."
-        self.opt_mae.zero_grad(set_to_none=True); self.opt_head.zero_grad(set_to_none=True)
-        loss.backward(inputs=params)
-        average_across_ranks([p.grad for p in params])
-        if self.cfg.clip_grad: torch.nn.utils.clip_grad_norm_(params, self.cfg.clip_grad)
-        self.opt_mae.step(); self.opt_head.step()
+        with record_function('stage_two'):
+            with self.autocast(xtr):
+                if m.finetuned is None:
+                    with torch.no_grad(): feats = m.mae.forward_features(xtr)
+                    loss = F.cross_entropy(m.head(feats), ytr)
+                else:
+                    loss = m.classification_loss(xtr, ytr) + self.cfg.prox_lambda * m.proximal_term()
+            self.update(loss, ('C',))
+        return dict(tr_loss=loss.detach())
 
     def learning_rates(self):
-        "eta_E and eta_C of Eq. 6-7: the optimizers' current learning rates (0 for C in BLO-MAE)."
-        eta_C = 0.0 if self.cfg.method == 'blo_mae' else self.opt_head.param_groups[0]['lr']
-        return self.opt_mae.param_groups[0]['lr'], eta_C
+        "eta_E and eta_C of Eq. 6-7: the optimizers' current learning rates."
+        return self.opt_mae.param_groups[0]['lr'], self.opt_head.param_groups[0]['lr']
 
     def compute_hypergradient(self, xu, xtr, ytr, xval, yval, mask_ratio=None, method=None, eta_E=None):
         "Eq. 8-11 at the current parameters, float32, no autocast: a dict name -> gradient for T."
@@ -253,8 +373,8 @@ class MLOSolver:
         was_training = self.model.training
         self.model.eval()  # no dropout inside: a finite difference of two differently-dropped passes is noise
         try:
-            with torch.autocast(xu.device.type, enabled=False), kernel:
-                rec, tr, val = stage_losses(self.model, cfg, xu, xtr, ytr, xval, yval, r)
+            with torch.autocast(xu.device.type, enabled=False), kernel, record_function('stage_three'):
+                rec, tr, val = self.method.stage_losses(self.model, xu, xtr, ytr, xval, yval, r)
                 return hypergradient(rec, tr, val, g['E'], g['C'], g['T'], eta_E, lr_C, method=method, alpha=cfg.alpha,
                                      lr_factors=cfg.lr_factors, reduce=_average_dict if distributed() else None,
                                      c_path=cfg.c_path)
@@ -263,12 +383,12 @@ class MLOSolver:
 
     def stage_three_step(self, xu, xtr, ytr, xval, yval, mask_ratio=None):
         "Stage III (Eq. 3, 8): T steps along the hypergradient; a non-finite one is skipped and counted."
-        with torch.no_grad(), self.autocast(xval): val_loss = self.model.classification_loss(xval, yval).item()  # for the log
+        with torch.no_grad(), self.autocast(xval): val_loss = self.model.classification_loss(xval, yval)  # for the log
         hg = self.compute_hypergradient(xu, xtr, ytr, xval, yval, mask_ratio)
         T = self.groups['T']
         grads = [hg[n] for n in T]  # already averaged over ranks, inside the hypergradient
-        norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(v, dtype=torch.float64) for v in grads])))
-        if not math.isfinite(norm):
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(v, dtype=torch.float64) for v in grads]))
+        if not torch.isfinite(norm):  # the one host sync of Stage III: a skipped step must not touch AdamW's state
             self.t_skipped += 1
             return dict(val_loss=val_loss, hypergrad_norm=norm, t_skipped=self.t_skipped)
         self.opt_t.zero_grad(set_to_none=True)
@@ -278,19 +398,9 @@ class MLOSolver:
         return dict(val_loss=val_loss, hypergrad_norm=norm, t_skipped=self.t_skipped)
 
     def step(self, du_batches, dtr_batch, dval_batch, mask_ratio=None):
-        "One iteration: `unroll_steps` Stage I steps on batches drawn from `du_batches`, Stage II, then Stage III every `t_every`."
-        cfg, out = self.cfg, {}
-        xtr, ytr = dtr_batch
-        if cfg.method == 'supervised':
-            self.iteration += 1
-            return self.supervised_step(xtr, ytr)
-        for _ in range(cfg.unroll_steps):
-            xu = next(du_batches)
-            xu = xu[0] if isinstance(xu, (tuple, list)) else xu
-            out.update(self.blo_step(xu, xtr, ytr, mask_ratio) if cfg.method == 'blo_mae' else self.stage_one_step(xu, mask_ratio))
-        if cfg.method != 'blo_mae': out.update(self.stage_two_step(xtr, ytr))
-        if cfg.method in ('mlo_mae', 'blo_mae') and self.iteration % cfg.t_every == 0:
-            out.update(self.stage_three_step(xu, xtr, ytr, *dval_batch, mask_ratio))
+        "One iteration of the method (`Method.iteration`): a dict of tensors to log (`to_floats` reads them back)."
+        with record_function(f'{self.method.name}.iteration'):
+            out = self.method.iteration(self, du_batches, dtr_batch, dval_batch, mask_ratio)
         self.iteration += 1
         return out
 
@@ -334,3 +444,25 @@ def directional_check(solver, xu, xtr, ytr, xval, yval, h=1e-6, seed=0):
     solver.model.train()
     ex = float(sum((exact[k] * u[k]).sum() for k in u))
     return ex, fd
+
+# %% ../nbs/04_mlo.ipynb #23e5018c
+def cls_attention(mae: MaskedAutoencoderViT, imgs) -> torch.Tensor:
+    "(B, N): the CLS token's attention over the N patches in E's last block, averaged over heads."
+    x = mae.patch_embed(imgs) + mae.pos_embed[:, 1:, :]
+    x = torch.cat([(mae.cls_token + mae.pos_embed[:, :1, :]).expand(x.shape[0], -1, -1), x], dim=1)
+    for blk in mae.blocks[:-1]: x = blk(x)
+    last = mae.blocks[-1]
+    B, L, D = x.shape
+    heads = last.attn.num_heads
+    q, k, _ = last.attn.qkv(last.norm1(x)).reshape(B, L, 3, heads, D // heads).permute(2, 0, 3, 1, 4)
+    q, k = last.attn.q_norm(q), last.attn.k_norm(k)
+    att = (q[:, :, :1] * last.attn.scale @ k.transpose(-2, -1)).softmax(-1)   # (B, heads, 1, L)
+    return att[:, :, 0, 1:].mean(1)
+
+@register_method
+class AttMask(Method):
+    "AttMask: mask the N*r patches the CLS token attends to most (E's last block, no gradient); MAE's unit weights."
+    name, label = 'attmask', 'AttMask'
+    def masking(self, model, xu, mask_ratio):
+        with torch.no_grad(): att = cls_attention(model.mae, xu)
+        return topk_masking(att, mask_ratio), None
