@@ -4,10 +4,14 @@
 
 # %% auto #0
 __all__ = ['ENCODER_PARTS', 'DECODER_PARTS', 'MAE_PRESETS', 'sincos_pos_embed', 'MaskedAutoencoderViT', 'mae_model',
-           'timm_vit_kwargs', 'ClassificationHead', 'load_mae_checkpoint', 'export_timm_encoder', 'save_timm_encoder']
+           'timm_vit_kwargs', 'ClassificationHead', 'load_mae_checkpoint', 'export_timm_encoder', 'save_timm_encoder',
+           'init_mae_from']
 
 # %% ../nbs/02_models.ipynb #ecd98a8c
+import argparse
 import os
+import pickle
+import re
 import warnings
 from functools import partial
 from pathlib import Path
@@ -226,6 +230,18 @@ class ClassificationHead(nn.Module):
         "(B, D) CLS features -> (B, num_classes) logits."
         return self.fc(self.drop(self.norm(features)))
 
+# %% ../nbs/02_models.ipynb #12f89409
+def _torch_load(path: Path):
+    "`torch.load(weights_only=True)` on CPU that also lets `argparse.Namespace` through (the args in MAE's `checkpoint-N.pth`)."
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as e:
+        m = re.search(r'GLOBAL (\S+)', str(e))
+        why = f"it pickles {m.group(1)}" if m else "not a torch.save file of tensors and plain containers"
+        raise ValueError(f"refusing {path}: {why} (weights-only loading allows only tensors, plain containers "
+                         "and argparse.Namespace)") from None
+
 # %% ../nbs/02_models.ipynb #93f58146
 def _read_state_dict(path_or_state_dict) -> dict:
     if isinstance(path_or_state_dict, Mapping): sd = path_or_state_dict
@@ -235,12 +251,12 @@ def _read_state_dict(path_or_state_dict) -> dict:
         if path.suffix == '.safetensors':
             from safetensors.torch import load_file
             sd = load_file(str(path))
-        else: sd = torch.load(path, map_location='cpu', weights_only=True)
+        else: sd = _torch_load(path)
     else: raise ValueError(f"expected a path or a state dict, got {type(path_or_state_dict).__name__}")
     return sd['model'] if 'model' in sd and isinstance(sd['model'], Mapping) else sd
 
 def load_mae_checkpoint(model: nn.Module, path_or_state_dict: Union[str, os.PathLike, Mapping]):
-    "Load an official-MAE checkpoint ({'model': sd}), a state dict or .safetensors; return (and warn about) missing/unexpected keys."
+    "Load an official-MAE checkpoint ({'model': sd}, also `checkpoint-N.pth`), a state dict or .safetensors; return (and warn about) missing/unexpected keys."
     result = model.load_state_dict(_read_state_dict(path_or_state_dict), strict=False)
     if result.missing_keys or result.unexpected_keys:
         warnings.warn(f"load_mae_checkpoint: missing keys {result.missing_keys}, unexpected keys {result.unexpected_keys}")
@@ -258,3 +274,29 @@ def save_timm_encoder(model: MaskedAutoencoderViT, path: Union[str, os.PathLike]
         save_file(sd, str(path))
     else: torch.save(sd, path)
     return path
+
+# %% ../nbs/02_models.ipynb #e2e012b0
+def init_mae_from(model: MaskedAutoencoderViT, path_or_state_dict: Union[str, os.PathLike, Mapping]) -> dict:
+    "Load E and D, or E alone (a timm encoder), from a checkpoint file or state dict; refuse partial or mis-shaped ones. Returns {'encoder': n, 'decoder': n} tensors loaded."
+    src = 'the state dict' if isinstance(path_or_state_dict, Mapping) else str(path_or_state_dict)
+    sd, own = _read_state_dict(path_or_state_dict), model.state_dict()
+    if not any(k in own for k in sd):
+        raise ValueError(f"{src}: none of its {len(sd)} keys is a key of the model (first: {next(iter(sd), None)!r})")
+    for k, v in own.items():
+        if k not in sd: continue
+        if not isinstance(sd[k], torch.Tensor):
+            raise ValueError(f"{src}: {k!r} is a {type(sd[k]).__name__}, not a tensor")
+        if sd[k].shape != v.shape:
+            raise ValueError(f"{src}: {k!r} has shape {tuple(sd[k].shape)}, the model's has {tuple(v.shape)}")
+    extra = [k for k in sd if k not in own]
+    if extra: raise ValueError(f"{src}: {len(extra)} keys the model does not have (first: {extra[0]!r})")
+    n = {}
+    for part, names in [('encoder', ENCODER_PARTS), ('decoder', DECODER_PARTS)]:
+        keys = [k for k in own if k.split('.')[0] in names]
+        missing = [k for k in keys if k not in sd]
+        if missing and (part == 'encoder' or len(missing) < len(keys)):
+            raise ValueError(f"{src}: the {part} is incomplete, {len(missing)} of its {len(keys)} tensors missing "
+                             f"(first: {missing[0]!r})")
+        n[part] = len(keys) - len(missing)
+    model.load_state_dict(sd, strict=False)
+    return n
