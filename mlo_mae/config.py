@@ -106,6 +106,9 @@ PRESET_NAMES = tuple(dict.fromkeys(p for p, _ in PRESETS))
 @dataclass
 class TrainConfig(MLOConfig):
     "Every setting of a training run: the method's (`MLOConfig`) and the run's; `None` means: from the preset."
+    # two of the method's settings come from the preset unless given (same help and rule)
+    mask_ratio: Optional[float] = field(default=None, metadata=MLOConfig.__dataclass_fields__['mask_ratio'].metadata)
+    unroll_steps: Optional[int] = field(default=None, metadata=MLOConfig.__dataclass_fields__['unroll_steps'].metadata)
     # the run
     dataset: str = setting('cifar10_mini', 'cifar10_mini (embedded), cifar10, cifar100, tiny_imagenet, imagenet or imagefolder')
     data_dir: Optional[str] = setting(None, "the dataset's folder (default: $MLO_MAE_DATA/<dataset>, else ~/.cache/mlo_mae/<dataset>)")
