@@ -2,7 +2,7 @@
 
 They need ../shared/data/cifar10 (the project's offline CIFAR-10 pack) and are skipped without it.
 """
-import subprocess, sys
+import subprocess, sys, tempfile
 from pathlib import Path
 
 import numpy as np
@@ -47,3 +47,20 @@ def test_cifar10_full_splits_and_loader(cifar10_dir):
     assert x.shape == (128, 3, 32, 32) and x.dtype == torch.float32
     # normalised training pixels: mean near 0 (zero padding of random crops pulls it a little down)
     assert abs(float(x.mean())) < 0.3
+
+
+def test_check_dataset_on_full_cifar10(cifar10_dir):
+    "check_dataset reads all six real batches (shapes checked) and names a truncated test_batch beside good train batches."
+    from mlo_mae.data import check_dataset
+    assert check_dataset('cifar10', cifar10_dir, download=False) is None
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = cifar10_dir / 'cifar-10-batches-py', Path(d) / 'cifar-10-batches-py'
+        dst.mkdir()
+        for f in src.iterdir():
+            if f.name != 'test_batch': (dst / f.name).symlink_to(f)
+        (dst / 'test_batch').write_bytes((src / 'test_batch').read_bytes()[:1_000_000])
+        check_dataset('cifar10', d, splits=('train',), download=False)
+        with pytest.raises(ValueError) as e:
+            check_dataset('cifar10', d, download=False)
+        msg = str(e.value)
+        assert msg.startswith(f"{dst / 'test_batch'} is corrupt") and 'delete the folder' in msg and '\n' not in msg
