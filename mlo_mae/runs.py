@@ -93,12 +93,13 @@ def plan_run(given: dict) -> TrainConfig:
         if state != 'run': return dataclasses.replace(cfg, resume=False)   # nothing to continue: a fresh start
         if not (out/'checkpoint.pt').exists():
             raise FileNotFoundError(f"{out} holds no checkpoint.pt to resume from: pass overwrite=True to start it again")
-        saved = read_config(out)
-        changed = sorted(k for k, v in given.items() if k not in RESUMABLE and getattr(saved, k) != getattr(cfg, k))
+        saved, asked = read_config(out), TrainConfig(**given)
+        changed = sorted(k for k in given if k not in RESUMABLE and getattr(saved, k) != getattr(asked, k))
         if changed:
             raise ValueError(f"resume continues the run as it was started; these settings differ from {out/'config.json'}: "
-                             + '; '.join(f"{k}={getattr(saved, k)!r} there, {getattr(cfg, k)!r} now" for k in changed))
-        return dataclasses.replace(saved, **{k: getattr(cfg, k) for k in RESUMABLE if k in given}, out_dir=str(out), resume=True)
+                             + '; '.join(f"{k}={getattr(saved, k)!r} there, {getattr(asked, k)!r} now" for k in changed))
+        kept = {k: getattr(asked, k) for k in RESUMABLE if k in given}
+        return dataclasses.replace(saved, **{**kept, 'out_dir': str(out), 'resume': True, 'overwrite': False})
     if state == 'run' and not cfg.overwrite:
         raise FileExistsError(f"run folder {out} exists: pass resume=True to continue it or overwrite=True to replace it")
     if state == 'run' and _aside(out).exists():
