@@ -11,7 +11,7 @@ import torch
 
 from .data import load_dataset, BatchLoader
 from .models import ClassificationHead
-from .train import load_run
+from .runs import load_run, cpu_threads
 from . import evaluate as ev
 
 # %% auto #0
@@ -21,15 +21,20 @@ __all__ = ['PROTOCOLS', 'evaluate_run', 'main']
 PROTOCOLS = ('stage2', 'linear_probe', 'knn', 'similarity', 'finetune', 'robustness')
 
 def evaluate_run(run_dir, protocol='stage2', device='cpu', overwrite=False, batch_size=256, epochs=None, k=20,
-                 folders=None, progress=True) -> dict:
+                 folders=None, progress=True, data_dir=None, threads=None) -> dict:
     "Evaluate the run in `run_dir` by `protocol`; the result is returned and written to `run_dir/eval_<protocol>.json`."
     if protocol not in PROTOCOLS: raise ValueError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
     run_dir = Path(run_dir); out = run_dir/f'eval_{protocol}.json'
-    if out.exists() and not overwrite: raise FileExistsError(f"{out} exists: pass overwrite=True to replace it")
-    if protocol == 'robustness' and not folders: raise ValueError("robustness needs folders={name: path}")
+    if out.exists() and not overwrite: raise FileExistsError(f"{out} exists: pass --overwrite (overwrite=True in Python) to replace it")
+    if protocol == 'robustness' and not folders:
+        raise ValueError("robustness needs --folders name=path ... (folders={name: path} in Python)")
+    with cpu_threads(threads, device):
+        return _evaluate_run(run_dir, out, protocol, device, batch_size, epochs, k, folders, progress, data_dir)
+
+def _evaluate_run(run_dir, out, protocol, device, batch_size, epochs, k, folders, progress, data_dir):
     cfg, model = load_run(run_dir, device)
-    encoder, head = model.finetuned or model.mae, model.head
-    train_set, test_set, spec = load_dataset(cfg.dataset, cfg.data_dir)
+    encoder, head = model.encoder, model.head     # Eq. 13's fine-tuned copy where Stage II fine-tuned, else E
+    train_set, test_set, spec = load_dataset(cfg.dataset, data_dir or cfg.data_dir)
     plain = lambda ds, bs=batch_size: BatchLoader(ds, spec, bs, train=False, device=device, drop_last=False, num_workers=0)
     res = dict(protocol=protocol, run=str(run_dir), dataset=cfg.dataset, method=cfg.method, steps_note='evaluated once, nothing selected on the test split')
     if protocol == 'stage2':
@@ -43,10 +48,11 @@ def evaluate_run(run_dir, protocol='stage2', device='cpu', overwrite=False, batc
         f, l = ev.extract_features(encoder, plain(test_set))
         intra, inter = ev.class_similarities(f, l)
         res.update(intra=float(intra), inter=float(inter), ratio=float(intra / inter))
-    elif protocol == 'finetune':  # B.4 at 32 px; MAE's recipe (layer decay, mixup/cutmix, drop path) at 224 px
+    elif protocol == 'finetune':  # B.4 for datasets trained at their native size (CIFAR-style); MAE's recipe for resized crops
         new_head = ClassificationHead(head.fc.in_features, head.fc.out_features).to(device)
-        bs = 64 if spec.img_size == 32 else batch_size
-        recipe = {} if spec.img_size == 32 else ev.mae_finetune_recipe(bs)
+        native = spec.augment == 'crop_flip'
+        bs = 64 if native else batch_size
+        recipe = {} if native else ev.mae_finetune_recipe(bs)
         recipe['epochs'] = epochs or recipe.get('epochs', 100)
         train_loader = BatchLoader(train_set, spec, bs, train=True, device=device, num_workers=0)
         res.update(recipe=recipe, accuracy=100 * ev.finetune(encoder, new_head, train_loader, plain(test_set), progress=progress, **recipe))
@@ -59,15 +65,23 @@ def evaluate_run(run_dir, protocol='stage2', device='cpu', overwrite=False, batc
 # %% ../nbs/21_evaluate_run.ipynb #b87e631a
 def main(argv=None):
     p = argparse.ArgumentParser(prog='mlo_mae.evaluate_run', description='Evaluate a run folder (see PROTOCOLS).')
-    p.add_argument('run_dir'); p.add_argument('--protocol', default='stage2', choices=PROTOCOLS)
-    p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    p.add_argument('--overwrite', action='store_true'); p.add_argument('--batch_size', type=int, default=256)
-    p.add_argument('--epochs', type=int); p.add_argument('--k', type=int, default=20)
-    p.add_argument('--folders', nargs='*', default=None, help='name=path pairs (robustness)')
+    p.add_argument('run_dir', help='the run folder')
+    p.add_argument('--protocol', default='stage2', choices=PROTOCOLS, help='what to measure (default: stage2)')
+    p.add_argument('--device', default=None, help='cpu, cuda or cuda:N (default: cuda when available)')
+    p.add_argument('--overwrite', action='store_true', help='replace an existing eval_<protocol>.json')
+    p.add_argument('--batch_size', type=int, default=256, help='images per batch (default: 256)')
+    p.add_argument('--epochs', type=int, help="training epochs of linear_probe or finetune (default: the protocol's)")
+    p.add_argument('--k', type=int, default=20, help='neighbours of knn (default: 20)')
+    p.add_argument('--folders', nargs='*', default=None, metavar='NAME=PATH', help='class-folder test sets (robustness)')
+    p.add_argument('--data_dir', default=None, help="the dataset's folder on this machine (default: the run's)")
+    p.add_argument('--threads', type=int, default=None, help='CPU threads (default: 1 on the CPU)')
     a = p.parse_args(argv)
-    folders = dict(f.split('=', 1) for f in a.folders) if a.folders else None
-    try: res = evaluate_run(a.run_dir, a.protocol, a.device, a.overwrite, a.batch_size, a.epochs, a.k, folders)
-    except (ValueError, FileExistsError, FileNotFoundError, RuntimeError) as e: sys.exit(f"error: {e}")
+    device = a.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    try:
+        folders = dict(f.split('=', 1) for f in a.folders) if a.folders else None
+        res = evaluate_run(a.run_dir, a.protocol, device, a.overwrite, a.batch_size, a.epochs, a.k, folders,
+                           data_dir=a.data_dir, threads=a.threads)
+    except (ValueError, OSError, RuntimeError) as e: sys.exit(f"error: {e}")
     print(json.dumps(res))
 
 # %% ../nbs/21_evaluate_run.ipynb #c8adfa2a

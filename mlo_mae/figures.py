@@ -4,18 +4,21 @@
 
 # %% ../nbs/40_figures.ipynb #8b8d9176
 from __future__ import annotations
-import csv, hashlib, io, json, math, os, re, tempfile
+import csv, dataclasses, io, json, math, os, re, tempfile
 from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .train import TrainConfig, resolve_config, train, load_run
+from .config import TrainConfig, METHODS
+from . import runs
+from .runs import resolve_config, defining_settings, cached_run_state, load_run
+from .train import train
 
 # %% auto #0
-__all__ = ['PAPER_LABEL', 'PAPER', 'FIG3_PLACEMENT_NOTE', 'METHOD_LABELS', 'SMALL_RUN_BASE', 'TEST_SIZES', 'DEFAULT_STEPS',
-           'MASK_RATIOS', 'UNROLL_STEPS', 'MODEL_LABELS', 'run_settings', 'run_name', 'small_run', 'default_runs',
+__all__ = ['PAPER_LABEL', 'PAPER', 'FIG3_PLACEMENT_NOTE', 'SMALL_RUN_BASE', 'TEST_SIZES', 'DEFAULT_STEPS', 'MASK_RATIOS',
+           'UNROLL_STEPS', 'MODEL_LABELS', 'run_settings', 'run_name', 'method_label', 'small_run', 'default_runs',
            'run_summary', 'label_runs', 'figure_run_specs', 'train_runs', 'in_test', 'repo_root', 'figure_paths',
            'save_figure', 'binomial_se', 'ours_label', 'paper_vs_ours', 'to_rgb', 'patch_map', 'masked_image',
            'cam_overlay', 'centre_share']
@@ -31,59 +34,46 @@ PAPER = {
 }
 FIG3_PLACEMENT_NOTE = ("paper's ratios for its 10 points read from a text extraction (ticks 10..90, "
                        "10 values): placed at 10..70, 75, 80, 90 % by us")
-METHOD_LABELS = {'mlo_mae': 'MLO-MAE', 'mae': 'MAE', 'blo_mae': 'BLO-MAE', 'umae': 'U-MAE', 'supervised': 'supervised ViT'}
 
 # %% ../nbs/40_figures.ipynb #4df77d1c
 SMALL_RUN_BASE = dict(dataset='cifar10_mini', preset='smoke')
-_EXECUTION = ('out_dir', 'resume', 'overwrite', 'progress', 'num_workers', 'device', 'checkpoint_every', 'data_dir')
-_NOWHERE = '/nonexistent/mlo_mae_figures_run'   # resolve_config checks the folder: one that cannot exist
 
-def _resolved(method, settings):
+def _resolved(method, settings) -> TrainConfig:
     bad = sorted(set(settings) & {'dataset', 'preset', 'method', 'out_dir', 'resume', 'overwrite'})
     if bad: raise ValueError(f"small_run fixes {', '.join(bad)} (cifar10_mini, smoke, its own folder): pass other settings")
-    return resolve_config(method=method, out_dir=_NOWHERE, **SMALL_RUN_BASE, **settings)
+    if 'max_steps' in settings and 'epochs' not in settings: settings = {**settings, 'epochs': settings['max_steps']}
+    return resolve_config(method=method, **SMALL_RUN_BASE, **settings)
 
 def run_settings(method: str, **settings) -> dict:
     "The settings that define a small run: the method and those differing from the smoke preset's, sorted by name."
     cfg, base = _resolved(method, settings), _resolved('mlo_mae', {})
-    diff = {k: v for k, v in asdict(cfg).items() if k not in _EXECUTION and v != getattr(base, k)}
+    diff = {k: v for k, v in defining_settings(cfg).items() if v != getattr(base, k) and k != 'epochs'}
     return dict(sorted({**diff, 'method': method}.items()))
 
 def run_name(method: str, **settings) -> str:
-    "Folder name of a small run: method, differing settings, and a hash of every setting (deterministic)."
-    s = run_settings(method, **settings)
-    full = {k: v for k, v in asdict(_resolved(method, settings)).items() if k not in _EXECUTION}
-    digest = hashlib.sha1(json.dumps(full, sort_keys=True, default=str).encode()).hexdigest()[:6]
-    parts = [method] + [f'{k}{json.dumps(v, sort_keys=True, separators=(",", ":")) if isinstance(v, dict) else v}'
-                        for k, v in s.items() if k != 'method']
-    return re.sub(r'[^A-Za-z0-9._=-]', '_', '-'.join(parts + [digest]))
+    "Folder name of a small run: method, differing settings, and a hash of every setting (`06_runs`)."
+    cfg = _resolved(method, settings)
+    return runs.run_name(cfg, dataclasses.replace(_resolved('mlo_mae', {}), epochs=cfg.epochs))  # epochs follow max_steps
+
+def method_label(method: str) -> str:
+    "The paper's name of a registered method ('MLO-MAE', 'MAE', ...)."
+    return METHODS[method].label
+
 
 # %% ../nbs/40_figures.ipynb #72f244c9
-def _check_cached(out: Path, cfg: TrainConfig):
-    "A cached run must have been made with the settings asked for: compare its config.json field by field."
-    saved = json.loads((out/'config.json').read_text())
-    want = asdict(cfg)
-    diff = [f"{k}: {saved.get(k)!r} there, {want[k]!r} asked" for k in want if k not in _EXECUTION and saved.get(k) != want[k]]
-    if diff: raise ValueError(f"cached run {out} was made with other settings ({'; '.join(diff)}): delete it or use another root")
-
 def small_run(root, method: str = 'mlo_mae', threads: int = 1, **settings) -> Path:
     "Folder of a run on cifar10_mini with the smoke preset and `settings`; trained once (on `threads` CPU threads), then reused from `root/<name>`."
-    name = run_name(method, **settings)        # every check before any work
-    out = Path(root)/name
-    if 'max_steps' in settings and 'epochs' not in settings: settings = {**settings, 'epochs': settings['max_steps']}
-    kw = dict(SMALL_RUN_BASE, method=method, out_dir=str(out), progress=False, num_workers=0, **settings)
-    if (out/'final.json').exists():
-        _check_cached(out, _resolved(method, {k: v for k, v in settings.items()}))
-        print(f"reusing {out}")
-        return out
-    if (out/'checkpoint.pt').exists(): kw['resume'] = True; print(f"resuming the interrupted run {out}")
+    cfg = _resolved(method, settings)          # every check before any work
+    out = Path(root)/run_name(method, **settings)
+    state = cached_run_state(out, cfg)
+    if state == 'finished': print(f"reusing {out}"); return out
+    kw = dict(SMALL_RUN_BASE, method=method, out_dir=str(out), progress=False, num_workers=0, threads=threads, epochs=cfg.epochs, **settings)
+    if state == 'resumable': kw['resume'] = True; print(f"resuming the interrupted run {out}")
     elif out.exists() and any(out.iterdir()): kw['overwrite'] = True; print(f"restarting the interrupted run {out} (no checkpoint)")
     else: print(f"training {out}")
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try: train(**kw)
-    finally: torch.set_num_threads(before)
+    train(**kw)
     return out
+
 
 # %% ../nbs/40_figures.ipynb #3a9d1195
 def default_runs(root, steps: int) -> dict:

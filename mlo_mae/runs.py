@@ -204,8 +204,8 @@ def cached_run_state(out, cfg: TrainConfig) -> str:
     if folder_state(out) == 'run':
         saved = defining_settings(read_config(out))
         want = defining_settings(cfg)
-        diff = [f"{k}: {saved.get(k)!r} there, {want[k]!r} asked" for k in want if saved.get(k) != want[k] and k != 'max_steps']
+        diff = [f"{k}: {saved.get(k)!r} there, {want[k]!r} asked" for k in want if saved.get(k) != want[k]]
         if diff: raise ValueError(f"cached run {out} was made with other settings ({'; '.join(diff)}): delete it or use another root")
-        if (out/'final.json').exists() and saved.get('max_steps') == want.get('max_steps'): return 'finished'
+        if (out/'final.json').exists(): return 'finished'
         if (out/'checkpoint.pt').exists(): return 'resumable'
     return 'fresh'
