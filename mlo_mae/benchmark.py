@@ -18,14 +18,16 @@ from torch.nn.attention import sdpa_kernel, SDPBackend
 
 from .models import MAE_PRESETS
 from .data import load_dataset, BatchLoader, loader_throughput
-from .hypergradient import cosine_similarity, relative_error, mixed_hvp_fd, mixed_hvp_exact, hypergradient
-from .mlo import MLOConfig, MLOSolver, build_mlo_model, make_optimizers, stage_losses
+from .config import MLOConfig
+from .hypergradient import cosine_similarity, relative_error, hypergradient, observe_phases
+from .mlo import MLOSolver, build_mlo_model, make_optimizers
+from .runs import cpu_threads
 
 # %% auto #0
-__all__ = ['SETTINGS', 'AMP_DTYPES', 'LRS', 'TABLE_COLUMNS', 'PROFILE_ROWS', 'BenchSetting', 'quick_form', 'default_settings',
-           'resolve_settings', 'device_of', 'sync', 'device_name', 'precision', 'cpu_threads', 'timed', 'reset_peak',
-           'peak_gib', 'release', 'Batches', 'build_solver', 'measure_mae', 'mlo_iterations', 'measure_mlo',
-           'hypergradient_check', 'measure_loader', 'run_benchmark', 'results_table', 'Clock', 'timed_hypergradient',
+__all__ = ['SETTINGS', 'AMP_DTYPES', 'LRS', 'TABLE_COLUMNS', 'HYPERGRADIENT_PARTS', 'PROFILE_ROWS', 'BenchSetting', 'quick_form',
+           'default_settings', 'resolve_settings', 'device_of', 'sync', 'device_name', 'precision', 'timed',
+           'reset_peak', 'peak_gib', 'release', 'Batches', 'build_solver', 'measure_mae', 'mlo_iterations',
+           'measure_mlo', 'hypergradient_check', 'measure_loader', 'run_benchmark', 'results_table', 'Clock',
            'profile_iteration', 'profile_table', 'flop_breakdown', 'main']
 
 # %% ../nbs/30_benchmark.ipynb #43f722d2
@@ -109,16 +111,6 @@ def precision(tf32=None):
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(tf32)
     try: yield
     finally: torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
-
-@contextmanager
-def cpu_threads(n=None):
-    "torch's intra-op CPU threads for a block (None: unchanged). On a shared CPU, 1 thread is the stable choice: 2 OpenMP threads competing with other work for 2 cores ran 20x slower here."
-    old = torch.get_num_threads()
-    if n is not None:
-        if n < 1: raise ValueError(f"threads must be >= 1, got {n}")
-        torch.set_num_threads(n)
-    try: yield
-    finally: torch.set_num_threads(old)
 
 def timed(fn, n, device) -> float:
     "Milliseconds per call of `fn` over `n` calls, synchronised before and after."
@@ -250,7 +242,7 @@ def _log(msg): print(msg, file=sys.stderr, flush=True)
 def run_benchmark(settings=None, device=None, steps=None, warmup=None, synthetic=True, quick=False,
                   tf32=None, check=True, loader=True, threads=None, log=_log) -> list[dict]:
     "Time a plain MAE step and an MLO-MAE iteration (T every 1 and every 5) per setting, with hypergradient checks: records."
-    with cpu_threads(threads):
+    with cpu_threads(threads, device_of(device)):
         return _run_benchmark(settings, device, steps, warmup, synthetic, quick, tf32, check, loader, log)
 
 def _run_benchmark(settings, device, steps, warmup, synthetic, quick, tf32, check, loader, log):
@@ -324,7 +316,7 @@ def results_table(records) -> str:
 
 # %% ../nbs/30_benchmark.ipynb #30137c3a
 class Clock:
-    "Accumulates synchronised wall-clock milliseconds per named part: `with clock('part'): ...`."
+    "Synchronised wall-clock milliseconds per named part: a `phase` observer (`observe_phases(clock)`), or `with clock('part'):`."
     def __init__(self, device): self.device, self.ms = device, {}
     @contextmanager
     def __call__(self, name):
@@ -332,41 +324,11 @@ class Clock:
         yield
         sync(self.device); self.ms.setdefault(name, []).append((time.perf_counter() - t) * 1000)
 
-def _leaves(P): return {k: v.detach().requires_grad_(True) for k, v in P.items()}
-
-def _grads(loss, P):
-    gs = torch.autograd.grad(loss, list(P.values()), allow_unused=True)
-    return {k: torch.zeros_like(v) if g is None else g for (k, v), g in zip(P.items(), gs)}
-
-def timed_hypergradient(solver: MLOSolver, xu, xtr, ytr, xval, yval, clock: Clock) -> dict:
-    "`hypergradient_fd` (Eq. 9-12) step by step, each part under `clock`: the same hypergradient as `solver.compute_hypergradient`."
-    cfg, g = solver.cfg, solver.model.named_groups()
-    E, C, T = g['E'], g['C'], g['T']
-    eta_E, eta_C = solver.learning_rates()
-    s_E, s_C = (eta_E, eta_C) if cfg.lr_factors else (1.0, 1.0)
-    no_autocast = torch.autocast(xu.device.type, enabled=False) if xu.device.type in ('cpu', 'cuda') else nullcontext()  # meta: no autocast
-    with no_autocast:
-        rec, tr, val = stage_losses(solver.model, cfg, xu, xtr, ytr, xval, yval, cfg.mask_ratio)
-        with clock('eq6_rec_grad'):
-            E0 = _leaves(E); gE = _grads(rec(E0, T), E0)
-            E1 = {k: E[k].detach() - eta_E * gE[k] for k in E}
-        with clock('eq7_head_grad'):
-            C0 = _leaves(C); gC = _grads(tr(E1, C0), C0)
-            C1 = {k: C[k].detach() - eta_C * gC[k] for k in C}
-        with clock('val_grad'):
-            E1l, C1l = _leaves(E1), _leaves(C1)
-            gv = _grads(val(E1l, C1l), {**{('E', k): v for k, v in E1l.items()}, **{('C', k): v for k, v in C1l.items()}})
-            g_E1, g_C = {k: gv['E', k] for k in E1l}, {k: gv['C', k] for k in C1l}
-        with clock('hvp_head_exact' if cfg.c_path == 'exact' else 'hvp_head_fd'):
-            h_C = mixed_hvp_exact(tr, E1, C, g_C) if cfg.c_path == 'exact' else mixed_hvp_fd(tr, E1, C, g_C, cfg.alpha)
-            g_E = {k: g_E1[k] - s_C * h_C[k] for k in g_E1}
-        with clock('hvp_rec_fd'):
-            h_T = mixed_hvp_fd(lambda T_, E_: rec(E_, T_), T, E, g_E, cfg.alpha)
-        return {k: -s_E * h_T[k] for k in h_T}
+HYPERGRADIENT_PARTS = ('eq6_rec_grad', 'eq7_head_grad', 'val_grad', 'hvp_head_fd', 'hvp_head_exact', 'hvp_rec_fd')
 
 def profile_iteration(setting='micro', device=None, repeats=3, seed=0, threads=None) -> dict:
-    "Median ms of each stage of an MLO-MAE iteration (unroll 1, T every step) and of Stage III's parts, with two units."
-    with cpu_threads(threads): return _profile_iteration(setting, device, repeats, seed)
+    "Median ms of each labelled part of an MLO-MAE iteration (unroll 1, T every step), timed in place, and of two units."
+    with cpu_threads(threads, device_of(device)): return _profile_iteration(setting, device, repeats, seed)
 
 def _profile_iteration(setting, device, repeats, seed):
     device = device_of(device)
@@ -378,23 +340,17 @@ def _profile_iteration(setting, device, repeats, seed):
     clock, m = Clock(device), solver.model
     solver.step(iter([xu]), (xtr, ytr), (xval, yval))                    # warm-up
     for _ in range(repeats):
-        with clock('stage_one'): solver.stage_one_step(xu)
-        with clock('stage_two'): solver.stage_two_step(xtr, ytr)
-        with clock('stage_three'): solver.stage_three_step(xu, xtr, ytr, xval, yval)
-        hg = timed_hypergradient(solver, xu, xtr, ytr, xval, yval, clock)
+        with observe_phases(clock): solver.step(iter([xu]), (xtr, ytr), (xval, yval))   # the library's own labels
         with torch.no_grad():
             with clock('unit_rec_forward'): m.reconstruction_loss(xu, solver.cfg.mask_ratio)
             with clock('unit_cls_forward'): m.mae.forward_features(xtr)
     ms = {k: statistics.median(v) for k, v in clock.ms.items()}
-    ms['iteration'] = ms['stage_one'] + ms['stage_two'] + ms['stage_three']
-    parts = [p for p in ('eq6_rec_grad', 'eq7_head_grad', 'val_grad', 'hvp_head_fd', 'hvp_head_exact', 'hvp_rec_fd') if p in ms]
-    ms['stage_three_rest'] = ms['stage_three'] - sum(ms[p] for p in parts)
-    replica_cos = cosine_similarity(hg, solver.compute_hypergradient(xu, xtr, ytr, xval, yval))
+    ms['stage_three_rest'] = ms['stage_three'] - sum(ms[p] for p in HYPERGRADIENT_PARTS if p in ms)
     return dict(kind='profile', setting=s.name, preset=s.preset, batch_size=s.batch_size, device=device.type,
-                device_name=device_name(device), repeats=repeats, ms=ms, replica_cosine=replica_cos)
+                device_name=device_name(device), repeats=repeats, ms=ms)
 
-PROFILE_ROWS = ['stage_one', 'stage_two', 'stage_three', 'eq6_rec_grad', 'eq7_head_grad', 'val_grad', 'hvp_head_fd', 'hvp_head_exact',
-                'hvp_rec_fd', 'stage_three_rest', 'iteration', 'unit_rec_forward', 'unit_cls_forward']
+PROFILE_ROWS = ['stage_one', 'stage_two', 'stage_three', *HYPERGRADIENT_PARTS, 'stage_three_rest', 'iteration',
+                'unit_rec_forward', 'unit_cls_forward']
 
 def profile_table(prof) -> str:
     "Markdown: each part's ms and share of the iteration."
@@ -403,13 +359,22 @@ def profile_table(prof) -> str:
     return '\n'.join([f"{prof['setting']} ({prof['preset']}, batch {prof['batch_size']}, {prof['device_name']})\n",
                       '| part | ms | of the iteration |', '| --- | --- | --- |', *rows])
 
+
 # %% ../nbs/30_benchmark.ipynb #f6ef1e3e
 def _count(fn):
     with FlopCounterMode(display=False) as fc: out = fn()
     return fc.get_total_flops(), out
 
+class _FlopClock:
+    "A `phase` observer that counts FLOPs (matmul, conv, attention) per part instead of milliseconds."
+    def __init__(self): self.flops = {}
+    @contextmanager
+    def __call__(self, name):
+        with FlopCounterMode(display=False) as fc: yield
+        self.flops[name] = self.flops.get(name, 0) + fc.get_total_flops()
+
 def flop_breakdown(setting='cifar', batch_size=None) -> dict:
-    "TFLOP (matmul, conv, attention) of each part of one MLO-MAE iteration (unroll 1, finite differences) at `setting`, counted on the meta device."
+    "TFLOP of each labelled part of one MLO-MAE iteration (unroll 1) at `setting`, counted on the meta device by the library's own code."
     s = resolve_settings(setting, 'cpu')[0]
     B = batch_size or s.batch_size
     with torch.device('meta'):
@@ -418,25 +383,20 @@ def flop_breakdown(setting='cifar', batch_size=None) -> dict:
         xu, xtr, xval = (torch.randn(B, 3, s.img_size, s.img_size) for _ in range(3))
         ytr, yval = (torch.randint(0, s.num_classes, (B,)) for _ in range(2))
     solver = MLOSolver(m, cfg, *make_optimizers(m, **LRS))
-    ED = [p for r in ('E', 'D') for p in m.named_groups()[r].values()]
+    method, g, (eta_E, eta_C) = solver.method, m.named_groups(), solver.learning_rates()
     def stage_one():
-        loss = m.reconstruction_loss(xu, cfg.mask_ratio)[0]
-        torch.autograd.grad(loss, ED)
+        loss, _ = method.stage_one_loss(m, xu, cfg.mask_ratio)
+        torch.autograd.grad(loss, [p for r in method.stage_one_roles for p in g[r].values()])
     def stage_two():
         with torch.no_grad(): f = m.mae.forward_features(xtr)
         torch.autograd.grad(F.cross_entropy(m.head(f), ytr), list(m.head.parameters()))
-    clock = _FlopClock()
     out = dict(stage_one=_count(stage_one)[0], stage_two=_count(stage_two)[0])
-    timed_hypergradient(solver, xu, xtr, ytr, xval, yval, clock)           # counts each part
-    out.update(clock.flops)
-    out['stage_three'] = sum(clock.flops.values())
-    solver.cfg = replace(cfg, c_path='exact'); exact_clock = _FlopClock()
-    timed_hypergradient(solver, xu, xtr, ytr, xval, yval, exact_clock)
-    out['hvp_head_exact'] = exact_clock.flops['hvp_head_exact']
-    out['stage_three_exact_c'] = sum(exact_clock.flops.values())
-    solver.cfg = cfg
-    g, (eta_E, eta_C) = m.named_groups(), solver.learning_rates()
-    losses = stage_losses(m, cfg, xu, xtr, ytr, xval, yval, cfg.mask_ratio)
+    losses = method.stage_losses(m, xu, xtr, ytr, xval, yval, cfg.mask_ratio)
+    for c_path in ('finite_difference', 'exact'):   # the solver's hypergradient, each part counted where it runs
+        clock = _FlopClock()
+        with observe_phases(clock): hypergradient(*losses, g['E'], g['C'], g['T'], eta_E, eta_C, alpha=cfg.alpha, c_path=c_path)
+        if c_path == 'exact': out.update(hvp_head_exact=clock.flops['hvp_head_exact'], stage_three_exact_c=sum(clock.flops.values()))
+        else: out.update(clock.flops, stage_three=sum(clock.flops.values()))
     with sdpa_kernel(SDPBackend.MATH):   # as `compute_hypergradient(method='exact')` runs it (autocast can't be named on meta)
         out['exact_hypergradient'] = _count(lambda: hypergradient(*losses, g['E'], g['C'], g['T'], eta_E, eta_C, method='exact'))[0]
     with torch.no_grad():
@@ -445,13 +405,6 @@ def flop_breakdown(setting='cifar', batch_size=None) -> dict:
         out['t_forward'] = _count(lambda: m.masking_probs(xu))[0]
     return dict(setting=s.name, preset=s.preset, batch_size=B, tflop={k: v / 1e12 for k, v in out.items()})
 
-class _FlopClock:
-    "A `Clock` that counts FLOPs instead of milliseconds."
-    def __init__(self): self.flops = {}
-    @contextmanager
-    def __call__(self, name):
-        with FlopCounterMode(display=False) as fc: yield
-        self.flops[name] = fc.get_total_flops()
 
 # %% ../nbs/30_benchmark.ipynb #99c4ac6b
 def main(argv=None):

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import math
 import numbers
+from contextlib import contextmanager, ExitStack
 from typing import Callable, Mapping
 
 import torch
 from torch import Tensor
+from torch.profiler import record_function
 
 # %% auto #0
-__all__ = ['Params', 'METHODS', 'cosine_similarity', 'relative_error', 'unrolled_step', 'unrolled_val_loss', 'mixed_hvp_exact',
-           'mixed_hvp_fd', 'hypergradient_exact', 'hypergradient_fd', 'hold_t_input', 'check_rec_loss', 'hypergradient']
+__all__ = ['Params', 'METHODS', 'cosine_similarity', 'relative_error', 'phase', 'observe_phases', 'unrolled_step',
+           'unrolled_val_loss', 'mixed_hvp_exact', 'mixed_hvp_fd', 'hypergradient_exact', 'hypergradient_fd',
+           'hold_t_input', 'check_rec_loss', 'hypergradient']
 
 # %% ../nbs/03_hypergradient.ipynb #4090d84e
 Params = Mapping[str, Tensor]
@@ -56,6 +59,22 @@ def relative_error(a: Params, ref: Params) -> float:
     "||a - ref|| / ||ref|| over whole parameter dicts."
     return (_norm({k: a[k] - ref[k] for k in ref}) / _norm(ref)).item()
 
+_PHASE_OBSERVERS = []
+
+@contextmanager
+def phase(name: str):
+    "A named part of the computation: a `torch.profiler` label, and whatever `observe_phases` adds (a clock, a FLOP counter)."
+    with record_function(name), ExitStack() as stack:
+        for make in list(_PHASE_OBSERVERS): stack.enter_context(make(name))
+        yield
+
+@contextmanager
+def observe_phases(make: Callable):
+    "Inside the block, every `phase(name)` also enters `make(name)`: how the benchmark times and counts each part in place."
+    _PHASE_OBSERVERS.append(make)
+    try: yield
+    finally: _PHASE_OBSERVERS.remove(make)
+
 # %% ../nbs/03_hypergradient.ipynb #5bbc3859
 def _step(P: Params, g: Params, eta: float, lr_factors: bool) -> dict[str, Tensor]:
     "P - eta*g; with lr_factors=False the derivative through g carries learning rate 1."
@@ -67,10 +86,12 @@ def unrolled_step(rec_loss: Callable, tr_loss: Callable, E: Params, C: Params, T
                   reduce: Callable = _identity):
     "(E', C'): one SGD step of E on `rec_loss(E, T)` (Eq. 6), then one of C on `tr_loss(E', C)` (Eq. 7)."
     E0, C0 = _leaves(E), _leaves(C)
-    E1 = _step(E0, reduce(_grad(rec_loss(E0, T), E0, create_graph)), eta_E, lr_factors)      # Eq. 6
-    if not create_graph: E1 = _detached(E1)
-    C1 = _step(C0, reduce(_grad(tr_loss(E1, C0), C0, create_graph)), eta_C, lr_factors)      # Eq. 7
-    if not create_graph: C1 = _detached(C1)
+    with phase('eq6_rec_grad'):
+        E1 = _step(E0, reduce(_grad(rec_loss(E0, T), E0, create_graph)), eta_E, lr_factors)  # Eq. 6
+        if not create_graph: E1 = _detached(E1)
+    with phase('eq7_head_grad'):
+        C1 = _step(C0, reduce(_grad(tr_loss(E1, C0), C0, create_graph)), eta_C, lr_factors)  # Eq. 7
+        if not create_graph: C1 = _detached(C1)
     return E1, C1
 
 def unrolled_val_loss(rec_loss: Callable, tr_loss: Callable, val_loss: Callable, E: Params, C: Params,
@@ -111,13 +132,15 @@ def hypergradient_fd(rec_loss: Callable, tr_loss: Callable, val_loss: Callable, 
     s_E, s_C = (eta_E, eta_C) if lr_factors else (1.0, 1.0)   # Betty: no learning rate in the Jacobians
     E1, C1 = unrolled_step(rec_loss, tr_loss, E, C, T, eta_E, eta_C, reduce=reduce)   # Eq. 6-7
     E1l, C1l = _leaves(E1), _leaves(C1)
-    g = reduce(_grad(val_loss(E1l, C1l), {**{('E', k): v for k, v in E1l.items()},
-                                          **{('C', k): v for k, v in C1l.items()}}))
+    with phase('val_grad'):
+        g = reduce(_grad(val_loss(E1l, C1l), {**{('E', k): v for k, v in E1l.items()},
+                                              **{('C', k): v for k, v in C1l.items()}}))
     g_E1, g_C = {k: g['E', k] for k in E1l}, {k: g['C', k] for k in C1l}              # dL_val/dE', dL_val/dC'
-    h_C = (reduce(mixed_hvp_exact(tr_loss, E1, C, g_C)) if c_path == 'exact'        # grad^2_{E,C} L_tr(E',C) g_C
-           else mixed_hvp_fd(tr_loss, E1, C, g_C, alpha, reduce))
+    with phase(f'hvp_head_{"exact" if c_path == "exact" else "fd"}'):                 # grad^2_{E,C} L_tr(E',C) g_C
+        h_C = (reduce(mixed_hvp_exact(tr_loss, E1, C, g_C)) if c_path == 'exact' else mixed_hvp_fd(tr_loss, E1, C, g_C, alpha, reduce))
     g_E = {k: g_E1[k] - s_C * h_C[k] for k in g_E1}                                    # Eq. 11 (minus: see above)
-    h_T = mixed_hvp_fd(lambda T_, E_: rec_loss(E_, T_), T, E, g_E, alpha, reduce)      # grad^2_{T,E} L_rec(E,T) g_E
+    with phase('hvp_rec_fd'):
+        h_T = mixed_hvp_fd(lambda T_, E_: rec_loss(E_, T_), T, E, g_E, alpha, reduce)  # grad^2_{T,E} L_rec(E,T) g_E
     return {k: -s_E * h_T[k] for k in h_T}                                             # Eq. 10
 
 # %% ../nbs/03_hypergradient.ipynb #c008ef85

@@ -15,12 +15,11 @@ import torch.distributed as dist
 from fastcore.basics import patch
 from torch.func import functional_call
 from torch.nn.attention import sdpa_kernel, SDPBackend
-from torch.profiler import record_function
 
 from .config import MLOConfig, METHODS, register_method, validate
 from .masking import MaskingNet, topk_masking, random_masking, weighted_reconstruction_loss, uniformity_loss
 from .models import MaskedAutoencoderViT, ClassificationHead, mae_model
-from .hypergradient import hypergradient, unrolled_val_loss
+from .hypergradient import hypergradient, unrolled_val_loss, phase
 
 # %% auto #0
 __all__ = ['get_method', 'Method', 'UMAE', 'MLOMAE', 'BLOMAE', 'Supervised', 'MLOModel', 'build_mlo_model', 'mask_stats',
@@ -284,7 +283,7 @@ class MLOSolver:
     def stage_one_step(self, xu, mask_ratio=None, xtr=None, ytr=None):
         "Stage I (Eq. 1): one step of the method's lower level (E and D; with C for BLO-MAE) on a D_u batch, T fixed."
         r = self.cfg.mask_ratio if mask_ratio is None else mask_ratio
-        with record_function('stage_one'):  # profiler labels: the benchmark times the stages by them
+        with phase('stage_one'):  # labelled parts: the profiler and the benchmark time them in place
             with self.autocast(xu): loss, log = self.method.stage_one_loss(self.model, xu, r, xtr, ytr)
             self.update(loss, self.method.stage_one_roles)
         self.stage_one_steps += 1
@@ -293,7 +292,7 @@ class MLOSolver:
     def stage_two_step(self, xtr, ytr):
         "Stage II (Eq. 2): one step of C on frozen features (or F and C with Eq. 13's proximal term)."
         m = self.model
-        with record_function('stage_two'):
+        with phase('stage_two'):
             with self.autocast(xtr):
                 if m.finetuned is None:
                     with torch.no_grad(): feats = m.mae.forward_features(xtr)
@@ -319,7 +318,7 @@ class MLOSolver:
         was_training = self.model.training
         self.model.eval()  # no dropout inside: a finite difference of two differently-dropped passes is noise
         try:
-            with torch.autocast(xu.device.type, enabled=False), kernel, record_function('stage_three'):
+            with torch.autocast(xu.device.type, enabled=False), kernel:
                 rec, tr, val = self.method.stage_losses(self.model, xu, xtr, ytr, xval, yval, r)
                 return hypergradient(rec, tr, val, g['E'], g['C'], g['T'], eta_E, lr_C, method=method, alpha=cfg.alpha,
                                      lr_factors=cfg.lr_factors, reduce=_average_dict if distributed() else None,
@@ -329,23 +328,24 @@ class MLOSolver:
 
     def stage_three_step(self, xu, xtr, ytr, xval, yval, mask_ratio=None):
         "Stage III (Eq. 3, 8): T steps along the hypergradient; a non-finite one is skipped and counted."
-        with torch.no_grad(), self.autocast(xval): val_loss = self.model.classification_loss(xval, yval)  # for the log
-        hg = self.compute_hypergradient(xu, xtr, ytr, xval, yval, mask_ratio)
-        T = self.groups['T']
-        grads = [hg[n] for n in T]  # already averaged over ranks, inside the hypergradient
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(v, dtype=torch.float64) for v in grads]))
-        if not torch.isfinite(norm):  # the one host sync of Stage III: a skipped step must not touch AdamW's state
-            self.t_skipped += 1
-            return dict(val_loss=val_loss, hypergrad_norm=norm, t_skipped=self.t_skipped)
-        self.opt_t.zero_grad(set_to_none=True)
-        for p, v in zip(T.values(), grads): p.grad = v.to(p.dtype)
-        self.opt_t.step()
-        self.t_steps += 1
+        with phase('stage_three'):
+            with torch.no_grad(), self.autocast(xval): val_loss = self.model.classification_loss(xval, yval)  # for the log
+            hg = self.compute_hypergradient(xu, xtr, ytr, xval, yval, mask_ratio)
+            T = self.groups['T']
+            grads = [hg[n] for n in T]  # already averaged over ranks, inside the hypergradient
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(v, dtype=torch.float64) for v in grads]))
+            if not torch.isfinite(norm):  # the one host sync of Stage III: a skipped step must not touch AdamW's state
+                self.t_skipped += 1
+                return dict(val_loss=val_loss, hypergrad_norm=norm, t_skipped=self.t_skipped)
+            self.opt_t.zero_grad(set_to_none=True)
+            for p, v in zip(T.values(), grads): p.grad = v.to(p.dtype)
+            self.opt_t.step()
+            self.t_steps += 1
         return dict(val_loss=val_loss, hypergrad_norm=norm, t_skipped=self.t_skipped)
 
     def step(self, du_batches, dtr_batch, dval_batch, mask_ratio=None):
         "One iteration of the method (`Method.iteration`): a dict of tensors to log (`to_floats` reads them back)."
-        with record_function(f'{self.method.name}.iteration'):
+        with phase('iteration'):
             out = self.method.iteration(self, du_batches, dtr_batch, dval_batch, mask_ratio)
         self.iteration += 1
         return out

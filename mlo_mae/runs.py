@@ -176,6 +176,7 @@ def load_run(out_dir, device='cpu'):
 @contextmanager
 def cpu_threads(n=None, device='cpu'):
     "Run the block on `n` CPU threads (default: 1 on the CPU, unchanged on a GPU), restoring the previous number after."
+    if n is not None and n < 1: raise ValueError(f"threads must be >= 1, got {n}")
     before = torch.get_num_threads()
     n = n or (1 if torch.device(device).type == 'cpu' else before)
     torch.set_num_threads(n)
