@@ -55,7 +55,7 @@ def resolve_config(cfg: TrainConfig = None, **overrides) -> TrainConfig:
 
 # %% ../nbs/06_runs.ipynb #97dba939
 RUN_FILES = ('config.json', 'metrics.jsonl', 'checkpoint.pt', 'checkpoint.pt.tmp', 'final.json', 'masking_net.safetensors',
-             'encoder_timm.safetensors')
+             'encoder_timm.safetensors', 'mask_map.json')
 
 def _is_run_file(name: str) -> bool:
     return name in RUN_FILES or re.fullmatch(r'eval_[a-z_]+\.json', name) is not None

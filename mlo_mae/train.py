@@ -26,7 +26,7 @@ from .evaluate import stage_two_test_accuracy, warmup_cosine
 
 # %% auto #0
 __all__ = ['NONFINITE_PATIENCE', 'Stream', 'setup_distributed', 'mean_over_ranks', 'any_rank', 'ranks_in_sync', 'RunInterrupted',
-           'stop_on_signals', 'train', 'main']
+           'stop_on_signals', 'mask_map', 'train', 'main']
 
 # %% ../nbs/07_train.ipynb #0e7ea055
 class Stream:
@@ -124,6 +124,20 @@ def _duration(s: float) -> str:
     return f'{s:.0f} s' if s < 120 else f'{s / 60:.0f} min' if s < 7200 else f'{s / 3600:.1f} h'
 
 # %% ../nbs/07_train.ipynb #e270d705
+@torch.no_grad()
+def mask_map(model, method, images, spec, mask_ratio, n=512) -> dict:
+    "How often `method` masks each patch position over the first `n` images of `images`: {'grid', 'frequency' (N,), 'images'}."
+    was = model.training; model.eval()
+    idx = list(range(min(n, len(images))))
+    first = images.subset(idx) if hasattr(images, 'subset') else torch.utils.data.Subset(images, idx)
+    loader = BatchLoader(first, spec, 128, train=False, drop_last=False,
+                         device=next(model.parameters()).device)
+    masks = torch.cat([method.masking(model, x, mask_ratio)[0].mask.cpu() for x, _ in loader.epoch(0)])
+    model.train(was)
+    return dict(grid=list(model.mae.patch_embed.grid_size), frequency=masks.mean(0).tolist(), images=len(masks),
+                split='D_val', mask_ratio=mask_ratio)
+
+# %% ../nbs/07_train.ipynb #09bbdc47
 def _given(cfg: TrainConfig = None, overrides: dict = None) -> dict:
     "The settings asked for: those of `cfg` that differ from the defaults, then `overrides`."
     base = TrainConfig()
@@ -255,10 +269,11 @@ def _train(cfg: TrainConfig, rank: int, world: int, device) -> dict:
         from safetensors.torch import save_file
         save_file({k: v.detach().cpu().contiguous() for k, v in model.masking_net.state_dict().items()}, out/'masking_net.safetensors')
         save_timm_encoder(model.mae, out/'encoder_timm.safetensors')
+        if method.learns_masks: (out/'mask_map.json').write_text(json.dumps(mask_map(model, method, splits.dval, spec, cfg.mask_ratio)))
         (out/'final.json').write_text(json.dumps(summary, indent=1))
     return summary
 
-# %% ../nbs/07_train.ipynb #df1a0fcb
+# %% ../nbs/07_train.ipynb #24dd7e2d
 def main(argv=None):
     "Entry point of `python -m mlo_mae.train` and `mlo_mae_train`."
     try: summary = train(**parse_args(argv))
@@ -268,6 +283,6 @@ def main(argv=None):
         if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
     if int(os.environ.get('RANK', 0)) == 0: print(json.dumps(summary))
 
-# %% ../nbs/07_train.ipynb #d993ff0d
+# %% ../nbs/07_train.ipynb #5e8efbe6
 #| eval: false
 if __name__ == '__main__' and 'ipykernel' not in sys.modules: main()  # not when a notebook runs this cell

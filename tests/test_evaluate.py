@@ -60,7 +60,7 @@ def test_finetune_b4_recipe_one_epoch_beats_chance(mini, micro):
 def test_robustness_eval_end_to_end_matches_classifier_accuracy(tmp_path, micro):
     "A real micro classifier on a 32-px class-folder tree: equals the accuracy computed on the same images directly."
     root = write_imagefolder(tmp_path, classes=('automobile', 'airplane', 'truck'), per_class=4, size=32)
-    spec = DatasetSpec('tiny', 32, CIFAR10_MEAN, CIFAR10_STD, False)
+    spec = DatasetSpec('tiny', 32, CIFAR10_MEAN, CIFAR10_STD, 'crop_flip')
     classes = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']
     torch.manual_seed(1)
     clf = EncoderClassifier(copy.deepcopy(micro), ClassificationHead(32, 10))

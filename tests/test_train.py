@@ -1,5 +1,6 @@
-"""The runner end to end, in subprocesses as a user runs it: a run killed with SIGKILL and resumed ends
-where an uninterrupted run ends; a bad checkpoint is refused; two gloo processes train as one."""
+"""The runner end to end, in subprocesses as a user runs it: a run killed with SIGKILL, or stopped with SIGINT, and
+resumed ends where an uninterrupted run ends; a bad checkpoint is refused; resume keeps the run's settings; a foreign
+folder is never replaced; two gloo processes train as one; --help answers at once; the notebook's parameters are the settings."""
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
 
@@ -37,19 +38,20 @@ def uninterrupted(tmp_path_factory):
     return run
 
 
-def test_sigkill_then_resume_matches_uninterrupted(uninterrupted, tmp_path):
-    run = tmp_path / 'b'
+def _interrupt_then_resume(uninterrupted, run, sig):
+    "Start a run, send `sig` between the 2nd checkpoint and the end, resume it: the result equals the uninterrupted run."
     p = subprocess.Popen([sys.executable, '-m', 'mlo_mae.train', '--out_dir', str(run), *ARGS],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
     log = run / 'metrics.jsonl'
     deadline = time.time() + 120
-    while time.time() < deadline and p.poll() is None:  # kill between the 2nd checkpoint and the end
+    while time.time() < deadline and p.poll() is None:
         if log.exists() and len(log.read_text().splitlines()) >= 2 * EVERY + 1: break
         time.sleep(0.02)
-    assert p.poll() is None, 'the run ended before it could be killed'
-    os.kill(p.pid, signal.SIGKILL); p.wait()
-    killed_at = len(log.read_text().splitlines())
-    assert killed_at < STEPS
+    assert p.poll() is None, 'the run ended before it could be interrupted'
+    os.kill(p.pid, sig)
+    err = p.communicate()[1]
+    stopped_at = len(log.read_text().splitlines())
+    assert stopped_at < STEPS
     r = cli('--out_dir', str(run), '--resume', *ARGS)
     assert r.returncode == 0, r.stderr[-2000:]
     assert metrics(run) == metrics(uninterrupted)
@@ -57,6 +59,80 @@ def test_sigkill_then_resume_matches_uninterrupted(uninterrupted, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     fa, fb = (json.loads((d / 'final.json').read_text()) for d in (uninterrupted, run))
     assert fa['stage2_test_accuracy'] == fb['stage2_test_accuracy']
+    return p.returncode, err, stopped_at
+
+
+def test_sigkill_then_resume_matches_uninterrupted(uninterrupted, tmp_path):
+    _interrupt_then_resume(uninterrupted, tmp_path / 'b', signal.SIGKILL)
+
+
+def test_sigint_checkpoints_and_says_so_in_one_line(uninterrupted, tmp_path):
+    run = tmp_path / 'i'
+    rc, err, stopped_at = _interrupt_then_resume(uninterrupted, run, signal.SIGINT)
+    assert rc == 130 and len(err.strip().splitlines()) == 1 and 'interrupted: SIGINT' in err and 'resume' in err, err
+
+
+def test_sigterm_checkpoint_holds_the_iteration_it_stopped_at(tmp_path):
+    run = tmp_path / 't'
+    p = subprocess.Popen([sys.executable, '-m', 'mlo_mae.train', '--out_dir', str(run), *ARGS, '--max_steps', '1000',
+                          '--epochs', '1000', '--checkpoint_every', '1000'], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True, env=ENV)
+    log = run / 'metrics.jsonl'
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and len(log.read_text().splitlines()) >= 3): time.sleep(0.02)
+    os.kill(p.pid, signal.SIGTERM)
+    err = p.communicate()[1]
+    assert p.returncode == 130 and 'interrupted: SIGTERM' in err, err
+    ck = torch.load(run / 'checkpoint.pt', weights_only=True)   # no step-based checkpoint was due: the signal wrote it
+    assert ck['solver']['iteration'] == len(log.read_text().splitlines()) >= 3
+
+
+def test_resume_with_only_the_folder_keeps_every_setting(tmp_path):
+    run = tmp_path / 'r'
+    r = cli('--out_dir', str(run), '--mask_ratio', '0.9', '--max_steps', '2', '--lr_t', '0.002', '--progress', 'false',
+            '--num_workers', '0')
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = cli('--out_dir', str(run), '--resume', '--max_steps', '3')
+    assert r.returncode == 0, r.stderr[-2000:]
+    cfg = json.loads((run / 'config.json').read_text())
+    assert (cfg['mask_ratio'], cfg['lr_t'], cfg['max_steps']) == (0.9, 0.002, 3)
+    assert [json.loads(l)['mask_ratio'] for l in (run / 'metrics.jsonl').read_text().splitlines()] == [0.9] * 3
+    r = cli('--out_dir', str(run), '--resume', '--max_steps', '4', '--mask_ratio', '0.75')
+    assert r.returncode != 0 and 'mask_ratio=0.9 there, 0.75 now' in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_overwrite_replaces_only_a_run_folder(tmp_path):
+    mine = tmp_path / 'mine'
+    mine.mkdir(); (mine / 'thesis.tex').write_text('years of work')
+    r = cli('--out_dir', str(mine), '--overwrite', '--max_steps', '1')
+    assert r.returncode != 0 and 'not a run' in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert (mine / 'thesis.tex').read_text() == 'years of work'
+
+
+def test_a_ratio_that_leaves_nothing_to_reconstruct_is_refused(tmp_path):
+    r = cli('--out_dir', str(tmp_path / 'z'), '--mask_ratio', '0')
+    assert r.returncode != 0 and 'nothing is left to reconstruct' in r.stderr and not (tmp_path / 'z').exists()
+
+
+def test_help_answers_at_once_and_lists_every_setting():
+    from dataclasses import fields
+    from mlo_mae.config import TrainConfig
+    t = time.perf_counter()
+    r = cli('--help')
+    took = time.perf_counter() - t
+    assert r.returncode == 0 and took < 2.0, took
+    for f in fields(TrainConfig): assert f'--{f.name}' in r.stdout, f.name
+    assert 'umae_weight' in r.stdout and '(default: 0.01)' in r.stdout
+
+
+def test_notebook_parameters_are_the_settings():
+    "Every TrainConfig setting is a papermill parameter of nbs/10_train.ipynb (and nothing else is)."
+    from dataclasses import fields
+    from mlo_mae.config import TrainConfig
+    nb = json.loads((Path(__file__).resolve().parents[1] / 'nbs' / '10_train.ipynb').read_text())
+    cell = next(c for c in nb['cells'] if 'parameters' in c['metadata'].get('tags', []))
+    names = [l.split('=')[0].strip() for l in ''.join(cell['source']).splitlines() if '=' in l and not l.startswith('#')]
+    assert sorted(names) == sorted(f.name for f in fields(TrainConfig))
 
 
 def test_existing_folder_is_never_overwritten(uninterrupted):
@@ -96,27 +172,43 @@ def test_two_gloo_processes_train_as_one(tmp_path):
         for k, tol in (('rec_loss', 1e-4), ('tr_loss', 1e-4), ('prob_mean', 1e-4), ('hypergrad_norm', 1e-3)):
             # the hypergradient, a difference quotient of float32 gradients, carries the weights' float noise (below)
             assert abs(s[k] - d[k]) <= tol * abs(s[k]), (s['step'], k, s[k], d[k])
-    # weights: AdamW divides each gradient by its own running scale, so entries whose gradient is at rounding level
-    # (the attention key bias has an exactly zero gradient: softmax ignores a shift) take noise-sized steps of up to
-    # lr = 1e-3; everything else agrees far below one step
+    # weights: AdamW moves every entry by at most about lr per step whatever its gradient (m/sqrt(v) is 1 at the first
+    # step), so an entry whose gradient is at rounding level (the attention key bias has an exactly zero gradient;
+    # T's weights get a difference quotient of float32 gradients) may differ by up to 2 * lr * steps between two
+    # summation orders. That bounds every entry; a real divergence shows as many entries off, not a few.
     a, b = weights(single), weights(ddp)
+    bound = 2 * 1e-3 * 3   # 2 x lr_mae (= lr_head = lr_t, the smoke preset) x 3 steps
+    total = off = 0
     for k in a:
-        assert torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-4), (k, (a[k] - b[k]).abs().max())
-    assert sum(int((a[k] - b[k]).abs().max() > 1e-6) for k in a) <= 8
+        d = (a[k].double() - b[k].double()).abs()
+        assert d.max() <= bound, (k, float(d.max()))
+        total += d.numel(); off += int((d > 1e-5).sum())
+    assert off <= 0.001 * total, (off, total)
 
 
 def test_test_split_is_read_only_after_training(tmp_path, monkeypatch):
-    "On a CIFAR-10-layout folder: every read of test_batch comes after the last training iteration."
+    "On a CIFAR-10-layout folder: the test split is loaded only after the last training iteration (its files are only checked before)."
     import mlo_mae.data as data
+    import mlo_mae.train as tr
     from mlo_mae.mlo import MLOSolver
-    from mlo_mae.train import train
     data.write_cifar_folder(tmp_path, 'cifar10', images_per_file=40)
-    events, unpickle, step = [], data._unpickle, MLOSolver.step
-    monkeypatch.setattr(data, '_unpickle', lambda p: (events.append(('read', Path(p).name)), unpickle(p))[1])
+    events, load, step = [], tr.load_dataset, MLOSolver.step
+    monkeypatch.setattr(tr, 'load_dataset', lambda *a, **k: (events.append(('load', tuple(k.get('splits', ())))), load(*a, **k))[1])
     monkeypatch.setattr(MLOSolver, 'step', lambda self, *a, **k: (events.append(('step', None)), step(self, *a, **k))[1])
-    summary = train(dataset='cifar10', data_dir=str(tmp_path), preset='smoke', batch_size=8, max_steps=3,
-                    out_dir=str(tmp_path / 'run'), progress=False, num_workers=0, device='cpu')
+    summary = tr.train(dataset='cifar10', data_dir=str(tmp_path), preset='smoke', batch_size=8, max_steps=3,
+                       out_dir=str(tmp_path / 'run'), progress=False, num_workers=0, device='cpu')
     steps = [i for i, e in enumerate(events) if e[0] == 'step']
-    test_reads = [i for i, e in enumerate(events) if e == ('read', 'test_batch')]
-    assert len(steps) == 3 and test_reads and min(test_reads) > max(steps)
+    test_loads = [i for i, e in enumerate(events) if e[0] == 'load' and 'test' in e[1]]
+    assert len(steps) == 3 and test_loads and min(test_loads) > max(steps)
     assert 0 <= summary['stage2_test_accuracy'] <= 100
+
+
+def test_a_broken_test_batch_fails_before_training(tmp_path):
+    "A truncated test_batch is named at once, before any folder is made (not after hours of training)."
+    import mlo_mae.data as data
+    folder = data.write_cifar_folder(tmp_path, 'cifar10', images_per_file=40)
+    (folder / 'test_batch').write_bytes((folder / 'test_batch').read_bytes()[:500])
+    r = cli('--dataset', 'cifar10', '--data_dir', str(tmp_path), '--preset', 'smoke', '--batch_size', '8',
+            '--out_dir', str(tmp_path / 'run'), '--max_steps', '2')
+    assert r.returncode != 0 and 'test_batch' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / 'run').exists()
