@@ -5,8 +5,8 @@
 # %% ../nbs/30_benchmark.ipynb #2f0e3674
 from __future__ import annotations
 import argparse, gc, json, math, os, platform, statistics, sys, time
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, asdict, replace
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from itertools import cycle
 from pathlib import Path

@@ -4,8 +4,8 @@
 
 # %% ../nbs/04_config.ipynb #3d6d1343
 from __future__ import annotations
-import argparse, dataclasses, json, typing
-from dataclasses import dataclass, field, fields, asdict
+import argparse, dataclasses, importlib, json, typing
+from dataclasses import dataclass, field, fields
 from typing import Optional
 
 # %% auto #0
@@ -46,7 +46,7 @@ def register_method(cls):
     return cls
 
 def _known_methods():
-    if not METHODS: import mlo_mae.mlo  # registers the built-in methods (imports torch: only when a method is checked)
+    if not METHODS: importlib.import_module('mlo_mae.mlo')  # registers the built-in methods (imports torch: only when a method is checked)
     return tuple(METHODS)
 
 # %% ../nbs/04_config.ipynb #10f8e7bc

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #68cb2f07
 from __future__ import annotations
-import os, pickle, tarfile, time
+import os, pickle, time
 from dataclasses import dataclass
 from pathlib import Path
 

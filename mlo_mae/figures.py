@@ -4,8 +4,7 @@
 
 # %% ../nbs/40_figures.ipynb #8b8d9176
 from __future__ import annotations
-import csv, dataclasses, io, json, math, os, re, tempfile
-from dataclasses import asdict, fields
+import csv, dataclasses, json, math, os, re, tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import torch
 
 from .config import TrainConfig, METHODS
 from . import runs
-from .runs import resolve_config, defining_settings, cached_run_state, load_run
+from .runs import resolve_config, defining_settings, cached_run_state
 from .train import train
 
 # %% auto #0

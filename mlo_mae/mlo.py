@@ -23,8 +23,8 @@ from .hypergradient import hypergradient, unrolled_val_loss, phase
 
 # %% auto #0
 __all__ = ['get_method', 'Method', 'UMAE', 'MLOMAE', 'BLOMAE', 'Supervised', 'MLOModel', 'build_mlo_model', 'mask_stats',
-           'to_floats', 'stage_losses', 'average_across_ranks', 'distributed', 'MLOSolver', 'make_optimizers',
-           'mask_ratio_schedule', 'micro_problem', 'directional_check', 'cls_attention', 'AttMask']
+           'to_floats', 'average_across_ranks', 'distributed', 'MLOSolver', 'make_optimizers', 'mask_ratio_schedule',
+           'micro_problem', 'directional_check', 'cls_attention', 'AttMask']
 
 # %% ../nbs/05_mlo.ipynb #f36caad4
 def get_method(cfg: MLOConfig) -> 'Method':
@@ -214,8 +214,8 @@ def _call(model, P, what, *args):
     "`model.<what>(*args)` with parameters `P` substituted (torch.func): a loss at E', E +- eps v, ... without copying the model."
     return functional_call(model, P, (what, *args))
 
-@patch
-def stage_losses(self: MLOMAE, model, xu, xtr, ytr, xval, yval, mask_ratio):
+@patch(nm='stage_losses')
+def _mlo_stage_losses(self: MLOMAE, model, xu, xtr, ytr, xval, yval, mask_ratio):
     "`rec_loss(E, T)`, `tr_loss(E, C)`, `val_loss(E, C)`: Eq. 1, 2, 3 at substituted parameters, batches closed over."
     cfg = self.cfg
     t_in = model.t_input(xu).detach() if cfg.detach_t_input else None  # held fixed at this E
@@ -227,18 +227,14 @@ def stage_losses(self: MLOMAE, model, xu, xtr, ytr, xval, yval, mask_ratio):
     val = lambda E, C: _call(model, {**E, **C}, 'classification_loss', xval, yval)
     return rec, tr, val
 
-@patch
-def stage_losses(self: BLOMAE, model, xu, xtr, ytr, xval, yval, mask_ratio):
+@patch(nm='stage_losses')
+def _blo_stage_losses(self: BLOMAE, model, xu, xtr, ytr, xval, yval, mask_ratio):
     "Eq. 5: `rec_loss` is the lower level's joint loss; C is not a level, so it does not move in the look-ahead (no C path)."
     rec, _, val = MLOMAE.stage_losses(self, model, xu, xtr, ytr, xval, yval, mask_ratio)
     C0 = model.named_groups()['C']
     rec_blo = lambda E, T: _call(model, {**E, **C0}, 'classification_loss', xtr, ytr) + self.cfg.blo_gamma * rec(E, T)
     no_step = lambda E, C: torch.zeros((), device=xtr.device)  # a constant: C' = C and the C-path product is 0 under every option
     return rec_blo, no_step, val
-
-def stage_losses(model: MLOModel, cfg: MLOConfig, xu, xtr, ytr, xval, yval, mask_ratio):
-    "The hypergradient's three closures of `cfg.method` (see `Method.stage_losses`)."
-    return get_method(cfg).stage_losses(model, xu, xtr, ytr, xval, yval, mask_ratio)
 
 # %% ../nbs/05_mlo.ipynb #c0517bf4
 def average_across_ranks(tensors):
@@ -383,7 +379,7 @@ def directional_check(solver, xu, xtr, ytr, xval, yval, h=1e-6, seed=0):
     gen = torch.Generator().manual_seed(seed)
     u = {k: torch.randn(v.shape, generator=gen, dtype=v.dtype) for k, v in g['T'].items()}
     eta_E, eta_C = solver.learning_rates()
-    rec, tr, val = stage_losses(solver.model, cfg, xu, xtr, ytr, xval, yval, cfg.mask_ratio)
+    rec, tr, val = solver.method.stage_losses(solver.model, xu, xtr, ytr, xval, yval, cfg.mask_ratio)
     f = lambda s: float(unrolled_val_loss(rec, tr, val, g['E'], g['C'], {k: v.detach() + s * u[k] for k, v in g['T'].items()},
                                           eta_E, eta_C, lr_factors=cfg.lr_factors).detach())
     fd = (f(h) - f(-h)) / (2 * h)

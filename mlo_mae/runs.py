@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_runs.ipynb #c5d4207e
 from __future__ import annotations
-import dataclasses, hashlib, json, os, re, shutil, time
+import dataclasses, hashlib, json, os, re, shutil
 from contextlib import contextmanager
 from dataclasses import asdict, fields
 from pathlib import Path

@@ -11,7 +11,7 @@ if __name__ == '__main__' and 'ipykernel' not in sys.modules and {'-h', '--help'
 
 import json, math, os, random, signal, threading, time, warnings
 from contextlib import contextmanager
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
