@@ -53,7 +53,7 @@ def _known_methods():
 @dataclass
 class MLOConfig:
     "What one iteration of a method does (defaults: the paper's CIFAR setting, Table 12)."
-    method: str = setting('mlo_mae', 'pretraining method: mlo_mae, mae, umae, blo_mae, supervised, attmask, or any name '
+    method: str = setting('mlo_mae', 'pretraining method: mlo_mae, mae, umae, blo_mae, supervised, attmask, untrained, prior, or any name '
                           'registered with register_method', choices=_known_methods)
     mask_ratio: Optional[float] = setting(0.75, 'share of the patches masked (Table 12)', check=lambda r: 0 < r < 1,
                                           why='must be in (0, 1): at 0 nothing is left to reconstruct')
@@ -74,6 +74,7 @@ class MLOConfig:
     blo_gamma: float = setting(1.0, "Eq. 5's weight of the reconstruction loss (BLO-MAE)", **_non_negative)
     umae_weight: float = setting(0.01, "U-MAE's weight of the uniformity term", **_non_negative)
     clip_grad: Optional[float] = setting(None, 'max gradient norm of each optimizer step (default: no clipping)', **_positive)
+    prior_from: Optional[str] = setting(None, "run folder of an MLO-MAE run whose mask_map.json gives the prior control's masks")
 
     def __post_init__(self): validate(self)
 

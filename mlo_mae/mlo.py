@@ -24,7 +24,7 @@ from .hypergradient import hypergradient, unrolled_val_loss, phase
 # %% auto #0
 __all__ = ['get_method', 'Method', 'UMAE', 'MLOMAE', 'BLOMAE', 'Supervised', 'MLOModel', 'build_mlo_model', 'mask_stats',
            'to_floats', 'average_across_ranks', 'distributed', 'MLOSolver', 'make_optimizers', 'mask_ratio_schedule',
-           'micro_problem', 'directional_check', 'cls_attention', 'AttMask']
+           'micro_problem', 'directional_check', 'cls_attention', 'AttMask', 'Untrained', 'read_mask_map', 'Prior']
 
 # %% ../nbs/05_mlo.ipynb #f36caad4
 def get_method(cfg: MLOConfig) -> 'Method':
@@ -408,3 +408,51 @@ class AttMask(Method):
     def masking(self, model, xu, mask_ratio):
         with torch.no_grad(): att = cls_attention(model.mae, xu)
         return topk_masking(att, mask_ratio), None
+
+# %% ../nbs/05_mlo.ipynb #de1e220d
+@register_method
+class Untrained(Method):
+    "Control: the random encoder. E and D stay at their initialisation; an iteration is only Stage II (the head on frozen features)."
+    name, label = 'untrained', 'untrained encoder (control)'
+    stage_one_roles = ()   # no Stage I: nothing moves E or D
+    floor = True           # a study draws it as a reference line under the bars
+    def iteration(self, solver, du_batches, dtr_batch, dval_batch, mask_ratio):
+        return solver.stage_two_step(*dtr_batch)
+    def images_per_iteration(self, batch_size): return batch_size
+
+# %% ../nbs/05_mlo.ipynb #b3525bbc
+import json
+from pathlib import Path
+from .models import MAE_PRESETS
+
+def read_mask_map(run_dir) -> dict:
+    "The `mask_map.json` of the run folder `run_dir` (`train` writes it at the end of runs that learn masks); one line if missing or malformed."
+    path = Path(run_dir)/'mask_map.json'
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: prior_from must be the folder of a finished run whose method learns masks (mlo_mae)")
+    try: mm = json.loads(path.read_text()); mm['frequency'] = [float(v) for v in mm['frequency']]
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError): raise ValueError(f"{path} is not a mask map (JSON with a 'frequency' list)") from None
+    return mm
+
+def _num_patches(cfg):
+    "N of the model that a run's settings name (a resolved `TrainConfig`); None for a bare `MLOConfig`."
+    model = getattr(cfg, 'model', None)
+    if model not in MAE_PRESETS: return None
+    kw = {**MAE_PRESETS[model], **(getattr(cfg, 'model_kw', None) or {})}
+    return (kw['img_size'] // kw['patch_size']) ** 2
+
+@register_method
+class Prior(Method):
+    "Control: the N*r positions a finished MLO-MAE run's T masks most often (`prior_from`'s mask_map.json), the same for every image; MAE's unit weights."
+    name, label = 'prior', 'position prior (control)'
+    def __init__(self, cfg: MLOConfig):
+        super().__init__(cfg)
+        if cfg.prior_from is None: raise ValueError("method prior needs prior_from: the run folder of an MLO-MAE run (its mask_map.json)")
+        self.frequency = torch.tensor(read_mask_map(cfg.prior_from)['frequency'])
+        if _num_patches(cfg) is not None: self._check(_num_patches(cfg))
+    def _check(self, n):
+        if len(self.frequency) != n:
+            raise ValueError(f"prior_from {self.cfg.prior_from}: its mask map has {len(self.frequency)} positions, this model {n} patches")
+    def masking(self, model, xu, mask_ratio):
+        N = model.mae.num_patches; self._check(N)
+        return topk_masking(self.frequency.to(xu.device).expand(xu.shape[0], N), mask_ratio), None
