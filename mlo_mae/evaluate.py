@@ -22,11 +22,12 @@ from .data import BatchLoader, DatasetSpec
 from .models import MaskedAutoencoderViT, export_timm_encoder, timm_vit_kwargs
 
 # %% auto #0
-__all__ = ['batches', 'module_device', 'evaluating', 'extract_features', 'knn_accuracy', 'class_similarities', 'similarity_ratio',
-           'warmup_cosine', 'LinearProbe', 'train_linear_probe', 'classifier_accuracy', 'linear_probe',
-           'EncoderClassifier', 'stage_two_test_accuracy', 'timm_classifier', 'finetune_optimizer',
-           'mae_finetune_recipe', 'finetune', 'classifier_loss', 'tsne_embedding', 'vit_reshape_transform', 'gradcam',
-           'robustness_eval']
+__all__ = ['POSITION_ONLY_IOU', 'batches', 'module_device', 'evaluating', 'extract_features', 'knn_accuracy',
+           'class_similarities', 'similarity_ratio', 'warmup_cosine', 'LinearProbe', 'train_linear_probe',
+           'classifier_accuracy', 'linear_probe', 'EncoderClassifier', 'stage_two_test_accuracy', 'timm_classifier',
+           'finetune_optimizer', 'mae_finetune_recipe', 'finetune', 'classifier_loss', 'tsne_embedding',
+           'vit_reshape_transform', 'gradcam', 'robustness_eval', 'mask_frequency', 'mean_pairwise_iou',
+           'expected_random_iou', 'sigma_spread']
 
 # %% ../nbs/20_evaluate.ipynb #2c1d7149
 def batches(loader, epoch: int = 0):
@@ -385,3 +386,40 @@ def robustness_eval(model: nn.Module, folders: dict, spec: DatasetSpec, classes:
                 correct += (pred == to_model[y]).sum().item()
             results[name] = correct / len(ds)
     return results
+
+# %% ../nbs/20_evaluate.ipynb #74788a26
+POSITION_ONLY_IOU = 1.0   # a mask that depends on the position alone is the same set for every image
+
+def _mask_batch(mask) -> torch.Tensor:
+    m = torch.as_tensor(mask)
+    if m.ndim != 2: raise ValueError(f"mask must be (B, N), one 0/1 entry per patch, got shape {tuple(m.shape)}")
+    return m.double()
+
+def mask_frequency(mask) -> torch.Tensor:
+    "(N,) share of the batch's images that mask each patch position, from a (B, N) 0/1 mask."
+    return _mask_batch(mask).mean(0)
+
+def mean_pairwise_iou(mask) -> float:
+    "Mean intersection-over-union of the masked sets of every two different images of a (B, N) 0/1 mask (B >= 2)."
+    m = _mask_batch(mask)
+    if m.shape[0] < 2: raise ValueError(f"mean_pairwise_iou needs at least 2 images, got {m.shape[0]}")
+    inter = m @ m.T
+    size = m.sum(1)
+    union = size[:, None] + size[None, :] - inter
+    iou = torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))   # two empty masks are the same mask
+    return float(iou[~torch.eye(len(m), dtype=torch.bool)].mean())
+
+def expected_random_iou(n: int, k: int) -> float:
+    "E[IoU] of two independent uniform random sets of `k` of `n` patches: the overlap X is hypergeometric, IoU = X / (2k - X)."
+    if not (isinstance(n, int) and isinstance(k, int) and 0 <= k <= n and n >= 1):
+        raise ValueError(f"need integers 0 <= k <= n, n >= 1, got n={n!r}, k={k!r}")
+    if k == 0: return POSITION_ONLY_IOU   # two empty sets: the same set
+    total = math.comb(n, k)
+    return sum(math.comb(k, x) * math.comb(n - k, k - x) / total * x / (2 * k - x) for x in range(max(0, 2 * k - n), k + 1))
+
+def sigma_spread(probs) -> dict:
+    "T's sigma (B, N): mean, std and range over all entries; std within an image, averaged; std across images at each position, averaged."
+    p = torch.as_tensor(probs).detach().double().cpu()
+    if p.ndim != 2 or p.shape[0] < 2: raise ValueError(f"probs must be (B, N) with B >= 2, got shape {tuple(p.shape)}")
+    return dict(mean=float(p.mean()), std=float(p.std()), min=float(p.min()), max=float(p.max()),
+                within_image_std=float(p.std(1).mean()), across_image_std=float(p.std(0).mean()))

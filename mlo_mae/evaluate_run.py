@@ -9,16 +9,19 @@ from pathlib import Path
 
 import torch
 
-from .data import load_dataset, BatchLoader
+from .config import METHODS
+from .data import load_dataset, BatchLoader, mlo_splits
 from .models import ClassificationHead
-from .runs import load_run, cpu_threads
+from .mlo import get_method
+from .runs import load_run, read_config, cpu_threads
 from . import evaluate as ev
 
 # %% auto #0
-__all__ = ['PROTOCOLS', 'evaluate_run', 'main']
+__all__ = ['PROTOCOLS', 'MASK_IMAGES', 'evaluate_run', 'main']
 
 # %% ../nbs/21_evaluate_run.ipynb #a3685764
-PROTOCOLS = ('stage2', 'linear_probe', 'knn', 'similarity', 'finetune', 'robustness')
+PROTOCOLS = ('stage2', 'linear_probe', 'knn', 'similarity', 'finetune', 'robustness', 'masks')
+MASK_IMAGES = 512   # D_val images the masks protocol reads (at most)
 
 def evaluate_run(run_dir, protocol='stage2', device='cpu', overwrite=False, batch_size=256, epochs=None, k=20,
                  folders=None, progress=True, data_dir=None, threads=None) -> dict:
@@ -28,7 +31,10 @@ def evaluate_run(run_dir, protocol='stage2', device='cpu', overwrite=False, batc
     if out.exists() and not overwrite: raise FileExistsError(f"{out} exists: pass --overwrite (overwrite=True in Python) to replace it")
     if protocol == 'robustness' and not folders:
         raise ValueError("robustness needs --folders name=path ... (folders={name: path} in Python)")
+    if protocol == 'masks' and not METHODS[read_config(run_dir).method].learns_masks:
+        raise ValueError(f"protocol masks: the method {read_config(run_dir).method!r} of {run_dir} does not learn its masks")
     with cpu_threads(threads, device):
+        if protocol == 'masks': return _evaluate_masks(run_dir, out, device, batch_size, data_dir)
         return _evaluate_run(run_dir, out, protocol, device, batch_size, epochs, k, folders, progress, data_dir)
 
 def _evaluate_run(run_dir, out, protocol, device, batch_size, epochs, k, folders, progress, data_dir):
@@ -40,7 +46,7 @@ def _evaluate_run(run_dir, out, protocol, device, batch_size, epochs, k, folders
     if protocol == 'stage2':
         res['accuracy'] = 100 * ev.stage_two_test_accuracy(encoder, head, plain(test_set))
     elif protocol == 'linear_probe':
-        res['accuracy'] = 100 * ev.linear_probe(encoder, plain(train_set), plain(test_set), epochs=epochs or 90, progress=progress)
+        res.update(epochs=epochs or 90, accuracy=100 * ev.linear_probe(encoder, plain(train_set), plain(test_set), epochs=epochs or 90, progress=progress))
     elif protocol == 'knn':
         trf, trl = ev.extract_features(encoder, plain(train_set)); tef, tel = ev.extract_features(encoder, plain(test_set))
         res.update(k=k, accuracy=100 * ev.knn_accuracy(trf, trl, tef, tel, k=k))
@@ -55,10 +61,36 @@ def _evaluate_run(run_dir, out, protocol, device, batch_size, epochs, k, folders
         recipe = {} if native else ev.mae_finetune_recipe(bs)
         recipe['epochs'] = epochs or recipe.get('epochs', 100)
         train_loader = BatchLoader(train_set, spec, bs, train=True, device=device, num_workers=0)
-        res.update(recipe=recipe, accuracy=100 * ev.finetune(encoder, new_head, train_loader, plain(test_set), progress=progress, **recipe))
+        res.update(recipe=recipe, epochs=recipe['epochs'], accuracy=100 * ev.finetune(encoder, new_head, train_loader, plain(test_set), progress=progress, **recipe))
     else:
         acc = ev.robustness_eval(ev.EncoderClassifier(encoder, head), folders, spec, train_set.classes)
         res['accuracy'] = {name: 100 * a for name, a in acc.items()}
+    out.write_text(json.dumps(res, indent=1))
+    return res
+
+# %% ../nbs/21_evaluate_run.ipynb #ecc91a54
+@torch.no_grad()
+def _evaluate_masks(run_dir, out, device, batch_size, data_dir, n=None):
+    cfg, model = load_run(run_dir, device)
+    method = get_method(cfg)
+    train_set, spec = load_dataset(cfg.dataset, data_dir or cfg.data_dir, splits=('train',))   # D_val only: no test split
+    dval = mlo_splits(train_set, cfg.val_fraction, cfg.split_seed, cfg.du).dval
+    idx = list(range(min(n or MASK_IMAGES, len(dval))))
+    first = dval.subset(idx) if hasattr(dval, 'subset') else torch.utils.data.Subset(dval, idx)
+    loader = BatchLoader(first, spec, batch_size, train=False, device=device, drop_last=False, num_workers=0)
+    masks, sigma = [], []
+    for x, _ in loader.epoch(0):
+        masking, weights = method.masking(model, x, cfg.mask_ratio)
+        masks.append(masking.mask.cpu())
+        if weights is not None: sigma.append(weights.float().cpu())
+    mask = torch.cat(masks)
+    N, k = mask.shape[1], int(mask[0].sum())
+    if not (mask.sum(1) == k).all(): raise RuntimeError(f"{run_dir}: the masks do not all hide {k} patches")
+    res = dict(protocol='masks', run=str(run_dir), dataset=cfg.dataset, method=cfg.method, split='D_val', images=len(mask),
+               mask_ratio=cfg.mask_ratio, patches=N, masked_per_image=k, grid=list(model.mae.patch_embed.grid_size),
+               mean_pairwise_iou=ev.mean_pairwise_iou(mask), random_iou=ev.expected_random_iou(N, k),
+               position_only_iou=ev.POSITION_ONLY_IOU, sigma=ev.sigma_spread(torch.cat(sigma)) if sigma else None,
+               position_frequency=ev.mask_frequency(mask).tolist())
     out.write_text(json.dumps(res, indent=1))
     return res
 
