@@ -204,7 +204,7 @@ def run_study(root, methods=DEFAULT_METHODS, seeds=DEFAULT_SEEDS, settings=({},)
         fig.savefig(root/'study.png', dpi=120); plt.close(fig); files.append(root/'study.png')
     return dict(rows=rows, summary=summary, files=files, done=done)
 
-# %% ../nbs/50_study.ipynb #303f8b8a
+# %% ../nbs/50_study.ipynb #5dcccac2
 def main(argv=None):
     "Entry point of `python -m mlo_mae.study`."
     p = argparse.ArgumentParser(prog='mlo_mae.study', description='Run a study: methods x seeds x settings, each a run folder under ROOT.')
@@ -228,6 +228,6 @@ def main(argv=None):
     except (ValueError, OSError, RuntimeError) as e: sys.exit(f"error: {e}")
     print(json.dumps(dict(files=[str(f) for f in res['files']], done=res['done'])))
 
-# %% ../nbs/50_study.ipynb #5dcccac2
+# %% ../nbs/50_study.ipynb #05f5161e
 #| eval: false
 if __name__ == '__main__' and 'ipykernel' not in sys.modules: main()  # not when a notebook runs this cell
