@@ -189,6 +189,6 @@ def hypergradient(rec_loss: Callable, tr_loss: Callable, val_loss: Callable, E: 
     for name, fn in (('rec_loss', rec_loss), ('tr_loss', tr_loss), ('val_loss', val_loss)):
         if not callable(fn): raise ValueError(f"{name} must be callable, got {type(fn).__name__}")
     reduce = reduce or _identity
-    if method == 'exact':
+    if method != 'finite_difference':   # 'exact', the only other kind (checked above)
         return reduce(hypergradient_exact(rec_loss, tr_loss, val_loss, E, C, T, eta_E, eta_C, lr_factors))
     return hypergradient_fd(rec_loss, tr_loss, val_loss, E, C, T, eta_E, eta_C, alpha, lr_factors, reduce, c_path)

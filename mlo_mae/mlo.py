@@ -306,17 +306,17 @@ class MLOSolver:
         "Eq. 8-11 at the current parameters, float32, no autocast: a dict name -> gradient for T."
         cfg, g = self.cfg, self.groups
         r = cfg.mask_ratio if mask_ratio is None else mask_ratio
-        method = method or cfg.hypergradient
+        kind = method or cfg.hypergradient   # the hypergradient's kind, not the pretraining method
         lr_E, lr_C = self.learning_rates()
         eta_E = lr_E if eta_E is None else eta_E
-        double_through_attention = method == 'exact' or (cfg.c_path == 'exact' and self.model.finetuned is not None)
+        double_through_attention = kind == 'exact' or (cfg.c_path == 'exact' and self.model.finetuned is not None)
         kernel = sdpa_kernel(SDPBackend.MATH) if double_through_attention else nullcontext()  # fused kernels have no double backward
         was_training = self.model.training
         self.model.eval()  # no dropout inside: a finite difference of two differently-dropped passes is noise
         try:
             with torch.autocast(xu.device.type, enabled=False), kernel:
                 rec, tr, val = self.method.stage_losses(self.model, xu, xtr, ytr, xval, yval, r)
-                return hypergradient(rec, tr, val, g['E'], g['C'], g['T'], eta_E, lr_C, method=method, alpha=cfg.alpha,
+                return hypergradient(rec, tr, val, g['E'], g['C'], g['T'], eta_E, lr_C, method=kind, alpha=cfg.alpha,
                                      lr_factors=cfg.lr_factors, reduce=_average_dict if distributed() else None,
                                      c_path=cfg.c_path)
         finally:

@@ -58,7 +58,7 @@ RUN_FILES = ('config.json', 'metrics.jsonl', 'checkpoint.pt', 'checkpoint.pt.tmp
              'encoder_timm.safetensors', 'mask_map.json')
 
 def _is_run_file(name: str) -> bool:
-    return name in RUN_FILES or re.fullmatch(r'eval_[a-z_]+\.json', name) is not None
+    return name in RUN_FILES or re.fullmatch(r'eval_[a-z0-9_]+\.json', name) is not None
 
 def folder_state(out) -> str:
     "'absent', 'empty' (nothing, or a failed start's config.json alone), 'run' (this package's run) or 'foreign'."
