@@ -16,11 +16,12 @@ from .runs import resolve_config, defining_settings, cached_run_state
 from .train import train
 
 # %% auto #0
-__all__ = ['PAPER_LABEL', 'PAPER', 'FIG3_PLACEMENT_NOTE', 'SMALL_RUN_BASE', 'TEST_SIZES', 'DEFAULT_STEPS', 'MASK_RATIOS',
-           'UNROLL_STEPS', 'MODEL_LABELS', 'run_settings', 'run_name', 'method_label', 'small_run', 'default_runs',
-           'run_summary', 'label_runs', 'figure_run_specs', 'train_runs', 'in_test', 'repo_root', 'figure_paths',
-           'save_figure', 'binomial_se', 'ours_label', 'paper_vs_ours', 'to_rgb', 'patch_map', 'masked_image',
-           'cam_overlay', 'centre_share']
+__all__ = ['PAPER_LABEL', 'PAPER', 'FIG3_PLACEMENT_NOTE', 'SMALL_RUN_BASE', 'CONTROL', 'COMPARED', 'TEST_SIZES', 'DEFAULT_STEPS',
+           'MASK_RATIOS', 'UNROLL_STEPS', 'FIG2_METHODS', 'STUDY_NUMBERS', 'MODEL_LABELS', 'run_settings', 'run_name',
+           'method_label', 'small_run', 'default_runs', 'run_summary', 'label_runs', 'figure_run_specs', 'train_runs',
+           'read_study', 'study_runs', 'seed_stats', 'picture_seed', 'compared_runs', 'in_test', 'repo_root',
+           'figure_paths', 'save_figure', 'binomial_se', 'ours_label', 'paper_vs_ours', 'to_rgb', 'patch_map',
+           'masked_image', 'cam_overlay', 'centre_share']
 
 # %% ../nbs/40_figures.ipynb #b1d250ab
 PAPER_LABEL = 'paper (ViT-B, full CIFAR-10)'
@@ -75,9 +76,12 @@ def small_run(root, method: str = 'mlo_mae', threads: int = 1, **settings) -> Pa
 
 
 # %% ../nbs/40_figures.ipynb #3a9d1195
-def default_runs(root, steps: int) -> dict:
-    "{'mae': folder, 'mlo_mae': folder}: the MAE and MLO-MAE small runs at `steps` iterations, shared by the figures."
-    return {m: small_run(root, m, max_steps=steps) for m in ('mae', 'mlo_mae')}
+CONTROL = 'untrained'   # the registered control (05_mlo): the random encoder, only its Stage II head trains
+COMPARED = (CONTROL, 'mae', 'mlo_mae')   # the methods of Figures 4-6 and Table 13, control first
+
+def default_runs(root, steps: int, methods=COMPARED) -> dict:
+    "{method: folder}: the small runs of `methods` (the control, MAE, MLO-MAE) at `steps` iterations, shared by the figures."
+    return {m: small_run(root, m, max_steps=steps) for m in methods}
 
 TEST_SIZES = {'cifar10_mini': 500, 'cifar10': 10_000, 'cifar100': 10_000, 'imagenet': 50_000}
 
@@ -110,14 +114,19 @@ def label_runs(runs, required=('mae', 'mlo_mae')) -> dict:
 DEFAULT_STEPS = 1000
 MASK_RATIOS = (0.25, 0.5, 0.75, 0.9)
 UNROLL_STEPS = (1, 2, 5)
+FIG2_METHODS = (CONTROL, 'mae', 'mlo_mae', 'blo_mae')   # Figure 2's bars: the control, MAE, three levels, two levels
 
 def figure_run_specs(steps: int = DEFAULT_STEPS, mask_ratios=MASK_RATIOS, unroll_steps=UNROLL_STEPS, ablations: bool = True,
-                     pair: bool = True) -> list:
-    "[(method, settings)] of the small runs: MAE and MLO-MAE (`pair`), BLO-MAE and the two sweeps (`ablations`); no run twice."
-    specs = [('mae', {}), ('mlo_mae', {})] if pair else []
+                     pair: bool = True, seeds=(0,), have=()) -> list:
+    "[(method, settings)] of the small runs: the compared methods (`pair`), Figure 2's and the sweeps' (`ablations`, each sweep point and its control at every seed of `seeds`); no run twice, none of `have` at the default setting."
+    specs = [(m, {}) for m in COMPARED] if pair else []
     if ablations:
-        specs += [('mlo_mae', {}), ('blo_mae', {})] + [('mlo_mae', dict(mask_ratio=r)) for r in mask_ratios]
-        specs += [('mlo_mae', dict(unroll_steps=k)) for k in unroll_steps]
+        specs += [(m, {}) for m in FIG2_METHODS]
+        for s in seeds:
+            seed = dict(seed=s) if s != 0 else {}
+            specs += [(CONTROL, seed)] + [('mlo_mae', dict(mask_ratio=r, **seed)) for r in mask_ratios]
+            specs += [('mlo_mae', dict(unroll_steps=k, **seed)) for k in unroll_steps]
+    specs = [(m, kw) for m, kw in specs if not (m in have and not kw)]
     unique = {}
     for m, kw in specs: unique.setdefault(run_name(m, max_steps=steps, **kw), (m, dict(max_steps=steps, **kw)))
     return list(unique.values())
@@ -140,6 +149,66 @@ def train_runs(root, specs, jobs: int = 1) -> list:
     with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=mp.get_context('spawn')) as pool:
         done = dict(zip(order, pool.map(job, [todo[i] for i in order])))
     return [done[i] for i in range(len(todo))]
+
+# %% ../nbs/40_figures.ipynb #9018483c
+import statistics
+
+STUDY_NUMBERS = ('steps', 'stage_one_steps', 'train_seconds', 'max_steps', 'budget_seconds', 'stage2', 'knn', 'linear_probe',
+                 'finetune', 'mask_iou', 'mask_random_iou', 'sigma_mean', 'sigma_std')
+
+def _number(v):
+    return None if v in (None, '') else float(v)
+
+def read_study(study) -> list:
+    "Rows of `study_runs.csv` of a study folder (or a list of them), each with its `run_dir` and `study`; numbers as numbers."
+    folders = [study] if isinstance(study, (str, os.PathLike)) else list(study)
+    if not folders: raise ValueError("no study folder given")
+    rows, seen = [], {}
+    for f in map(Path, folders):
+        path = f/'study_runs.csv'
+        if not path.exists(): raise FileNotFoundError(f"{path} not found: a study is a folder written by mlo_mae.study.run_study")
+        with open(path, newline='') as fh:
+            for r in csv.DictReader(fh):
+                r = {**r, **{k: _number(r[k]) for k in STUDY_NUMBERS if k in r}, 'seed': int(r['seed']), 'study': str(f),
+                     'run_dir': f/'runs'/r['run']}
+                key = (r['setting'], r['method'], r['seed'])
+                if key in seen: raise ValueError(f"{key[1]} seed {key[2]} ({key[0]}) is listed twice: in {seen[key]} and {f}")
+                seen[key] = f; rows.append(r)
+    return rows
+
+def study_runs(rows, method: str, setting: str = 'default') -> dict:
+    "{seed: row} of `method`'s runs at `setting` in study rows, by seed."
+    return dict(sorted((r['seed'], r) for r in rows if r['method'] == method and r['setting'] == setting))
+
+def seed_stats(values) -> dict:
+    "n, mean and sample standard deviation (n - 1; None for a single value) of one number per seed (None values skipped)."
+    xs = [float(x) for x in values if x is not None]
+    if not xs: return dict(n=0, mean=None, std=None)
+    return dict(n=len(xs), mean=statistics.fmean(xs), std=statistics.stdev(xs) if len(xs) > 1 else None)
+
+def picture_seed(by_seed: dict) -> int:
+    "The seed whose run a figure draws: 0 when there is one, else the smallest."
+    return 0 if 0 in by_seed else min(by_seed)
+
+def compared_runs(runs=None, study=None, root=None, steps: int = DEFAULT_STEPS,
+                  methods=COMPARED, required=('mae', 'mlo_mae')) -> tuple:
+    "({method: {seed: folder}}, [methods without runs]): from a study, from the user's `runs`, or the small runs at `steps`."
+    if runs and study: raise ValueError("give runs or study, not both")
+    if study:
+        rows = read_study(study)
+        found = {m: {s: r['run_dir'] for s, r in study_runs(rows, m).items()} for m in methods}
+        found = {m: v for m, v in found.items() if v}
+    elif runs:
+        found = {m: {run_summary(f)['seed']: f} for m, f in label_runs(runs, required).items()}
+    else:
+        found = {m: {0: f} for m, f in default_runs(root, steps, methods).items()}
+    absent = [m for m in required if m not in found]
+    if absent: raise ValueError(f"no run of {', '.join(absent)} in {'the study ' + str(study) if study else 'the runs given'}")
+    for m, by_seed in found.items():
+        for f in by_seed.values():   # each a finished run of its method
+            got = run_summary(f)['method']
+            if study and got != m: raise ValueError(f"{f} is a run of {got}, listed as {m} in the study")
+    return found, [m for m in methods if m not in found]
 
 # %% ../nbs/40_figures.ipynb #b5d87cf3
 def in_test() -> bool:
@@ -211,8 +280,9 @@ def ours_label(summaries) -> str:
 
 def paper_vs_ours(paper: dict, ours: dict, title: str, xlabel: str, ylabel: str, ours_label: str,
                   ours_err: dict = None, kind: str = 'bar', paper_label: str = PAPER_LABEL, fmt: str = '{:.1f}',
-                  paper_note: str = None, baseline: float = None, figsize=(10, 4.4)):
-    "Two panels, the paper's values left and ours right, as bars (categories) or lines (numeric x); titled, labelled, one legend."
+                  paper_note: str = None, baseline: float = None, figsize=(10, 4.4), err_label: str = 'one standard error',
+                  control: dict = None):
+    "Two panels, the paper's values left and ours right, as bars (categories) or lines (numeric x); titled, labelled, one legend; `control` (dict value, std, label) a dashed line (and band) on ours."
     import matplotlib.pyplot as plt, textwrap
     if kind not in ('bar', 'line'): raise ValueError(f"kind must be 'bar' or 'line', got {kind!r}")
     fig, axs = plt.subplots(1, 2, figsize=figsize)
@@ -220,13 +290,16 @@ def paper_vs_ours(paper: dict, ours: dict, title: str, xlabel: str, ylabel: str,
     for ax, values, err, label, colour in ((axs[0], paper, None, paper_label, 'tab:gray'), (axs[1], ours, ours_err, ours_label, 'tab:blue')):
         keys = list(values)
         ys = [values[k] for k in keys]
-        es = [err.get(k, 0) for k in keys] if err else [0] * len(keys)
+        es = [err.get(k) or 0 for k in keys] if err else [0] * len(keys)   # None: no spread known
         if kind == 'bar':
             b0 = baseline or 0
             h = ax.bar([str(k) for k in keys], [y - b0 for y in ys], bottom=b0, yerr=es if err else None, capsize=4, color=colour,
                        width=0.6, label=label)
             xs = [b.get_x() + b.get_width() / 2 for b in h]
             lo, hi = min(ys), max(y + e for y, e in zip(ys, es))
+            if control and ax is axs[1]:   # the control's line and band stay in view
+                c0, c1 = control['value'] - (control.get('std') or 0), control['value'] + (control.get('std') or 0)
+                lo, hi = min(lo, c0), max(hi, c1)
             if baseline is not None: ax.set_ylim(baseline, hi + 0.3 * ((hi - baseline) or 1.0))
             else:
                 span = (hi - lo) or 0.1 * abs(hi) or 1.0     # the value axis zooms on the differences, as the paper's Figure 2 does
@@ -241,12 +314,19 @@ def paper_vs_ours(paper: dict, ours: dict, title: str, xlabel: str, ylabel: str,
             ax.annotate(fmt.format(y), (x, y - e if below else y + e), xytext=(0, -12 if below else 4), textcoords='offset points',
                         ha='center', va='top' if below else 'bottom', fontsize=9)
         handles.append(h)
+        if control and ax is axs[1]:
+            ch = ax.axhline(control['value'], color='k', linestyle='--', linewidth=1.2)
+            if control.get('std'): ax.axhspan(control['value'] - control['std'], control['value'] + control['std'], color='k', alpha=0.1)
+            ax.annotate(fmt.format(control['value']), (1.0, control['value']), xycoords=('axes fraction', 'data'), xytext=(-2, 2),
+                        textcoords='offset points', ha='right', va='bottom', fontsize=8)
         ax.set_title(label, fontsize=10); ax.set_xlabel(xlabel); ax.set_ylabel(ylabel); ax.grid(axis='y', alpha=0.3)
     fig.suptitle(title)
     note = '\n'.join(textwrap.wrap(paper_note, 150)) if paper_note else ''
-    bottom = 0.1 + 0.035 * (note.count('\n') + 1 if note else 0)
-    fig.legend(handles, [paper_label, ours_label + (' (error bars: one standard error)' if ours_err else '')],
-               loc='lower center', ncol=2, fontsize=8, bbox_to_anchor=(0.5, bottom - 0.085))
+    labels = [paper_label, ours_label + (f' (error bars: {err_label})' if ours_err else '')]
+    if control: handles.append(ch); labels.append(control['label'])
+    ncol = 2 if len(labels) > 2 else len(labels)
+    bottom = 0.1 + 0.035 * (note.count('\n') + 1 if note else 0) + 0.045 * ((len(labels) - 1) // ncol)
+    fig.legend(handles, labels, loc='lower center', ncol=ncol, fontsize=8, bbox_to_anchor=(0.5, bottom - 0.085 - 0.045 * ((len(labels) - 1) // ncol)))
     if note: fig.text(0.5, 0.01, note, ha='center', va='bottom', fontsize=7, style='italic')
     fig.tight_layout(rect=(0, bottom, 1, 1))
     return fig
