@@ -143,17 +143,17 @@ class MLOModel(nn.Module):
         "Eq. 1: mask the N*r most probable patches (or the given `masking`), reconstruct them, weight each patch's loss by its sigma."
         probs = self.masking_probs(imgs, t_input)
         masking = topk_masking(probs, mask_ratio) if masking is None else masking
-        loss, _, _ = self.mae(imgs, masking=masking, weights=probs, straight_through=self.straight_through)
+        loss, _, _ = self.masked_reconstruction(imgs, masking, probs, log_error=False)
         return loss, probs, masking
 
-    def masked_reconstruction(self, imgs, masking, weights=None):
-        "(Eq. 1's loss with per-patch `weights` (None: MAE's), the plain error of the masked patches, E's tokens): one Stage I pass."
+    def masked_reconstruction(self, imgs, masking, weights=None, log_error=True):
+        "(Eq. 1's loss with per-patch `weights` (None: MAE's), the plain error of the masked patches (None unless `log_error`), E's tokens)."
         latent = self.mae.forward_encoder(imgs, masking)
         pred = self.mae.forward_decoder(latent, masking.ids_restore)
         target, mask = self.mae.target(imgs).to(pred.dtype), masking.mask.to(pred.dtype)
         loss = weighted_reconstruction_loss(pred, target, mask, weights, self.straight_through and weights is not None)
         # the unweighted error, for the log: a sigma-weighted loss also falls when sigma does
-        plain = loss.detach() if weights is None else weighted_reconstruction_loss(pred.detach(), target, mask)
+        plain = None if not log_error else loss.detach() if weights is None else weighted_reconstruction_loss(pred.detach(), target, mask)
         return loss, plain, latent
 
     @property
