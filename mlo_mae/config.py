@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from typing import Optional
 
 # %% auto #0
-__all__ = ['METHODS', 'PRESETS', 'PRESET_NAMES', 'RESUMABLE', 'setting', 'choices_of', 'validate', 'register_method', 'MLOConfig',
+__all__ = ['METHODS', 'RECIPES', 'RECIPE_NAMES', 'RESUMABLE', 'setting', 'choices_of', 'validate', 'register_method', 'MLOConfig',
            'TrainConfig', 'cli_parser', 'parse_args']
 
 # %% ../nbs/04_config.ipynb #a3c0f91f
@@ -88,7 +88,7 @@ _PAPER_CIFAR = dict(model='vit_base_patch2_32', epochs=200, batch_size=128, lr_m
 _PAPER_IMAGENET = dict(model='vit_base_patch16_224', epochs=50, batch_size=256, lr_mae=1e-4, lr_head=4e-5, lr_t=4e-5,
                        weight_decay=0.05, unroll_steps=1, mask_ratio=0.75)
 _AT = lambda size, patch: dict(img_size=size, patch_size=patch)
-PRESETS = {
+RECIPES = {
     ('paper', 32): _PAPER_CIFAR,
     ('paper', 64): {**_PAPER_CIFAR, 'model_kw': _AT(64, 4)},
     ('paper', 224): _PAPER_IMAGENET,
@@ -101,7 +101,15 @@ PRESETS = {
     ('smoke', 64): {**_PAPER_CIFAR, 'model': 'vit_micro_patch4_32', 'model_kw': _AT(64, 8), 'epochs': 2, 'batch_size': 32},
     ('smoke', 224): {**_PAPER_CIFAR, 'model': 'vit_micro_patch4_32', 'model_kw': _AT(224, 32), 'epochs': 1, 'batch_size': 16},
 }
-PRESET_NAMES = tuple(dict.fromkeys(p for p, _ in PRESETS))
+RECIPE_NAMES = tuple(dict.fromkeys(p for p, _ in RECIPES))
+
+def _known_datasets():
+    "The registered datasets' names (`00_data` imports torch: only when a dataset is checked, never for `--help`)."
+    from mlo_mae.data import DATASETS
+    return tuple(DATASETS)
+
+_DATASET_HELP = ('cifar10_mini (embedded), cifar10, cifar100, tiny_imagenet, imagenet, imagefolder, or any name registered '
+                 'with register_dataset')
 
 # %% ../nbs/04_config.ipynb #27c48dc2
 @dataclass
@@ -111,10 +119,10 @@ class TrainConfig(MLOConfig):
     mask_ratio: Optional[float] = field(default=None, metadata=MLOConfig.__dataclass_fields__['mask_ratio'].metadata)
     unroll_steps: Optional[int] = field(default=None, metadata=MLOConfig.__dataclass_fields__['unroll_steps'].metadata)
     # the run
-    dataset: str = setting('cifar10_mini', 'cifar10_mini (embedded), cifar10, cifar100, tiny_imagenet, imagenet or imagefolder')
+    dataset: str = setting('cifar10_mini', _DATASET_HELP, choices=_known_datasets)
     data_dir: Optional[str] = setting(None, "the dataset's folder (default: $MLO_MAE_DATA/<dataset>, else ~/.cache/mlo_mae/<dataset>)")
-    preset: Optional[str] = setting(None, 'paper, mid, small or smoke (default: smoke for cifar10_mini, else paper)',
-                                    choices=PRESET_NAMES)
+    preset: Optional[str] = setting(None, f"training recipe: {', '.join(RECIPE_NAMES)} (default: the dataset's own, smoke for "
+                                    f"cifar10_mini, else paper)", choices=RECIPE_NAMES)
     out_dir: Optional[str] = setting(None, 'the run folder (default: runs/<dataset>-<method>-<preset>-seed<seed>)')
     seed: int = setting(0, 'random seed of the model, the masks and the batches')
     resume: bool = setting(False, 'continue the run in out_dir with its own settings')
