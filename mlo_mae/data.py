@@ -491,6 +491,6 @@ def loader_throughput(loader, epochs=2):
     next(iter(loader.epoch(0)))
     t, n = time.perf_counter(), 0
     for e in range(epochs):
-        for x, _ in loader.epoch(e): n += len(x)
+        for batch in loader.epoch(e): n += len(batch[0])   # (x, y) or (x, y, maps)
     if loader.device.type == 'cuda': torch.cuda.synchronize()
     return n / (time.perf_counter() - t)
