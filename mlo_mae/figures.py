@@ -16,12 +16,12 @@ from .runs import resolve_config, defining_settings, cached_run_state
 from .train import train
 
 # %% auto #0
-__all__ = ['PAPER_LABEL', 'PAPER', 'FIG3_PLACEMENT_NOTE', 'SMALL_RUN_BASE', 'CONTROL', 'COMPARED', 'TEST_SIZES', 'DEFAULT_STEPS',
-           'MASK_RATIOS', 'UNROLL_STEPS', 'FIG2_METHODS', 'STUDY_NUMBERS', 'MODEL_LABELS', 'run_settings', 'run_name',
-           'method_label', 'small_run', 'default_runs', 'run_summary', 'label_runs', 'figure_run_specs', 'train_runs',
-           'read_study', 'study_runs', 'seed_stats', 'picture_seed', 'compared_runs', 'in_test', 'repo_root',
-           'figure_paths', 'save_figure', 'binomial_se', 'ours_label', 'paper_vs_ours', 'to_rgb', 'patch_map',
-           'masked_image', 'cam_overlay', 'centre_share']
+__all__ = ['PAPER_LABEL', 'PAPER', 'FIG3_PLACEMENT_NOTE', 'SMALL_RUN_BASE', 'CONTROL', 'COMPARED', 'DEFAULT_STEPS', 'MASK_RATIOS',
+           'UNROLL_STEPS', 'FIG2_METHODS', 'STUDY_NUMBERS', 'MODEL_LABELS', 'run_settings', 'run_name', 'method_label',
+           'small_run', 'default_runs', 'run_summary', 'label_runs', 'figure_run_specs', 'train_runs', 'read_study',
+           'study_runs', 'seed_stats', 'picture_seed', 'compared_runs', 'in_test', 'repo_root', 'figure_paths',
+           'save_figure', 'binomial_se', 'ours_label', 'paper_vs_ours', 'to_rgb', 'patch_map', 'masked_image',
+           'cam_overlay', 'centre_share']
 
 # %% ../nbs/40_figures.ipynb #b1d250ab
 PAPER_LABEL = 'paper (ViT-B, full CIFAR-10)'
@@ -83,7 +83,15 @@ def default_runs(root, steps: int, methods=COMPARED) -> dict:
     "{method: folder}: the small runs of `methods` (the control, MAE, MLO-MAE) at `steps` iterations, shared by the figures."
     return {m: small_run(root, m, max_steps=steps) for m in methods}
 
-TEST_SIZES = {'cifar10_mini': 500, 'cifar10': 10_000, 'cifar100': 10_000, 'imagenet': 50_000}
+_TEST_IMAGES = {}   # (dataset, data_dir) -> its test split's size: each dataset counted once per process
+
+def _test_images(dataset, data_dir=None):
+    "How many images the dataset's test split holds, counted from the dataset itself (None where it can't be read here)."
+    if (dataset, data_dir) not in _TEST_IMAGES:
+        from mlo_mae.data import load_dataset
+        try: _TEST_IMAGES[dataset, data_dir] = len(load_dataset(dataset, data_dir, download=False, splits=('test',))[0])
+        except (ValueError, OSError): _TEST_IMAGES[dataset, data_dir] = None
+    return _TEST_IMAGES[dataset, data_dir]
 
 def run_summary(run_dir) -> dict:
     "What figures need from a finished run folder: its settings, its Stage II test accuracy (%) and its cost."
@@ -92,7 +100,7 @@ def run_summary(run_dir) -> dict:
     cfg, fin = json.loads((out/'config.json').read_text()), json.loads((out/'final.json').read_text())
     return dict(run=str(out), method=cfg['method'], dataset=cfg['dataset'], model=cfg['model'], mask_ratio=cfg['mask_ratio'],
                 unroll_steps=cfg['unroll_steps'], seed=cfg['seed'], steps=fin['steps'], stage_one_steps=fin['stage_one_steps'],
-                stage2_test_accuracy=fin['stage2_test_accuracy'], test_images=TEST_SIZES.get(cfg['dataset']),
+                stage2_test_accuracy=fin['stage2_test_accuracy'], test_images=_test_images(cfg['dataset'], cfg.get('data_dir')),
                 train_seconds=fin['train_seconds'], device=fin['device'])
 
 def label_runs(runs, required=('mae', 'mlo_mae')) -> dict:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .config import TrainConfig, PRESETS, PRESET_NAMES, RESUMABLE, validate
+from .config import TrainConfig, RECIPES, RECIPE_NAMES, RESUMABLE, validate
 from .data import dataset_spec, check_patch_grid
 from .models import MAE_PRESETS, init_mae_from
 from .masking import num_kept
@@ -33,11 +33,11 @@ def resolve_config(cfg: TrainConfig = None, **overrides) -> TrainConfig:
     if unknown: raise ValueError(f"unknown setting(s) {', '.join(unknown)}; see TrainConfig (or --help) for the list")
     cfg = dataclasses.replace(cfg or TrainConfig(), **overrides)   # validates every field
     spec = dataset_spec(cfg.dataset)
-    cfg.preset = cfg.preset or ('smoke' if cfg.dataset == 'cifar10_mini' else 'paper')
-    if (cfg.preset, spec.img_size) not in PRESETS:
-        raise ValueError(f"preset {cfg.preset!r} has no {spec.img_size}-px setting: choose one of "
-                         f"{', '.join(p for p in PRESET_NAMES if (p, spec.img_size) in PRESETS)}")
-    for k, v in PRESETS[cfg.preset, spec.img_size].items():
+    cfg.preset = cfg.preset or spec.default_recipe
+    if (cfg.preset, spec.recipe_size) not in RECIPES:
+        raise ValueError(f"preset {cfg.preset!r} has no {spec.recipe_size}-px setting: choose one of "
+                         f"{', '.join(p for p in RECIPE_NAMES if (p, spec.recipe_size) in RECIPES)}")
+    for k, v in RECIPES[cfg.preset, spec.recipe_size].items():
         if getattr(cfg, k) is None: setattr(cfg, k, v)
     if cfg.model not in MAE_PRESETS: raise ValueError(f"unknown model {cfg.model!r}: choose one of {', '.join(MAE_PRESETS)}")
     mk = {**MAE_PRESETS[cfg.model], **(cfg.model_kw or {})}
