@@ -189,7 +189,7 @@ class _Finetune(_Accuracy):
         new_head = ClassificationHead(head.fc.in_features, head.fc.out_features).to(run.device)
         native = run.spec.augment == 'crop_flip'
         bs = 64 if native else run.batch_size
-        recipe = {} if native else ev.mae_finetune_recipe(bs)
+        recipe = {} if native else ev._mae_finetune_recipe(bs)
         recipe['epochs'] = epochs
         acc = ev.finetune(run.model.encoder, new_head, run.loader(run.train_set, train=True, batch_size=bs), run.loader(run.test_set),
                           progress=run.progress, **recipe)
