@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import TrainConfig, METHODS
+from .config import TrainConfig
 from . import runs
 from .runs import resolve_config, defining_settings, cached_run_state
 from .train import train
