@@ -11,16 +11,16 @@ from pathlib import Path
 
 import torch
 
-from .config import TrainConfig, PRESETS, PRESET_NAMES, RESUMABLE, validate
+from .config import TrainConfig, PRESETS, PRESET_NAMES, validate
 from .data import dataset_spec, check_patch_grid
 from .models import MAE_PRESETS, init_mae_from
 from .masking import num_kept
 from .mlo import MLOModel, build_mlo_model
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'CHECKPOINT_VERSION', 'MACHINERY', 'default_out_dir', 'resolve_config', 'folder_state', 'read_config',
-           'plan_run', 'open_run_folder', 'forget_replaced', 'save_checkpoint', 'load_checkpoint', 'build_run_model',
-           'init_from', 'load_run', 'cpu_threads', 'defining_settings', 'run_name', 'cached_run_state']
+__all__ = ['RUN_FILES', 'CHECKPOINT_VERSION', 'default_out_dir', 'resolve_config', 'folder_state', 'read_config', 'plan_run',
+           'open_run_folder', 'forget_replaced', 'save_checkpoint', 'load_checkpoint', 'build_run_model', 'init_from',
+           'load_run', 'cpu_threads', 'defining_settings', 'run_name', 'cached_run_state']
 
 # %% ../nbs/06_runs.ipynb #ea6b2d6d
 def default_out_dir(cfg: TrainConfig) -> str:
@@ -94,11 +94,12 @@ def plan_run(given: dict) -> TrainConfig:
         if not (out/'checkpoint.pt').exists():
             raise FileNotFoundError(f"{out} holds no checkpoint.pt to resume from: pass overwrite=True to start it again")
         saved, asked = read_config(out), TrainConfig(**given)
-        changed = sorted(k for k in given if k not in RESUMABLE and getattr(saved, k) != getattr(asked, k))
+        resumable = TrainConfig.having('resumable')
+        changed = sorted(k for k in given if k not in resumable and getattr(saved, k) != getattr(asked, k))
         if changed:
             raise ValueError(f"resume continues the run as it was started; these settings differ from {out/'config.json'}: "
                              + '; '.join(f"{k}={getattr(saved, k)!r} there, {getattr(asked, k)!r} now" for k in changed))
-        kept = {k: getattr(asked, k) for k in RESUMABLE if k in given}
+        kept = {k: getattr(asked, k) for k in resumable if k in given}
         return dataclasses.replace(saved, **{**kept, 'out_dir': str(out), 'resume': True, 'overwrite': False})
     if state == 'run' and not cfg.overwrite:
         raise FileExistsError(f"run folder {out} exists: pass resume=True to continue it or overwrite=True to replace it")
@@ -145,7 +146,7 @@ def load_checkpoint(path, cfg: TrainConfig = None) -> dict:
         raise RuntimeError(f"checkpoint {path} is not a mlo_mae checkpoint of version {CHECKPOINT_VERSION}")
     if cfg is not None:
         diff = [f"{k}: {state['config'].get(k)!r} in the checkpoint, {getattr(cfg, k)!r} now" for k in state['config']
-                if k not in RESUMABLE and hasattr(cfg, k) and state['config'][k] != getattr(cfg, k)]
+                if k not in TrainConfig.having('resumable') and hasattr(cfg, k) and state['config'][k] != getattr(cfg, k)]
         if diff: raise ValueError(f"checkpoint {path} was made with other settings ({'; '.join(diff)})")
     return state
 
@@ -184,12 +185,9 @@ def cpu_threads(n=None, device='cpu'):
     finally: torch.set_num_threads(before)
 
 # %% ../nbs/06_runs.ipynb #9b4f8659
-MACHINERY = ('out_dir', 'resume', 'overwrite', 'progress', 'num_workers', 'device', 'threads', 'checkpoint_every',
-             'checkpoint_minutes', 'data_dir')
-
 def defining_settings(cfg: TrainConfig) -> dict:
     "The settings that define what a run computes: all but the machinery."
-    return {k: v for k, v in asdict(cfg).items() if k not in MACHINERY}
+    return {k: v for k, v in asdict(cfg).items() if k not in TrainConfig.having('machinery')}
 
 def run_name(cfg: TrainConfig, base: TrainConfig) -> str:
     "Folder name of a cached run: method, the settings differing from `base`, and a hash of every defining setting."

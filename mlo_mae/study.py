@@ -26,7 +26,7 @@ __all__ = ['DEFAULT_METHODS', 'DEFAULT_SEEDS', 'DEFAULT_PROTOCOLS', 'STUDY_OWNS'
 DEFAULT_METHODS = ('untrained', 'mae')
 DEFAULT_SEEDS = (0, 1, 2)
 DEFAULT_PROTOCOLS = ('stage2', 'knn', 'linear_probe', 'masks')
-STUDY_OWNS = ('method', 'seed', 'max_steps', 'budget_seconds', 'dataset', 'preset', 'out_dir', 'resume', 'overwrite')
+STUDY_OWNS = TrainConfig.having('study_owned')   # declared with each setting (04_config)
 
 @dataclass
 class Cell:

@@ -5,9 +5,20 @@
 # %% ../nbs/07_train.ipynb #7dbab7f4
 from __future__ import annotations
 import sys
+import re
+from dataclasses import fields
 from .config import TrainConfig, cli_parser, parse_args
-if __name__ == '__main__' and 'ipykernel' not in sys.modules and {'-h', '--help'} & set(sys.argv[1:]):
-    cli_parser().print_help(); sys.exit(0)   # before torch is imported: --help answers at once
+
+def _as_flags(msg: str) -> str:
+    "An error's `name=True` and `pass name=value` in the CLI's words: `--name`, `pass --name value`."
+    names = '|'.join(f.name for f in fields(TrainConfig))
+    msg = re.sub(rf"\b({names})=True\b", r"--\1", msg)
+    return re.sub(rf"\bpass ({names})=([^\s,;:)]+)", r"pass --\1 \2", msg)
+
+if __name__ == '__main__' and getattr(__spec__, 'name', None) == 'mlo_mae.train':   # python -m; before torch is imported: --help and a bad flag cost nothing
+    if {'-h', '--help'} & set(sys.argv[1:]): cli_parser().print_help(); sys.exit(0)
+    try: TrainConfig.from_parameters(parse_args())              # each setting's own rule (a registry's names: later)
+    except ValueError as e: sys.exit(f"error: {_as_flags(str(e))}")
 
 import json, math, os, random, signal, threading, time, warnings
 from contextlib import contextmanager
@@ -254,7 +265,7 @@ def _check_batches(splits, batch_size: int, world: int = 1):
         if len(ds) // world < batch_size // world:
             fits = (len(ds) // world) * world
             raise ValueError(f"{name} holds {len(ds)} images, which make no batch of {batch_size}"
-                             + (f" on {world} ranks" if world > 1 else '') + f": pass batch_size={fits} or less (--batch_size {fits}), "
+                             + (f" on {world} ranks" if world > 1 else '') + f": pass batch_size={fits} or less, "
                              f"or a larger val_fraction / dataset")
 
 # %% ../nbs/07_train.ipynb #df23d5d2
@@ -351,7 +362,7 @@ def main(argv=None):
     "Entry point of `python -m mlo_mae.train` and `mlo_mae_train`."
     try: summary = train(**parse_args(argv))
     except RunInterrupted as e: sys.exit(print(f"interrupted: {e}", file=sys.stderr) or 130)
-    except (ValueError, OSError, RuntimeError, FloatingPointError) as e: sys.exit(f"error: {e}")
+    except (ValueError, OSError, RuntimeError, FloatingPointError) as e: sys.exit(f"error: {_as_flags(str(e))}")
     finally:
         if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
     if int(os.environ.get('RANK', 0)) == 0: print(json.dumps(summary))
