@@ -21,7 +21,7 @@ if __name__ == '__main__' and getattr(__spec__, 'name', None) == 'mlo_mae.train'
     except ValueError as e: sys.exit(f"error: {_as_flags(str(e))}")
 
 import json, math, os, random, signal, threading, time, warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,8 +31,8 @@ import torch.distributed as dist
 from .data import load_dataset, check_dataset, mlo_splits, BatchLoader
 from .models import save_timm_encoder
 from .mlo import MLOSolver, get_method, make_optimizers, mask_ratio_schedule, to_floats, distributed
-from .runs import (plan_run, open_run_folder, forget_replaced, save_checkpoint, load_checkpoint, build_run_model,
-                          init_from, cpu_threads, CHECKPOINT_VERSION)
+from .runs import (plan_run, run_folder_lock, load_checkpoint, build_run_model, init_from, cpu_threads,
+                          _open_run_folder, _forget_replaced, _save_checkpoint, _CHECKPOINT_VERSION)
 from .evaluate import stage_two_test_accuracy, warmup_cosine
 
 # %% auto #0
@@ -154,9 +154,11 @@ def _given(cfg: TrainConfig = None, overrides: dict = None) -> dict:
 
 def train(cfg: TrainConfig = None, **overrides) -> dict:
     "Train one run (see `TrainConfig`); returns the final summary (also written to `out_dir/final.json`)."
-    cfg = plan_run(_given(cfg, overrides))          # every check of the settings and the folder, before any work
+    given = _given(cfg, overrides)
+    cfg = plan_run(given)          # every check of the settings and the folder, before any work
     rank, world, device = setup_distributed(cfg.device)
-    with cpu_threads(cfg.threads, device.type):
+    with cpu_threads(cfg.threads, device.type), run_folder_lock(cfg.out_dir) if rank == 0 else nullcontext():
+        if rank == 0: cfg = plan_run(given)   # again, the folder now held: a run that wrote there meanwhile is seen
         return _train(cfg, rank, world, device)
 
 def _train(cfg: TrainConfig, rank: int, world: int, device) -> dict:
@@ -166,7 +168,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, device) -> dict:
     if state is not None: _resume(run, state)
     for s in run.stepped: s.step_update(run.solver.iteration)
     # now the folder: a fresh one, the run continued, or a run replaced (kept aside until the first checkpoint)
-    run.aside = open_run_folder(cfg) if rank == 0 else None
+    run.aside = _open_run_folder(cfg) if rank == 0 else None
     if rank == 0 and state is not None: _truncate_metrics(run.out/'metrics.jsonl', run.solver.iteration)
     _loop(run)
     return _finish(run)
@@ -202,12 +204,12 @@ class _Run:
         if self.world > 1: dist.all_gather_object(rngs, local)
         if self.rank != 0: return
         s = self.solver
-        save_checkpoint(self.out/'checkpoint.pt', dict(
-            version=CHECKPOINT_VERSION, config=asdict(self.cfg), model=self.model.state_dict(),
+        _save_checkpoint(self.out/'checkpoint.pt', dict(
+            version=_CHECKPOINT_VERSION, config=asdict(self.cfg), model=self.model.state_dict(),
             optimizers=[o.state_dict() for o in self.opts],
             solver=dict(iteration=s.iteration, stage_one_steps=s.stage_one_steps, t_steps=s.t_steps, t_skipped=s.t_skipped),
             streams=[st.state() for st in self.streams], rng=rngs if self.world > 1 else [local], elapsed=self.elapsed))
-        forget_replaced(self.aside); self.aside = None
+        _forget_replaced(self.aside); self.aside = None
 
 # %% ../nbs/07_train.ipynb #a5aee0fd
 def _total_iterations(cfg: TrainConfig, per_epoch: int, warn: bool = True) -> int:

@@ -240,3 +240,36 @@ def test_a_bad_flag_is_refused_before_torch_and_leaves_nothing(tmp_path):
     took = time.perf_counter() - t
     assert r.returncode != 0 and 'lr_mae must be a finite number > 0' in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert took < 2.0 and not (tmp_path / 'z').exists(), took
+
+
+def test_two_runs_started_together_cannot_share_a_folder(tmp_path):
+    "Seeds 0 and 1 into one --out_dir at once: exactly one trains, the other is refused in one line naming the holder's PID."
+    run = tmp_path / 'shared'
+    ps = [subprocess.Popen([sys.executable, '-m', 'mlo_mae.train', '--out_dir', str(run), '--seed', str(s), '--max_steps', '4',
+                            '--checkpoint_every', '2', '--progress', 'false', '--num_workers', '0', '--device', 'cpu'],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV) for s in (0, 1)]
+    errs = [p.communicate()[1] for p in ps]
+    ok = [p.returncode == 0 for p in ps]
+    assert sorted(ok) == [False, True], errs
+    winner, loser = ok.index(True), ok.index(False)
+    err = errs[loser].strip()
+    assert len(err.splitlines()) == 1 and (f'in use by process {ps[winner].pid}' in err or 'exists: pass --resume' in err), err
+    # the folder is the winner's alone: its seed in config.json and in the checkpoint, its 4 iterations logged
+    cfg = json.loads((run / 'config.json').read_text())
+    ck = torch.load(run / 'checkpoint.pt', weights_only=True)
+    assert cfg['seed'] == ck['config']['seed'] == winner and ck['solver']['iteration'] == 4
+    assert [json.loads(l)['step'] for l in (run / 'metrics.jsonl').read_text().splitlines()] == [1, 2, 3, 4]
+    assert json.loads((run / 'final.json').read_text())['steps'] == 4
+
+
+@pytest.mark.parametrize('files', [{'config.json': '{"lr": 0.1}'},
+                                   {'config.json': '{"lr": 0.1}', 'metrics.jsonl': '{"step": 1, "loss": 2.0}\n'}])
+def test_a_folder_this_package_did_not_make_is_never_written_nor_deleted(tmp_path, files):
+    "A user's own config.json alone (it was overwritten), or another tool's config.json + metrics.jsonl (deleted under --overwrite): refused."
+    other = tmp_path / 'other'
+    other.mkdir()
+    for k, v in files.items(): (other / k).write_text(v)
+    for flags in (['--overwrite'],):   # a plain start and --resume: nbs/06_runs (plan_run) tests them without a process each
+        r = cli('--out_dir', str(other), '--max_steps', '1', '--progress', 'false', *flags)
+        assert r.returncode != 0 and 'never written into nor deleted' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert {p.name: p.read_text() for p in other.iterdir()} == files and not (tmp_path / 'other.replaced').exists()
