@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .config import TrainConfig, RECIPES, RECIPE_NAMES, validate
+from .config import TrainConfig, RECIPES, _RECIPE_NAMES, validate
 from .data import dataset_spec, check_patch_grid
 from .models import MAE_PRESETS, init_mae_from
 from .masking import num_kept
@@ -35,7 +35,7 @@ def resolve_config(cfg: TrainConfig = None, **overrides) -> TrainConfig:
     cfg.preset = cfg.preset or spec.default_recipe
     if (cfg.preset, spec.recipe_size) not in RECIPES:
         raise ValueError(f"preset {cfg.preset!r} has no {spec.recipe_size}-px setting: choose one of "
-                         f"{', '.join(p for p in RECIPE_NAMES if (p, spec.recipe_size) in RECIPES)}")
+                         f"{', '.join(p for p in _RECIPE_NAMES if (p, spec.recipe_size) in RECIPES)}")
     for k, v in RECIPES[cfg.preset, spec.recipe_size].items():
         if getattr(cfg, k) is None: setattr(cfg, k, v)
     if cfg.model not in MAE_PRESETS: raise ValueError(f"unknown model {cfg.model!r}: choose one of {', '.join(MAE_PRESETS)}")
