@@ -186,6 +186,19 @@ def _write_csv(path, rows):
     with open(path, 'w', newline='') as f:
         w = csv.DictWriter(f, cols); w.writeheader(); w.writerows(rows)
 
+def _command(root, made: dict) -> str:
+    "The shell command that makes the study `made` in `root` again (`study.json` keeps it)."
+    q = lambda v: "'" + json.dumps(v) + "'"
+    parts = ['python -m mlo_mae.study', str(root), '--methods', *made['methods'], '--seeds', *map(str, made['seeds'])]
+    if made['settings'] != [{}]: parts += ['--settings', *map(q, made['settings'])]
+    if made['common']: parts += ['--common', q(made['common'])]
+    for k in ('dataset', 'preset', 'max_steps', 'budget_seconds', 'reference'):
+        if made[k] is not None and made[k] != {'dataset': 'cifar10_mini', 'reference': 'mae'}.get(k): parts += [f'--{k}', str(made[k])]
+    if list(made['protocols']) != list(_DEFAULT_PROTOCOLS): parts += ['--protocols', *made['protocols']]
+    for k, v in (made['protocol_options'] or {}).items():
+        if v is not None: parts += [f'--{k}', *(map(str, v) if isinstance(v, (list, tuple)) else [str(v)])]
+    return ' '.join(parts)
+
 def run_study(root, methods=_DEFAULT_METHODS, seeds=_DEFAULT_SEEDS, settings=({},), dataset='cifar10_mini', preset=None,
               max_steps=None, budget_seconds=None, protocols=_DEFAULT_PROTOCOLS, common=None, reference='mae',
               protocol_options=None, device=None, threads=None, progress=False, figure=True) -> dict:
@@ -239,20 +252,6 @@ def main(argv=None):
     except RunInterrupted as e: sys.exit(print(f"interrupted: {e}", file=sys.stderr) or 130)
     except (ValueError, OSError, RuntimeError) as e: sys.exit(f"error: {e}")
     print(json.dumps(dict(files=[str(f) for f in res['files']], done=res['done'])))
-
-def _command(root, made: dict) -> str:
-    "The shell command that makes the study `made` in `root` again (`study.json` keeps it)."
-    q = lambda v: "'" + json.dumps(v) + "'"
-    parts = ['python -m mlo_mae.study', str(root), '--methods', *made['methods'], '--seeds', *map(str, made['seeds'])]
-    if made['settings'] != [{}]: parts += ['--settings', *map(q, made['settings'])]
-    if made['common']: parts += ['--common', q(made['common'])]
-    for k in ('dataset', 'preset', 'max_steps', 'budget_seconds', 'reference'):
-        if made[k] is not None and made[k] != {'dataset': 'cifar10_mini', 'reference': 'mae'}.get(k): parts += [f'--{k}', str(made[k])]
-    if list(made['protocols']) != list(_DEFAULT_PROTOCOLS): parts += ['--protocols', *made['protocols']]
-    for k, v in (made['protocol_options'] or {}).items():
-        if v is not None: parts += [f'--{k}', *(map(str, v) if isinstance(v, (list, tuple)) else [str(v)])]
-    return ' '.join(parts)
-
 
 # %% ../nbs/50_study.ipynb #05f5161e
 #| eval: false
