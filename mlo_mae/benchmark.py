@@ -502,7 +502,7 @@ def _peak_mib(fn, device):
     return (torch.cuda.max_memory_allocated(device) - base) / 2**20
 
 def measure_paths(setting='micro', device='cpu', repeats=3, threads=None, paths=None, seed=0, memory=True) -> dict:
-    "Median ms of one MLO-MAE iteration (unroll 1, T every iteration) by each path of PATHS, from the same weights on the same batches, and its peak memory (MiB)."
+    "Median ms of one MLO-MAE iteration (unroll 1, T every iteration) by each path of PATHS, from the same weights on the same batches, timed in turn, and its peak memory (MiB)."
     with cpu_threads(threads, _device_of(device)):
         device = _device_of(device)
         s = _resolve_settings(setting, device)[0]
@@ -510,14 +510,15 @@ def measure_paths(setting='micro', device='cpu', repeats=3, threads=None, paths=
         unknown = set(paths or ()) - set(PATHS)
         if unknown: raise ValueError(f"unknown paths {sorted(unknown)}: choose among {', '.join(PATHS)}")
         xu, tr, val = _Batches(s, device, seed=seed).fixed()
-        rows = {}
-        for name in paths or PATHS:
-            solver = _build_solver(s, device, seed=seed, path=name)
-            it = lambda: solver.step(iter([xu]), tr, val)
-            it()                                                        # warm-up: iteration 0 has a T step, as all do here
-            ms = statistics.median(_timed(it, 1, device) for _ in range(repeats))
-            rows[name] = dict(ms=ms, peak_mib=_peak_mib(it, device) if memory else None)
-            del solver, it; _release(device)
+        names = list(paths or PATHS)
+        solvers = {n: _build_solver(s, device, seed=seed, path=n) for n in names}
+        its = {n: (lambda sv=sv: sv.step(iter([xu]), tr, val)) for n, sv in solvers.items()}
+        for it in its.values(): it()                                   # warm-up: iteration 0 has a T step, as all do here
+        ms = {n: [] for n in names}
+        for _ in range(repeats):                                       # round robin: a shared machine's load drifts alike for all
+            for n in names: ms[n].append(_timed(its[n], 1, device))
+        rows = {n: dict(ms=statistics.median(ms[n]), peak_mib=_peak_mib(its[n], device) if memory else None) for n in names}
+        del solvers, its; _release(device)
         return dict(kind='paths', setting=s.name, model=s.model, batch_size=s.batch_size, device=device.type,
                     device_name=_device_name(device), threads=None if device.type == 'cuda' else torch.get_num_threads(),
                     torch=torch.__version__, date=datetime.now(timezone.utc).isoformat(timespec='seconds'), repeats=repeats, paths=rows)
