@@ -322,7 +322,7 @@ def _run_benchmark(settings, device, steps, warmup, synthetic, quick, tf32, chec
 _TABLE_COLUMNS = [('setting', 'setting'), ('batch_size', 'batch'), ('amp', 'amp'), ('mae_ms', 'MAE ms'), ('mae_img_s', 'MAE img/s'),
                  ('mlo_ms', 'MLO ms'), ('ratio', 'ratio'), ('mlo5_ms', 'MLO ms (T/5)'), ('ratio5', 'ratio (T/5)'),
                  ('mae_peak_gib', 'peak MAE GiB'), ('mlo_peak_gib', 'peak MLO GiB'), ('hg_cosine', 'hypergrad cos'),
-                 ('hg_rel_err', 'rel. err'), ('mlo_tf32_ms', 'MLO ms TF32'), ('hg_tf32_cosine', 'cos TF32'),
+                 ('hg_rel_err', 'rel. err'), ('hg_forward_cosine', 'cos forward'), ('mlo_tf32_ms', 'MLO ms TF32'), ('hg_tf32_cosine', 'cos TF32'),
                  ('epoch50k_unroll2_s', 'epoch s (est.)')]
 
 def _fmt(v):
