@@ -97,11 +97,12 @@ class MLOConfig:
                                           why='must be in (0, 1): at 0 nothing is left to reconstruct')
     unroll_steps: Optional[int] = setting(2, 'Stage I steps per Stage II and III step (Table 7)', **_at_least_one)
     t_every: int = setting(1, 'a Stage III step every k iterations (Table 16)', **_at_least_one)
-    hypergradient: str = setting('finite_difference', "Stage III's hypergradient: Appendix A.2, or autograd through the unroll",
-                                 choices=('finite_difference', 'exact'))
-    c_path: str = setting('exact', "Eq. 11's C-path product: exactly through the head (cheaper), or A.2's finite difference",
+    hypergradient: str = setting('finite_difference', "Stage III's hypergradient: Appendix A.2's T path, forward mode (exact), or autograd through the unroll",
+                                 choices=('finite_difference', 'forward', 'exact'))
+    c_path: str = setting('exact', "Eq. 11's C-path product: exactly, first-order, in the look-ahead pass (cheaper), or A.2's finite difference",
                           choices=('exact', 'finite_difference'))
     alpha: float = setting(0.01, "Eq. 12's step: eps is alpha / ||v||", **_positive)
+    reuse_stage_one: bool = setting(False, "Eq. 6 reuses Stage I's gradient: Stage III runs before the last Stage I step (off: Algorithm 1's order)")
     lr_factors: bool = setting(True, "eta_E, eta_C in the unrolled Jacobians (False: the authors' code)")
     detach_t_input: bool = setting(True, "T reads E's patch embeddings as a fixed input (False: attached, the authors' code)")
     t_pos_embed: bool = setting(False, "add E's position embedding to T's input")

@@ -3,7 +3,6 @@ training CLI imports it before any name is checked; the run keeps the setting, s
 again by themselves; `evaluate_run --plugins` and $MLO_MAE_PLUGINS make its protocols choices of the command line.
 The plugin's masking is checked against what it must do (the first N*r patches of every image), not against a saved output."""
 import json, os, subprocess, sys, textwrap
-from pathlib import Path
 
 PLUGIN = textwrap.dedent('''
     import torch
