@@ -39,8 +39,8 @@ def test_every_run_is_trained_evaluated_and_reported(done):
         run = root / 'runs' / r['run']
         fin = json.loads((run / 'final.json').read_text())
         assert r['steps'] == '3' and float(r['train_seconds']) == pytest.approx(fin['train_seconds'], abs=1e-3)
-        assert float(r['stage2']) == fin['stage2_test_accuracy']
-        assert float(r['knn']) == json.loads((run / 'eval_knn.json').read_text())['accuracy']
+        assert float(r['stage2']) == pytest.approx(fin['stage2_test_accuracy'], abs=1e-4)   # the CSV keeps 4 decimals
+        assert float(r['knn']) == pytest.approx(json.loads((run / 'eval_knn.json').read_text())['accuracy'], abs=1e-4)
         assert json.loads((run / 'eval_linear_probe.json').read_text())['epochs'] == 2
     # the untrained control never takes a Stage I step; MAE takes unroll_steps (2) per iteration
     assert {r['method']: r['stage_one_steps'] for r in rows} == {'mae': '6', 'untrained': '0'}
@@ -66,15 +66,15 @@ def test_summary_is_the_hand_computation_from_the_runs_csv(done):
         mine = {r['seed']: float(r[s['measure']]) for r in rows if r['method'] == s['method']}
         ref = {r['seed']: float(r[s['measure']]) for r in rows if r['method'] == 'mae'}
         assert int(s['n']) == 2
-        assert float(s['mean']) == pytest.approx(sum(mine.values()) / 2, abs=1e-9)
+        assert float(s['mean']) == pytest.approx(sum(mine.values()) / 2, abs=1e-4)
         a, b = mine.values()
-        assert float(s['std']) == pytest.approx(abs(a - b) / math.sqrt(2), abs=1e-9)   # n - 1 = 1
+        assert float(s['std']) == pytest.approx(abs(a - b) / math.sqrt(2), abs=1e-4)   # n - 1 = 1
         if s['method'] == 'mae': assert s['diff_mean'] == '' and s['n_pairs'] == '0'
         else:
             diffs = [mine[k] - ref[k] for k in ('0', '1')]
             assert int(s['n_pairs']) == 2
-            assert float(s['diff_mean']) == pytest.approx(statistics.fmean(diffs), abs=1e-9)
-            assert float(s['diff_std']) == pytest.approx(statistics.stdev(diffs), abs=1e-9)
+            assert float(s['diff_mean']) == pytest.approx(statistics.fmean(diffs), abs=1e-4)
+            assert float(s['diff_std']) == pytest.approx(statistics.stdev(diffs), abs=1e-4)
 
 
 def test_an_interrupted_study_resumes_to_the_same_result(done, tmp_path, monkeypatch):
