@@ -93,7 +93,7 @@ def test_a_one_by_one_study_reports_it_by_the_registry(toy, tmp_path):
     res = run_study(root, methods=('mae',), seeds=(0,), max_steps=2, protocols=('ncm',), threads=1, device='cpu')
     rows = list(csv.DictReader(open(root / 'study_runs.csv')))
     saved = json.loads((root / 'runs' / rows[0]['run'] / 'eval_ncm.json').read_text())
-    assert len(rows) == 1 and float(rows[0]['ncm']) == saved['accuracy']
+    assert len(rows) == 1 and float(rows[0]['ncm']) == pytest.approx(saved['accuracy'], abs=1e-4)   # the CSV keeps 4 decimals
     summary = list(csv.DictReader(open(root / 'study_summary.csv')))
     assert [(s['measure'], s['n']) for s in summary] == [('ncm', '1')]
     fig = plot_study(res['summary'])
@@ -105,3 +105,32 @@ def test_a_one_by_one_study_reports_it_by_the_registry(toy, tmp_path):
     # a second call reads the saved result, computes nothing
     again = run_study(root, methods=('mae',), seeds=(0,), max_steps=2, protocols=('ncm',), threads=1, device='cpu', figure=False)
     assert again['done'] == {rows[0]['run']: 'reused'} and again['rows'] == res['rows']
+
+
+def test_a_toy_dataset_and_a_toy_protocol_need_nothing_else(toy, tmp_path):
+    "Issue 17's check: a dataset and a protocol registered here, in the test, train, evaluate and report through a 1 x 1 study."
+    from mlo_mae.data import DATASETS, DatasetSpec, InMemoryImages, register_dataset
+
+    class Squares(DatasetSpec):
+        "32-px images of 4 classes: a bright square in one of the 4 quadrants (the class), on noise."
+        name, img_size, mean, std, num_classes = 'squares', 32, (0.5,) * 3, (0.29,) * 3, 4
+        def load(self, data_dir=None, splits=('train', 'test'), download=True):
+            def make(split, n):
+                g = torch.Generator().manual_seed(('train', 'test').index(split))
+                x = torch.randint(0, 128, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
+                y = torch.randint(0, 4, (n,), generator=g)
+                for i, c in enumerate(y.tolist()): x[i, :, 16 * (c // 2):16 * (c // 2) + 16, 16 * (c % 2):16 * (c % 2) + 16] = 255
+                return InMemoryImages(x, y, ['tl', 'tr', 'bl', 'br'])
+            return tuple(make(s, {'train': 160, 'test': 40}[s]) for s in splits)
+
+    register_dataset(Squares())
+    try:
+        root = tmp_path / 'study'
+        run_study(root, methods=('mae',), seeds=(0,), dataset='squares', max_steps=2, protocols=('ncm', 'knn'),
+                  common=dict(batch_size=16), threads=1, device='cpu', figure=False)
+        row = next(csv.DictReader(open(root / 'study_runs.csv')))
+        assert {'ncm', 'knn'} <= set(row) and json.loads((root / 'runs' / row['run'] / 'config.json').read_text())['dataset'] == 'squares'
+        r = evaluate_run(root / 'runs' / row['run'], 'ncm', overwrite=True, progress=False)
+        assert r['accuracy'] == pytest.approx(float(row['ncm']), abs=1e-4) and r['dataset'] == 'squares'
+    finally:
+        DATASETS.pop('squares')
