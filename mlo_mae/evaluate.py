@@ -22,25 +22,22 @@ from .data import BatchLoader, DatasetSpec
 from .models import MaskedAutoencoderViT, export_timm_encoder, timm_vit_kwargs
 
 # %% auto #0
-__all__ = ['POSITION_ONLY_IOU', 'batches', 'module_device', 'evaluating', 'extract_features', 'knn_accuracy',
-           'class_similarities', 'similarity_ratio', 'warmup_cosine', 'LinearProbe', 'train_linear_probe',
-           'classifier_accuracy', 'linear_probe', 'EncoderClassifier', 'stage_two_test_accuracy', 'timm_classifier',
-           'finetune_optimizer', 'mae_finetune_recipe', 'finetune', 'classifier_loss', 'tsne_embedding',
-           'vit_reshape_transform', 'gradcam', 'robustness_eval', 'mask_frequency', 'mean_pairwise_iou',
-           'expected_random_iou', 'sigma_spread']
+__all__ = ['extract_features', 'knn_accuracy', 'class_similarities', 'similarity_ratio', 'warmup_cosine', 'train_linear_probe',
+           'linear_probe', 'EncoderClassifier', 'stage_two_test_accuracy', 'finetune', 'tsne_embedding', 'gradcam',
+           'robustness_eval', 'mask_frequency', 'mean_pairwise_iou', 'expected_random_iou', 'sigma_spread', 'mask_map']
 
 # %% ../nbs/20_evaluate.ipynb #2c1d7149
-def batches(loader, epoch: int = 0):
+def _batches(loader, epoch: int = 0):
     "The `(x, y)` batches of `loader`'s epoch `epoch`: `loader.epoch(epoch)` for a `BatchLoader`, else `iter(loader)`."
     return loader.epoch(epoch) if hasattr(loader, 'epoch') else iter(loader)
 
-def module_device(m: nn.Module) -> torch.device:
+def _module_device(m: nn.Module) -> torch.device:
     "The device of `m`'s first parameter or buffer (CPU for a module with neither)."
     t = next(m.parameters(), None)
     if t is None: t = next(m.buffers(), None)
     return t.device if t is not None else torch.device('cpu')
 
-class evaluating:
+class _evaluating:
     "Context manager: the modules in eval mode inside, each back in its own mode after."
     def __init__(self, *modules): self.modules = [m for m in modules if m is not None]
     def __enter__(self):
@@ -55,9 +52,9 @@ def extract_features(encoder: nn.Module, loader, epoch: int = 0):
     "(features (N, D) float32, labels (N,) int64): `encoder.forward_features` on every batch of `loader`, eval mode, no grad."
     if not hasattr(encoder, 'forward_features'):
         raise ValueError(f"encoder must have forward_features(images) -> (B, D); {type(encoder).__name__} has none")
-    dev, feats, labels = module_device(encoder), [], []
-    with evaluating(encoder):
-        for x, y in batches(loader, epoch):
+    dev, feats, labels = _module_device(encoder), [], []
+    with _evaluating(encoder):
+        for x, y in _batches(loader, epoch):
             feats.append(encoder.forward_features(x.to(dev)).float())
             labels.append(torch.as_tensor(y).to(dev))
     if not feats: raise ValueError("the loader gave no batches")
@@ -119,7 +116,7 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ste
                              warmup_t=warmup_steps, warmup_lr_init=0., warmup_prefix=True, t_in_epochs=False)
 
 # %% ../nbs/20_evaluate.ipynb #7e3e5c02
-class LinearProbe(nn.Module):
+class _LinearProbe(nn.Module):
     "MAE's linear-probe head: BatchNorm1d(affine=False, eps=1e-6) then Linear, weights trunc-normal(0.01)."
     def __init__(self, embed_dim: int, num_classes: int):
         super().__init__()
@@ -140,8 +137,8 @@ def _num_classes(loader, *labels):
 # %% ../nbs/20_evaluate.ipynb #efb0b4ad
 def train_linear_probe(features, labels, num_classes: int, epochs: int = 90, lr: float = 0.1, batch_size: int = 256,
                        weight_decay: float = 0., optimizer: str = 'sgd', warmup_epochs: Optional[int] = None,
-                       seed: int = 0, progress: bool = False) -> LinearProbe:
-    "A `LinearProbe` trained on precomputed `features` (N, D) and `labels` (N,) with warm-up + cosine lr."
+                       seed: int = 0, progress: bool = False) -> _LinearProbe:
+    "A `_LinearProbe` trained on precomputed `features` (N, D) and `labels` (N,) with warm-up + cosine lr."
     N = len(features)
     if N < 2 or batch_size < 2: raise ValueError(f"need at least 2 features and batch_size >= 2 (BatchNorm), got {N} and {batch_size}")
     if epochs < 1: raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -149,7 +146,7 @@ def train_linear_probe(features, labels, num_classes: int, epochs: int = 90, lr:
     g = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        head = LinearProbe(features.shape[1], num_classes).to(features.device)
+        head = _LinearProbe(features.shape[1], num_classes).to(features.device)
     opt = _optimizer(head.parameters(), optimizer, lr, weight_decay)
     bs = min(batch_size, N)
     steps_per_epoch = N // bs                            # drop the last partial batch, as MAE's loader does
@@ -165,13 +162,13 @@ def train_linear_probe(features, labels, num_classes: int, epochs: int = 90, lr:
 
 # %% ../nbs/20_evaluate.ipynb #dc857319
 @torch.no_grad()
-def classifier_accuracy(model: Callable, loader, epoch: int = 0, device=None) -> float:
+def _classifier_accuracy(model: Callable, loader, epoch: int = 0, device=None) -> float:
     "Top-1 accuracy of `model(x)` logits over every batch of `loader` (modules put in eval mode for it)."
     modules = [model] if isinstance(model, nn.Module) else []
-    dev = device or (module_device(model) if modules else None)
+    dev = device or (_module_device(model) if modules else None)
     correct = n = 0
-    with evaluating(*modules):
-        for x, y in batches(loader, epoch):
+    with _evaluating(*modules):
+        for x, y in _batches(loader, epoch):
             if dev is not None: x = x.to(dev)
             pred = model(x).argmax(-1)
             correct += (pred.cpu() == torch.as_tensor(y).cpu()).sum().item(); n += len(pred)
@@ -193,24 +190,24 @@ def linear_probe(encoder: nn.Module, train_loader, eval_loader, epochs: int = 90
     else:
         head = _linear_probe_on_the_fly(encoder, train_loader, num_classes, epochs, lr, weight_decay, optimizer,
                                         warmup_epochs, seed, progress)
-    with evaluating(encoder):
-        return classifier_accuracy(lambda x: head(encoder.forward_features(x).float()), eval_loader,
-                                   device=module_device(encoder))
+    with _evaluating(encoder):
+        return _classifier_accuracy(lambda x: head(encoder.forward_features(x).float()), eval_loader,
+                                   device=_module_device(encoder))
 
 def _linear_probe_on_the_fly(encoder, loader, num_classes, epochs, lr, weight_decay, optimizer, warmup_epochs, seed, progress):
     "The probe trained on features computed per batch (the loader's augmentation applies every epoch)."
-    dev, steps_per_epoch = module_device(encoder), len(loader)
+    dev, steps_per_epoch = _module_device(encoder), len(loader)
     warmup_epochs = round(epochs / 9) if warmup_epochs is None else warmup_epochs
     head = opt = sched = None; step = 0
-    with evaluating(encoder):
+    with _evaluating(encoder):
         for e in tqdm(range(epochs), desc='linear probe', disable=not progress):
-            for x, y in batches(loader, e):
+            for x, y in _batches(loader, e):
                 with torch.no_grad(): f = encoder.forward_features(x.to(dev)).float()
                 y = torch.as_tensor(y).to(dev)
                 if head is None:       # built on the first batch: its width is the encoder's
                     with torch.random.fork_rng(devices=[]):
                         torch.manual_seed(seed)
-                        head = LinearProbe(f.shape[1], num_classes or _num_classes(loader, y)).to(dev).train()
+                        head = _LinearProbe(f.shape[1], num_classes or _num_classes(loader, y)).to(dev).train()
                     opt = _optimizer(head.parameters(), optimizer, lr, weight_decay)
                     sched = warmup_cosine(opt, epochs * steps_per_epoch, warmup_epochs * steps_per_epoch)
                 sched.step_update(step)
@@ -228,10 +225,10 @@ class EncoderClassifier(nn.Module):
 
 def stage_two_test_accuracy(encoder: nn.Module, head: nn.Module, test_loader) -> float:
     "Top-1 accuracy of `head(encoder.forward_features(x))` on `test_loader`: the paper's linear-probing figure (B.3)."
-    return classifier_accuracy(EncoderClassifier(encoder, head), test_loader)
+    return _classifier_accuracy(EncoderClassifier(encoder, head), test_loader)
 
 # %% ../nbs/20_evaluate.ipynb #fbca6f5c
-def timm_classifier(encoder: MaskedAutoencoderViT, head: nn.Module, drop_path: float = 0.) -> VisionTransformer:
+def _timm_classifier(encoder: MaskedAutoencoderViT, head: nn.Module, drop_path: float = 0.) -> VisionTransformer:
     "timm `VisionTransformer` with `encoder`'s weights, `head` on the CLS token, drop path rising 0 -> `drop_path` over the blocks."
     if not isinstance(encoder, MaskedAutoencoderViT):
         raise ValueError(f"need a MaskedAutoencoderViT (its encoder is exported to timm), got {type(encoder).__name__}")
@@ -240,9 +237,9 @@ def timm_classifier(encoder: MaskedAutoencoderViT, head: nn.Module, drop_path: f
     vit.load_state_dict(export_timm_encoder(encoder))                                 # strict: every key, none extra
     vit.pos_embed.requires_grad_(encoder.pos_embed.requires_grad)                     # a fixed sin-cos table stays fixed
     vit.head = head
-    return vit.to(module_device(encoder))
+    return vit.to(_module_device(encoder))
 
-def finetune_optimizer(model: nn.Module, lr: float, weight_decay: float, layer_decay: Optional[float] = None,
+def _finetune_optimizer(model: nn.Module, lr: float, weight_decay: float, layer_decay: Optional[float] = None,
                        betas=(0.9, 0.999)) -> torch.optim.Optimizer:
     "timm's AdamW: layer-wise lr decay groups (each with 'lr_scale') if `layer_decay`, else one group with weight decay on every parameter."
     if layer_decay is None:     # the paper's CIFAR recipe: plain AdamW over every trainable parameter
@@ -251,7 +248,7 @@ def finetune_optimizer(model: nn.Module, lr: float, weight_decay: float, layer_d
     if not 0 < layer_decay <= 1: raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}")
     return create_optimizer_v2(model, 'adamw', lr=lr, weight_decay=weight_decay, layer_decay=layer_decay, betas=betas)
 
-def mae_finetune_recipe(batch_size: int) -> dict:
+def _mae_finetune_recipe(batch_size: int) -> dict:
     "`finetune` arguments of MAE's ViT-B ImageNet fine-tuning (FINETUNE.md), lr = 5e-4 * batch_size / 256."
     return dict(epochs=100, lr=5e-4 * batch_size / 256, weight_decay=0.05, layer_decay=0.65, drop_path=0.1,
                 mixup=0.8, cutmix=1.0, label_smoothing=0.1, warmup_epochs=5, min_lr=1e-6)
@@ -274,9 +271,9 @@ def finetune(model: Union[MaskedAutoencoderViT, Callable[[], MaskedAutoencoderVi
     if epochs < 1 or not 0 <= warmup_epochs < epochs: raise ValueError(f"need epochs >= 1 and 0 <= warmup_epochs < epochs, got {epochs}, {warmup_epochs}")
     if layer_decay is not None and not 0 < layer_decay <= 1: raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}")
     encoder = model if isinstance(model, nn.Module) else model()
-    vit = timm_classifier(encoder, head, drop_path)
-    dev = module_device(vit)
-    opt = finetune_optimizer(vit, lr, weight_decay, layer_decay, betas)
+    vit = _timm_classifier(encoder, head, drop_path)
+    dev = _module_device(vit)
+    opt = _finetune_optimizer(vit, lr, weight_decay, layer_decay, betas)
     steps_per_epoch = len(train_loader)
     sched = warmup_cosine(opt, epochs * steps_per_epoch, warmup_epochs * steps_per_epoch,
                           min_lr=lr if schedule == 'constant' else min_lr)   # a cosine from lr down to lr is constant
@@ -291,7 +288,7 @@ def finetune(model: Union[MaskedAutoencoderViT, Callable[[], MaskedAutoencoderVi
     vit.train()
     bar = tqdm(total=epochs * steps_per_epoch, desc='fine-tune', disable=not progress)
     for e in range(epochs):
-        for x, y in batches(train_loader, e):
+        for x, y in _batches(train_loader, e):
             x, y = x.to(dev), torch.as_tensor(y).to(dev)
             if mixer is not None:
                 if len(x) % 2: x, y = x[:-1], y[:-1]          # timm's Mixup pairs the batch with its reverse
@@ -308,15 +305,15 @@ def finetune(model: Union[MaskedAutoencoderViT, Callable[[], MaskedAutoencoderVi
     bar.close()
     # the same keys as export_timm_encoder's: the encoder's weights become the fine-tuned ones (decoder untouched)
     encoder.load_state_dict({k: v for k, v in vit.state_dict().items() if not k.startswith('head.')}, strict=False)
-    return classifier_accuracy(vit, eval_loader)
+    return _classifier_accuracy(vit, eval_loader)
 
 # %% ../nbs/20_evaluate.ipynb #f078e61e
 @torch.no_grad()
-def classifier_loss(model: nn.Module, loader, epoch: int = 0) -> float:
+def _classifier_loss(model: nn.Module, loader, epoch: int = 0) -> float:
     "Mean cross-entropy of `model(x)` over `loader` (eval mode)."
-    dev, total, n = module_device(model), 0., 0
-    with evaluating(model):
-        for x, y in batches(loader, epoch):
+    dev, total, n = _module_device(model), 0., 0
+    with _evaluating(model):
+        for x, y in _batches(loader, epoch):
             total += F.cross_entropy(model(x.to(dev)), torch.as_tensor(y).to(dev), reduction='sum').item(); n += len(x)
     return total / n
 
@@ -331,7 +328,7 @@ def tsne_embedding(features, seed: int = 0, perplexity: float = 30.) -> np.ndarr
     return tsne.fit_transform(X).astype(np.float32)
 
 # %% ../nbs/20_evaluate.ipynb #123dcb37
-def vit_reshape_transform(tokens: torch.Tensor, num_prefix_tokens: int = 1) -> torch.Tensor:
+def _vit_reshape_transform(tokens: torch.Tensor, num_prefix_tokens: int = 1) -> torch.Tensor:
     "(B, prefix + h*w, D) ViT tokens -> (B, D, h, w) patch map, prefix (CLS) tokens dropped."
     x = tokens[:, num_prefix_tokens:]
     B, N, D = x.shape
@@ -352,9 +349,9 @@ def gradcam(model: nn.Module, images: torch.Tensor, target_layer: Optional[nn.Mo
     if images.ndim != 4: raise ValueError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
     if target_layer is None: target_layer = _blocks(model)[-1].norm1
     cam_targets = None if targets is None else [ClassifierOutputTarget(int(t)) for t in targets]
-    with evaluating(model):
-        with GradCAM(model=model, target_layers=[target_layer], reshape_transform=vit_reshape_transform) as cam:
-            maps = cam(input_tensor=images.to(module_device(model)), targets=cam_targets)
+    with _evaluating(model):
+        with GradCAM(model=model, target_layers=[target_layer], reshape_transform=_vit_reshape_transform) as cam:
+            maps = cam(input_tensor=images.to(_module_device(model)), targets=cam_targets)
     model.zero_grad(set_to_none=True)   # Grad-CAM's backward leaves gradients on the weights
     return maps
 
@@ -374,8 +371,8 @@ def robustness_eval(model: nn.Module, folders: dict, spec: DatasetSpec, classes:
         unknown = [c for c in ds.classes if c not in index]
         if unknown: raise ValueError(f"{name}: class folders {unknown[:5]} are not among the model's {len(index)} classes")
         sets[name] = ds
-    dev, results = module_device(model), {}
-    with evaluating(model):
+    dev, results = _module_device(model), {}
+    with _evaluating(model):
         for name, ds in sets.items():
             to_model = torch.tensor([index[c] for c in ds.classes], device=dev)   # folder index -> model index
             correct = 0
@@ -388,7 +385,7 @@ def robustness_eval(model: nn.Module, folders: dict, spec: DatasetSpec, classes:
     return results
 
 # %% ../nbs/20_evaluate.ipynb #74788a26
-POSITION_ONLY_IOU = 1.0   # a mask that depends on the position alone is the same set for every image
+_POSITION_ONLY_IOU = 1.0   # a mask that depends on the position alone is the same set for every image
 
 def _mask_batch(mask) -> torch.Tensor:
     m = torch.as_tensor(mask)
@@ -413,7 +410,7 @@ def expected_random_iou(n: int, k: int) -> float:
     "E[IoU] of two independent uniform random sets of `k` of `n` patches: the overlap X is hypergeometric, IoU = X / (2k - X)."
     if not (isinstance(n, int) and isinstance(k, int) and 0 <= k <= n and n >= 1):
         raise ValueError(f"need integers 0 <= k <= n, n >= 1, got n={n!r}, k={k!r}")
-    if k == 0: return POSITION_ONLY_IOU   # two empty sets: the same set
+    if k == 0: return _POSITION_ONLY_IOU   # two empty sets: the same set
     total = math.comb(n, k)
     return sum(math.comb(k, x) * math.comb(n - k, k - x) / total * x / (2 * k - x) for x in range(max(0, 2 * k - n), k + 1))
 
@@ -423,3 +420,25 @@ def sigma_spread(probs) -> dict:
     if p.ndim != 2 or p.shape[0] < 2: raise ValueError(f"probs must be (B, N) with B >= 2, got shape {tuple(p.shape)}")
     return dict(mean=float(p.mean()), std=float(p.std()), min=float(p.min()), max=float(p.max()),
                 within_image_std=float(p.std(1).mean()), across_image_std=float(p.std(0).mean()))
+
+# %% ../nbs/20_evaluate.ipynb #d5f2f12d
+@torch.no_grad()
+def mask_map(model, method, images, spec, mask_ratio, n=512) -> dict:
+    "Where `method` masks the first `n` of `images`: {'grid', 'frequency' (N,), 'images', 'split', 'mask_ratio', 'patches', 'masked_per_image', 'mean_pairwise_iou', 'random_iou', 'sigma'}."
+    idx = list(range(min(n, len(images))))
+    first = images.subset(idx) if hasattr(images, 'subset') else torch.utils.data.Subset(images, idx)
+    loader = BatchLoader(first, spec, 128, train=False, drop_last=False, device=_module_device(model))
+    masks, sigma = [], []
+    with _evaluating(model):
+        for batch in loader.epoch(0):
+            masking, weights = method.masking(model, batch[0], mask_ratio)
+            masks.append(masking.mask.cpu())
+            if weights is not None: sigma.append(weights.float().cpu())
+    mask = torch.cat(masks)
+    N, counts = mask.shape[1], mask.sum(1)
+    k = int(counts[0]) if bool((counts == counts[0]).all()) else None
+    many = len(mask) > 1
+    return dict(grid=list(model.mae.patch_embed.grid_size), frequency=mask_frequency(mask).tolist(), images=len(mask), split='D_val',
+                mask_ratio=mask_ratio, patches=N, masked_per_image=k, mean_pairwise_iou=mean_pairwise_iou(mask) if many else None,
+                random_iou=expected_random_iou(N, k) if k is not None else None,
+                sigma=sigma_spread(torch.cat(sigma)) if sigma and many else None)

@@ -13,7 +13,7 @@ from mlo_mae.runs import cached_run_state
 from mlo_mae.train import RunInterrupted
 
 QUICK = dict(methods=('mae', 'untrained'), seeds=(0, 1), max_steps=3, protocols=('stage2', 'knn', 'linear_probe'),
-             probe_epochs=2, threads=1, device='cpu')
+             protocol_options=dict(epochs=2), threads=1, device='cpu')
 
 
 @pytest.fixture(scope='module')
@@ -91,7 +91,7 @@ def test_an_interrupted_study_resumes_to_the_same_result(done, tmp_path, monkeyp
     with pytest.raises(RunInterrupted):
         study.run_study(other, **QUICK)
     monkeypatch.setattr(MLOSolver, 'step', step)
-    first = study.plan_study(other, **{k: v for k, v in QUICK.items() if k not in ('probe_epochs', 'threads', 'device')})[0]
+    first = study.plan_study(other, **{k: v for k, v in QUICK.items() if k not in ('threads', 'device')})[0]
     assert cached_run_state(first.out, first.cfg) == 'resumable' and not (other / 'study_runs.csv').exists()
     res = study.run_study(other, **QUICK)
     assert res['done'][first.out.name] == 'resumed' and list(res['done'].values()).count('trained') == 3
