@@ -282,6 +282,10 @@ def main(argv=None):
     except (ValueError, OSError, RuntimeError) as e: sys.exit(f"error: {e}")
     print(json.dumps(res))
 
+# %% ../nbs/21_evaluate_run.ipynb #bdf16e88
+from . import reports as _reports  # registers `report` and `reconstruct` (22_reports, built on this module) wherever PROTOCOLS is read
+
 # %% ../nbs/21_evaluate_run.ipynb #c8adfa2a
 #| eval: false
-if __name__ == '__main__' and 'ipykernel' not in sys.modules: main()  # not when a notebook runs this cell
+if __name__ == '__main__' and 'ipykernel' not in sys.modules:  # not when a notebook runs this cell
+    from mlo_mae.evaluate_run import main; main()   # the package's module: its registry holds every protocol, 22_reports' too

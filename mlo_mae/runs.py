@@ -57,10 +57,10 @@ def resolve_config(cfg: TrainConfig = None, **overrides) -> TrainConfig:
 
 # %% ../nbs/06_runs.ipynb #97dba939
 RUN_FILES = ('config.json', 'metrics.jsonl', 'checkpoint.pt', 'checkpoint.pt.tmp', 'final.json', 'masking_net.safetensors',
-             'encoder_timm.safetensors', 'mask_map.json')
+             'encoder_timm.safetensors', 'mask_map.json', 'tensorboard')
 
 def _is_run_file(name: str) -> bool:
-    return name in RUN_FILES or re.fullmatch(r'eval_[a-z0-9_]+\.json', name) is not None
+    return name in RUN_FILES or re.fullmatch(r'eval_[a-z0-9_]+\.(json|csv|png)', name) is not None
 
 def folder_state(out) -> str:
     "'absent', 'empty' (nothing, or a failed start's config.json alone), 'run' (this package's run) or 'foreign'."
