@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import TrainConfig, METHODS
+from .config import TrainConfig
 from . import runs
 from .runs import resolve_config, defining_settings, cached_run_state
 from .train import train
@@ -38,7 +38,7 @@ _SMALL_RUN_BASE = dict(dataset='cifar10_mini', preset='smoke')
 
 def _resolved(method, settings) -> TrainConfig:
     bad = sorted(set(settings) & {'dataset', 'preset', 'method', 'out_dir', 'resume', 'overwrite'})
-    if bad: raise ValueError(f"small_run fixes {', '.join(bad)} (cifar10_mini, smoke, its own folder): pass other settings")
+    if bad: raise ValueError(f"a small run fixes {', '.join(bad)} (cifar10_mini, smoke, its own folder): pass other settings")
     if 'max_steps' in settings and 'epochs' not in settings: settings = {**settings, 'epochs': settings['max_steps']}
     return resolve_config(method=method, **_SMALL_RUN_BASE, **settings)
 
