@@ -93,11 +93,11 @@ class LoadedRun:
 
     def split(self, name: str):
         "The split `name` ('train' or 'test') of the run's dataset, loaded once."
-        if name not in self._sets: self._sets[name], self._spec = load_dataset(self.cfg.dataset, self.data_dir, splits=(name,))
+        if name not in self._sets: self._sets[name], self._spec = load_dataset(self.cfg.dataset, self.data_dir, splits=(name,), img_size=self.cfg.img_size)
         return self._sets[name]
     train_set = property(lambda self: self.split('train'))
     test_set = property(lambda self: self.split('test'))
-    spec = property(lambda self: self._spec or dataset_spec(self.cfg.dataset))
+    spec = property(lambda self: self._spec or dataset_spec(self.cfg.dataset).at_size(self.cfg.img_size))   # the size the run trained at
 
     @property
     def dval(self):
