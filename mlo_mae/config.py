@@ -4,37 +4,37 @@
 
 # %% ../nbs/04_config.ipynb #3d6d1343
 from __future__ import annotations
-import argparse, dataclasses, importlib, json, math, typing
+import argparse, dataclasses, difflib, importlib, json, math, typing
 from dataclasses import dataclass, field, fields
 from typing import Optional
 
 # %% auto #0
-__all__ = ['METHODS', 'RECIPES', 'RECIPE_NAMES', 'RESUMABLE', 'setting', 'choices_of', 'validate', 'register_method', 'MLOConfig',
-           'TrainConfig', 'cli_parser', 'parse_args']
+__all__ = ['METHODS', 'RECIPES', 'RECIPE_NAMES', 'setting', 'validate', 'register_method', 'MLOConfig', 'TrainConfig',
+           'cli_parser', 'parse_args']
 
 # %% ../nbs/04_config.ipynb #a3c0f91f
-def setting(default, help: str, choices=None, check=None, why: str = None):
-    "A dataclass field that carries its help text and its rule (`choices`, or `check` with the words `why`), for `validate` and the CLI."
-    return field(default=default, metadata=dict(help=help, choices=choices, check=check, why=why))
+def setting(default, help: str, choices=None, check=None, why: str = None, *, machinery=False, resumable=False, study_owned=False):
+    "A dataclass field that carries its help text, its rule (`choices`, or `check` with the words `why`) and its role (see above)."
+    return field(default=default, metadata=dict(help=help, choices=choices, check=check, why=why, machinery=machinery,
+                                                resumable=resumable or machinery, study_owned=study_owned))
 
-def choices_of(f: dataclasses.Field):
-    "The allowed values of field `f` (its `choices`, called if it is a function), or None."
-    c = f.metadata.get('choices')
-    return tuple(c()) if callable(c) else c
+def _check_value(f: dataclasses.Field, v, registries=True):
+    "Check the value `v` of field `f` against its rule; a choice from a registry only if `registries`."
+    rule, choices = f.metadata, f.metadata.get('choices')
+    if v is None: return
+    if callable(choices): choices = tuple(choices()) if registries else None
+    if choices is not None and v not in choices:
+        raise ValueError(f"unknown {f.name} {v!r}: choose one of {', '.join(map(str, choices))}")
+    if rule.get('check') is not None and not rule['check'](v): raise ValueError(f"{f.name} {rule['why']}, got {v!r}")
 
-def validate(cfg):
+def validate(cfg, registries=True):
     "Check every setting of the dataclass `cfg` against its field's rule; one line naming the first bad one. None passes."
-    for f in fields(cfg):
-        v, rule = getattr(cfg, f.name), f.metadata
-        if v is None: continue
-        choices = choices_of(f)
-        if choices is not None and v not in choices:
-            raise ValueError(f"unknown {f.name} {v!r}: choose one of {', '.join(map(str, choices))}")
-        if rule.get('check') is not None and not rule['check'](v): raise ValueError(f"{f.name} {rule['why']}, got {v!r}")
+    for f in fields(cfg): _check_value(f, getattr(cfg, f.name), registries)
     return cfg
 
-_positive = dict(check=lambda v: v > 0, why='must be > 0')
-_non_negative = dict(check=lambda v: v >= 0, why='must be >= 0')
+_finite = lambda v: isinstance(v, (int, float)) and math.isfinite(v)   # inf and nan pass no comparison rule below
+_positive = dict(check=lambda v: _finite(v) and v > 0, why='must be a finite number > 0')
+_non_negative = dict(check=lambda v: _finite(v) and v >= 0, why='must be a finite number >= 0')
 _at_least_one = dict(check=lambda v: v >= 1, why='must be >= 1')
 
 # %% ../nbs/04_config.ipynb #2e802ab8
@@ -54,7 +54,7 @@ def _known_methods():
 class MLOConfig:
     "What one iteration of a method does (defaults: the paper's CIFAR setting, Table 12)."
     method: str = setting('mlo_mae', 'pretraining method: mlo_mae, mae, umae, blo_mae, supervised, attmask, untrained, prior, or any name '
-                          'registered with register_method', choices=_known_methods)
+                          'registered with register_method', choices=_known_methods, study_owned=True)
     mask_ratio: Optional[float] = setting(0.75, 'share of the patches masked (Table 12)', check=lambda r: 0 < r < 1,
                                           why='must be in (0, 1): at 0 nothing is left to reconstruct')
     unroll_steps: Optional[int] = setting(2, 'Stage I steps per Stage II and III step (Table 7)', **_at_least_one)
@@ -77,6 +77,25 @@ class MLOConfig:
     prior_from: Optional[str] = setting(None, "run folder of an MLO-MAE run whose mask_map.json gives the prior control's masks")
 
     def __post_init__(self): validate(self)
+
+    @classmethod
+    def having(cls, role: str) -> tuple:
+        "The names of the settings declared with `role` ('machinery', 'resumable' or 'study_owned'), in declaration order."
+        return tuple(f.name for f in fields(cls) if f.metadata.get(role))
+
+    @classmethod
+    def from_parameters(cls, params: dict, registries=False) -> dict:
+        "`params` (papermill's, or any dict) as settings: each name a setting, each value converted as the CLI reads its text and checked; one line for the first bad one."
+        known, hints = {f.name: f for f in fields(cls)}, typing.get_type_hints(cls)
+        out = {}
+        for k, v in params.items():
+            if k not in known:
+                near = difflib.get_close_matches(k, known, n=1)
+                raise ValueError(f"{k} is not a setting" + (f": did you mean {near[0]}?" if near else ': see --help for the list'))
+            try: out[k] = _convert(_base_type(hints[k]), v)
+            except (ValueError, TypeError, argparse.ArgumentTypeError) as e: raise ValueError(f"parameter {k}: {e}") from None
+            _check_value(known[k], out[k], registries)
+        return out
 
     def mlo_config(self) -> 'MLOConfig':
         "Only the method's settings (a `TrainConfig` holds more)."
@@ -137,21 +156,21 @@ class TrainConfig(MLOConfig):
     mask_ratio: Optional[float] = field(default=None, metadata=MLOConfig.__dataclass_fields__['mask_ratio'].metadata)
     unroll_steps: Optional[int] = field(default=None, metadata=MLOConfig.__dataclass_fields__['unroll_steps'].metadata)
     # the run
-    dataset: str = setting('cifar10_mini', _DATASET_HELP, choices=_known_datasets)
-    data_dir: Optional[str] = setting(None, "the dataset's folder (default: $MLO_MAE_DATA/<dataset>, else ~/.cache/mlo_mae/<dataset>)")
+    dataset: str = setting('cifar10_mini', _DATASET_HELP, choices=_known_datasets, study_owned=True)
+    data_dir: Optional[str] = setting(None, "the dataset's folder (default: $MLO_MAE_DATA/<dataset>, else ~/.cache/mlo_mae/<dataset>)", machinery=True)
     preset: Optional[str] = setting(None, f"training recipe: {', '.join(RECIPE_NAMES)} (default: the dataset's own, smoke for "
-                                    f"cifar10_mini, else paper)", choices=RECIPE_NAMES)
-    out_dir: Optional[str] = setting(None, 'the run folder (default: runs/<dataset>-<method>-<preset>-seed<seed>)')
-    seed: int = setting(0, 'random seed of the model, the masks and the batches')
-    resume: bool = setting(False, 'continue the run in out_dir with its own settings')
+                                    f"cifar10_mini, else paper)", choices=RECIPE_NAMES, study_owned=True)
+    out_dir: Optional[str] = setting(None, 'the run folder (default: runs/<dataset>-<method>-<preset>-seed<seed>)', machinery=True, study_owned=True)
+    seed: int = setting(0, 'random seed of the model, the masks and the batches', study_owned=True)
+    resume: bool = setting(False, 'continue the run in out_dir with its own settings', machinery=True, study_owned=True)
     overwrite: bool = setting(False, 'replace the run in out_dir (only a run folder; the old one is kept aside until the '
-                              'new one has a checkpoint)')
+                              'new one has a checkpoint)', machinery=True, study_owned=True)
     init_from: Optional[str] = setting(None, "start the MAE from an official MAE checkpoint, a timm encoder file or a run "
                                        "folder (continued pretraining, Table 6)")
     # stopping rules
-    epochs: Optional[int] = setting(None, 'epochs of D_u (of D_tr for supervised)', **_at_least_one)
-    max_steps: Optional[int] = setting(None, 'stop after this many iterations (matched-steps comparisons)', **_at_least_one)
-    budget_seconds: Optional[float] = setting(None, 'stop after this much training time, summed over resumes', **_positive)
+    epochs: Optional[int] = setting(None, 'epochs of D_u (of D_tr for supervised)', **_at_least_one, resumable=True)
+    max_steps: Optional[int] = setting(None, 'stop after this many iterations (matched-steps comparisons)', **_at_least_one, resumable=True, study_owned=True)
+    budget_seconds: Optional[float] = setting(None, 'stop after this much training time, summed over resumes', **_positive, resumable=True, study_owned=True)
     # Tables 11-12
     model: Optional[str] = setting(None, 'MAE preset of 02_models (vit_base_patch2_32, vit_tiny_patch2_32, vit_micro_patch4_32, ...)')
     model_kw: Optional[dict] = setting(None, 'overrides of the model preset, e.g. {"patch_size": 4, "depth": 6} (JSON)')
@@ -176,30 +195,53 @@ class TrainConfig(MLOConfig):
     du: str = setting('dtr', "Stage I's images: D_tr (paper B.3) or all training images (the authors)", choices=('dtr', 'all'))
     split_seed: int = setting(0, 'seed of the D_tr / D_val split')
     class_balance: bool = setting(False, 'draw D_tr and D_val batches class-balanced (a weighted sampler in Stages II and III)')
-    num_workers: int = setting(4, 'data-loading processes (the in-memory fast path uses none)', **_non_negative)
+    num_workers: int = setting(4, 'data-loading processes (the in-memory fast path uses none)', **_non_negative, machinery=True)
     # machinery
-    device: Optional[str] = setting(None, 'cpu, cuda or cuda:N (default: cuda when available)')
+    device: Optional[str] = setting(None, 'cpu, cuda or cuda:N (default: cuda when available)', machinery=True)
     threads: Optional[int] = setting(None, 'CPU threads of this process (default: 1 on the CPU, where more collapses when '
-                                     'another process shares the cores; PyTorch\'s choice on a GPU)', **_at_least_one)
+                                     'another process shares the cores; PyTorch\'s choice on a GPU)', **_at_least_one, machinery=True)
     amp: Optional[str] = setting(None, 'autocast of Stages I-II (default: bf16 on CUDA, none on the CPU)', choices=('bf16', 'fp16', 'none'))
     tf32: bool = setting(False, 'TF32 matmuls on CUDA, Stage III included (see 30_benchmark)')
-    checkpoint_every: int = setting(200, 'a checkpoint every this many iterations', **_at_least_one)
-    checkpoint_minutes: float = setting(10.0, 'and at least every this many minutes of training', **_positive)
-    progress: bool = setting(True, 'show a progress bar')
-    tensorboard: bool = setting(False, "also log every metric to TensorBoard in <out_dir>/tensorboard (pip install 'mlo_mae[tensorboard]')")
+    checkpoint_every: int = setting(200, 'a checkpoint every this many iterations', **_at_least_one, machinery=True)
+    checkpoint_minutes: float = setting(10.0, 'and at least every this many minutes of training', **_positive, machinery=True)
+    progress: bool = setting(True, 'show a progress bar', machinery=True)
+    tensorboard: bool = setting(False, "also log every metric to TensorBoard in <out_dir>/tensorboard (pip install 'mlo_mae[tensorboard]')", machinery=True)
 
     def __post_init__(self):
         if isinstance(self.model_kw, str): self.model_kw = json.loads(self.model_kw)  # papermill and the shell pass JSON text
         validate(self)
-
-RESUMABLE = ('out_dir', 'resume', 'overwrite', 'data_dir', 'epochs', 'max_steps', 'budget_seconds', 'device', 'threads',
-             'num_workers', 'progress', 'checkpoint_every', 'checkpoint_minutes', 'tensorboard')
 
 # %% ../nbs/04_config.ipynb #7c45d45a
 def _parse_bool(s: str) -> bool:
     if s.lower() in ('1', 'true', 'yes', 'y'): return True
     if s.lower() in ('0', 'false', 'no', 'n'): return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {s!r}")
+
+def _read_json(s: str) -> dict:
+    try: v = json.loads(s)
+    except json.JSONDecodeError: v = None
+    if not isinstance(v, dict): raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"depth\": 6}}', got {s!r}")
+    return v
+
+def _convert(t, v):
+    "`v` as a value of type `t`: text read as the CLI reads it; an int where a float goes; a whole float where an int goes."
+    if v is None or (isinstance(v, t) and not (t is int and isinstance(v, bool))): return v
+    if isinstance(v, str):
+        if t in (bool, dict): return (_parse_bool if t is bool else _read_json)(v)
+        try: return t(v)
+        except ValueError: raise argparse.ArgumentTypeError(f"invalid {t.__name__} value: {v!r}") from None
+    if t is float and isinstance(v, int) and not isinstance(v, bool): return float(v)
+    if t is int and isinstance(v, float) and v.is_integer(): return int(v)
+    if t is bool and v in (0, 1): return bool(v)
+    if t is str and isinstance(v, (int, float)) and not isinstance(v, bool): return str(v)
+    raise argparse.ArgumentTypeError(f"invalid {t.__name__} value: {v!r}")
+
+class _Parser(argparse.ArgumentParser):
+    "Errors in one line (no usage block), an unknown flag with the nearest one named."
+    def error(self, message):
+        bad = [w[2:] for w in message.split() if w.startswith('--')] if 'unrecognized' in message else []
+        near = [m for b in bad for m in difflib.get_close_matches(b, [a.dest for a in self._actions], n=1)]
+        self.exit(2, f"error: {message}" + (f" (did you mean --{near[0]}?)" if near else '') + "; see --help\n")
 
 def _base_type(t):
     "int for Optional[int], and so on."
@@ -209,7 +251,7 @@ def _base_type(t):
 def cli_parser(cls=None, prog='mlo_mae.train', description='Train MLO-MAE or a baseline.', choices=True) -> argparse.ArgumentParser:
     "An `argparse` parser with one flag per field of the dataclass `cls` (default `TrainConfig`); unset flags are left out."
     cls = cls or TrainConfig
-    p = argparse.ArgumentParser(prog=prog, description=description, argument_default=argparse.SUPPRESS)
+    p = _Parser(prog=prog, description=description, argument_default=argparse.SUPPRESS)
     hints = typing.get_type_hints(cls)
     for f in fields(cls):
         t, md = _base_type(hints[f.name]), f.metadata
@@ -217,7 +259,7 @@ def cli_parser(cls=None, prog='mlo_mae.train', description='Train MLO-MAE or a b
         c = md.get('choices')
         if choices and c is not None and not callable(c): kw['choices'] = c     # a registry's names are checked later
         if t is bool: p.add_argument(f'--{f.name}', nargs='?', const=True, type=_parse_bool, metavar='BOOL', **kw)
-        elif t is dict: p.add_argument(f'--{f.name}', type=json.loads, metavar='JSON', **kw)
+        elif t is dict: p.add_argument(f'--{f.name}', type=_read_json, metavar='JSON', **kw)
         else: p.add_argument(f'--{f.name}', type=t, **kw, **({} if 'choices' in kw else dict(metavar=t.__name__.upper())))
     return p
 

@@ -231,6 +231,17 @@ class ClassificationHead(nn.Module):
         return self.fc(self.drop(self.norm(features)))
 
 # %% ../nbs/02_models.ipynb #12f89409
+_ACCEPTS = ("init_from takes a run folder, an official MAE checkpoint ({'model': state dict}, .pth) or a state dict of "
+            "tensors (.pth from torch.save, or .safetensors, e.g. a timm encoder file)")
+
+def _what_file(path: Path) -> str:
+    "What the file at `path` looks like, in a few words (for an error that says why it is refused)."
+    head, size = path.open('rb').read(512), path.stat().st_size
+    if head.startswith(b'PK'): return f'a zip archive of {size} bytes'
+    try: text = head.decode('utf-8')
+    except UnicodeDecodeError: return f'{size} bytes of binary data'
+    return f'a text file of {size} bytes, starting {text[:20]!r}' if '\x00' not in text else f'{size} bytes of binary data'
+
 def _torch_load(path: Path):
     "`torch.load(weights_only=True)` on CPU that also lets `argparse.Namespace` through (the args in MAE's `checkpoint-N.pth`)."
     try:
@@ -241,6 +252,8 @@ def _torch_load(path: Path):
         why = f"it pickles {m.group(1)}" if m else "not a torch.save file of tensors and plain containers"
         raise ValueError(f"refusing {path}: {why} (weights-only loading allows only tensors, plain containers "
                          "and argparse.Namespace)") from None
+    except Exception:   # a text file read as a pickle fails anywhere (KeyError, EOFError, RuntimeError, ...)
+        raise ValueError(f"{path} is not a torch.save file: it is {_what_file(path)}; {_ACCEPTS}") from None
 
 # %% ../nbs/02_models.ipynb #93f58146
 def _read_state_dict(path_or_state_dict) -> dict:
@@ -250,9 +263,13 @@ def _read_state_dict(path_or_state_dict) -> dict:
         if not path.is_file(): raise FileNotFoundError(f"no checkpoint file at {path}")
         if path.suffix == '.safetensors':
             from safetensors.torch import load_file
-            sd = load_file(str(path))
+            try: sd = load_file(str(path))
+            except Exception: raise ValueError(f"{path} is not a safetensors file: it is {_what_file(path)}; {_ACCEPTS}") from None
         else: sd = _torch_load(path)
     else: raise ValueError(f"expected a path or a state dict, got {type(path_or_state_dict).__name__}")
+    if not isinstance(sd, Mapping):   # e.g. a bare tensor saved with torch.save
+        shape = f' of shape {tuple(sd.shape)}' if isinstance(sd, torch.Tensor) else ''
+        raise ValueError(f"{path_or_state_dict} holds a {type(sd).__name__}{shape}, not a state dict (names to tensors); {_ACCEPTS}")
     return sd['model'] if 'model' in sd and isinstance(sd['model'], Mapping) else sd
 
 def load_mae_checkpoint(model: nn.Module, path_or_state_dict: Union[str, os.PathLike, Mapping]):

@@ -24,7 +24,7 @@ __all__ = ['STUDY_OWNS', 'Cell', 'plan_study', 'evaluate_cell', 'summarise', 'pl
 _DEFAULT_METHODS = ('untrained', 'mae')
 _DEFAULT_SEEDS = (0, 1, 2)
 _DEFAULT_PROTOCOLS = ('stage2', 'knn', 'linear_probe', 'masks')
-STUDY_OWNS = ('method', 'seed', 'max_steps', 'budget_seconds', 'dataset', 'preset', 'out_dir', 'resume', 'overwrite')
+STUDY_OWNS = TrainConfig.having('study_owned')   # declared with each setting (04_config)
 
 @dataclass
 class Cell:
