@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_config.ipynb #3d6d1343
 from __future__ import annotations
-import argparse, dataclasses, difflib, importlib, json, math, typing
+import argparse, dataclasses, difflib, importlib, importlib.util, json, math, typing
 from dataclasses import dataclass, field, fields
 from typing import Optional
 
@@ -205,7 +205,9 @@ class TrainConfig(MLOConfig):
     checkpoint_every: int = setting(200, 'a checkpoint every this many iterations', **_at_least_one, machinery=True)
     checkpoint_minutes: float = setting(10.0, 'and at least every this many minutes of training', **_positive, machinery=True)
     progress: bool = setting(True, 'show a progress bar', machinery=True)
-    tensorboard: bool = setting(False, "also log every metric to TensorBoard in <out_dir>/tensorboard (pip install 'mlo_mae[tensorboard]')", machinery=True)
+    tensorboard: bool = setting(False, "also log every metric to TensorBoard in <out_dir>/tensorboard", machinery=True,
+                                check=lambda v: not v or importlib.util.find_spec('tensorboard') is not None,
+                                why="needs the tensorboard package: pip install 'mlo_mae[tensorboard]' (or tensorboard)")
 
     def __post_init__(self):
         if isinstance(self.model_kw, str): self.model_kw = json.loads(self.model_kw)  # papermill and the shell pass JSON text
