@@ -499,6 +499,7 @@ class BatchLoader:
     def epoch(self, epoch=0, start=0):
         "Batches of `epoch`, from batch number `start` on."
         idx = self.order(epoch)[start * self.batch_size: len(self) * self.batch_size]
+        if len(idx) == 0: return   # resumed at the epoch's end (a checkpoint after its last batch): nothing left, not one empty batch
         batches = idx.split(self.batch_size)
         if self.fast: yield from self._fast_epoch(batches, epoch, start)
         else:
