@@ -63,7 +63,7 @@ class MLOConfig:
                                  choices=('finite_difference', 'exact'))
     c_path: str = setting('exact', "Eq. 11's C-path product: exactly through the head (cheaper), or A.2's finite difference",
                           choices=('exact', 'finite_difference'))
-    alpha: float = setting(0.01, "Eq. 12's step: eps = alpha / ||v||", **_positive)
+    alpha: float = setting(0.01, "Eq. 12's step: eps is alpha / ||v||", **_positive)
     lr_factors: bool = setting(True, "eta_E, eta_C in the unrolled Jacobians (False: the authors' code)")
     detach_t_input: bool = setting(True, "T reads E's patch embeddings as a fixed input (False: attached, the authors' code)")
     t_pos_embed: bool = setting(False, "add E's position embedding to T's input")

@@ -16,7 +16,7 @@ from .config import METHODS
 from .data import load_dataset, dataset_spec, BatchLoader, mlo_splits
 from .models import ClassificationHead
 from .mlo import get_method
-from .runs import load_run, read_config, cpu_threads
+from .runs import load_run, read_config, cpu_threads, run_folder_lock
 from . import evaluate as ev
 
 # %% auto #0
@@ -135,11 +135,23 @@ def evaluate_run(run_dir, protocol: str = 'stage2', device='cpu', overwrite: boo
     cfg = read_config(run_dir)
     if not proto.applies_to(METHODS[cfg.method]):
         raise ValueError(f"protocol {protocol}: the method {cfg.method!r} of {run_dir} is not among {proto.applies_to.__doc__}")
-    with cpu_threads(threads, device):
+    with run_folder_lock(run_dir), cpu_threads(threads, device):   # no training or other evaluation writes there meanwhile
         run = LoadedRun(run_dir, device, batch_size, progress, data_dir)
         res = dict(protocol=protocol, run=str(run_dir), dataset=cfg.dataset, method=cfg.method, **proto.run(run, **opts))
-    out.write_text(json.dumps(res, indent=1))
+        out.write_text(json.dumps(res, indent=1))
     return res
+
+def _readable(res: dict) -> str:
+    "One line a reader takes in: each measure of the result `res`, beside the run's chance level and test-set size."
+    proto, run_dir = PROTOCOLS[res['protocol']](), Path(res['run'])
+    final = json.loads((run_dir/'final.json').read_text()) if (run_dir/'final.json').exists() else {}
+    row = proto.row(res)
+    vals = [f"{m.label.replace(' (%)', '')} {row[m.column]:.2f}{'%' if m.percent else ''}" for m in proto.measures
+            if isinstance(row.get(m.column), (int, float))]
+    about = [f"chance {final['chance']:.1f}%" if 'chance' in final else None,
+             f"{final['test_images']} test images" if 'test_images' in final else None]
+    about = ', '.join(a for a in about if a)
+    return f"{run_dir.name} ({res['method']}): {'; '.join(vals) or proto.label}" + (f" ({about})" if about else '')
 
 # %% ../nbs/21_evaluate_run.ipynb #5ba25995
 _TESTED = 'evaluated once, nothing selected on the test split'
@@ -280,6 +292,7 @@ def main(argv=None):
     device = a.pop('device') or ('cuda' if torch.cuda.is_available() else 'cpu')
     try: res = evaluate_run(a.pop('run_dir'), a.pop('protocol'), device, **_given_options(a, parsers), **a)
     except (ValueError, OSError, RuntimeError) as e: sys.exit(f"error: {e}")
+    print(_readable(res), file=sys.stderr)   # for the reader; stdout keeps the JSON for scripts
     print(json.dumps(res))
 
 # %% ../nbs/21_evaluate_run.ipynb #bdf16e88

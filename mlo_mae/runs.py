@@ -58,7 +58,7 @@ def resolve_config(cfg: TrainConfig = None, **overrides) -> TrainConfig:
 _MARKER, _LOCK = 'mlo_mae_run.json', 'run.lock'
 _RUN_FILES = ('config.json', 'metrics.jsonl', 'checkpoint.pt', 'checkpoint.pt.tmp', 'final.json', 'masking_net.safetensors',
               'encoder_timm.safetensors', 'mask_map.json', _MARKER, _LOCK, 'tensorboard')
-_OUR_SETTINGS = {'method', 'mask_ratio', 'hypergradient', 'lr_mae', 'out_dir'}   # in every config.json this package wrote
+_OUR_SETTINGS = {'method', 'dataset', 'mask_ratio', 'lr_mae', 'out_dir'}   # in every config.json this package wrote
 
 def _is_run_file(name: str) -> bool:
     return name in _RUN_FILES or re.fullmatch(r'eval_[a-z0-9_]+\.(json|csv|png)', name) is not None

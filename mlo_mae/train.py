@@ -33,10 +33,10 @@ from .models import save_timm_encoder
 from .mlo import MLOSolver, get_method, make_optimizers, mask_ratio_schedule, to_floats, distributed
 from .runs import (plan_run, run_folder_lock, load_checkpoint, build_run_model, init_from, cpu_threads,
                           _open_run_folder, _forget_replaced, _save_checkpoint, _CHECKPOINT_VERSION)
-from .evaluate import stage_two_test_accuracy, warmup_cosine
+from .evaluate import stage_two_test_accuracy, warmup_cosine, mask_map
 
 # %% auto #0
-__all__ = ['NONFINITE_PATIENCE', 'Stream', 'setup_distributed', 'RunInterrupted', 'mask_map', 'train', 'main']
+__all__ = ['NONFINITE_PATIENCE', 'Stream', 'setup_distributed', 'RunInterrupted', 'train', 'main']
 
 # %% ../nbs/07_train.ipynb #0e7ea055
 class Stream:
@@ -130,20 +130,6 @@ def _truncate_metrics(path, step):
 
 def _duration(s: float) -> str:
     return f'{s:.0f} s' if s < 120 else f'{s / 60:.0f} min' if s < 7200 else f'{s / 3600:.1f} h'
-
-# %% ../nbs/07_train.ipynb #e270d705
-@torch.no_grad()
-def mask_map(model, method, images, spec, mask_ratio, n=512) -> dict:
-    "How often `method` masks each patch position over the first `n` images of `images`: {'grid', 'frequency' (N,), 'images'}."
-    was = model.training; model.eval()
-    idx = list(range(min(n, len(images))))
-    first = images.subset(idx) if hasattr(images, 'subset') else torch.utils.data.Subset(images, idx)
-    loader = BatchLoader(first, spec, 128, train=False, drop_last=False,
-                         device=next(model.parameters()).device)
-    masks = torch.cat([method.masking(model, x, mask_ratio)[0].mask.cpu() for x, _ in loader.epoch(0)])
-    model.train(was)
-    return dict(grid=list(model.mae.patch_embed.grid_size), frequency=masks.mean(0).tolist(), images=len(masks),
-                split='D_val', mask_ratio=mask_ratio)
 
 # %% ../nbs/07_train.ipynb #09bbdc47
 def _given(cfg: TrainConfig = None, overrides: dict = None) -> dict:

@@ -136,6 +136,8 @@ def test_notebook_parameters_are_the_settings():
     line = lambda f: f"{f.name} = {f.default!r}  # {f.metadata['help']}"
     want = ['# the run (04_config)', *map(line, own), "# the method's settings (04_config, 05_mlo)", *map(line, method)]
     assert ''.join(cell['source']).splitlines() == want
+    from papermill.translators import PythonTranslator   # papermill reads every one (a '=' in a help text once hid one)
+    assert [p.name for p in PythonTranslator.inspect({'source': ''.join(cell['source'])})] == [f.name for f in own + method]
 
 
 def test_existing_folder_is_never_overwritten(uninterrupted):
