@@ -110,14 +110,14 @@ def _masks(run, x, seed: int) -> dict:
 @register_protocol
 class _Reconstruct(Protocol):
     name, label = 'reconstruct', "MAE's reconstruction picture (test images)"
-    options = dict(images=(6, 'test images drawn (the first ones)'), seed=(0, 'seed of the random mask'))
-    def check(self, images, seed):
+    options = dict(images=(6, 'test images drawn (the first ones)'), mask_seed=(0, 'seed of the random mask'))
+    def check(self, images, mask_seed):
         if images < 1: raise ValueError(f"reconstruct draws at least one image, got images={images}")
-    def run(self, run, images, seed):
-        test = run.test_set
-        first = test.subset(list(range(min(images, len(test))))) if hasattr(test, 'subset') else torch.utils.data.Subset(test, list(range(min(images, len(test)))))
+    def run(self, run, images, mask_seed):
+        test = run.test_set; idx = list(range(min(images, len(test))))
+        first = test.subset(idx) if hasattr(test, 'subset') else torch.utils.data.Subset(test, idx)
         x = next(run.loader(first, batch_size=images).epoch(0))[0]
-        rows = {k: reconstruct(run.model.mae, x, m, run.spec) for k, m in _masks(run, x, seed).items()}
+        rows = {k: reconstruct(run.model.mae, x, m, run.spec) for k, m in _masks(run, x, mask_seed).items()}
         png = _draw(rows, run.run_dir/'eval_reconstruct.png', f"{run.cfg.method} on {run.cfg.dataset}, mask ratio {run.cfg.mask_ratio}"
                     + (", norm_pix_loss (de-normalised per patch)" if run.cfg.norm_pix_loss else ''))
         return dict(steps_note='drawn, not scored: the first test images', images=len(x), mask_ratio=run.cfg.mask_ratio,
