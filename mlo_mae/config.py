@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from typing import Optional
 
 # %% auto #0
-__all__ = ['METHODS', 'RECIPES', 'RECIPE_NAMES', 'setting', 'validate', 'register_method', 'MLOConfig', 'TrainConfig',
+__all__ = ['METHODS', 'RECIPES', 'setting', 'validate', 'register_method', 'load_plugins', 'MLOConfig', 'TrainConfig',
            'cli_parser', 'parse_args']
 
 # %% ../nbs/04_config.ipynb #a3c0f91f
@@ -47,7 +47,45 @@ def register_method(cls):
 
 def _known_methods():
     if not METHODS: importlib.import_module('mlo_mae.mlo')  # registers the built-in methods (imports torch: only when a method is checked)
+    load_plugins()   # and the environment's and installed packages' plugins
     return tuple(METHODS)
+
+# %% ../nbs/04_config.ipynb #b7152607
+_PLUGINS_ENV = 'MLO_MAE_PLUGINS'
+_IMPORTED = set()   # plugins imported by this process: each once
+
+def _import_plugin(name: str):
+    "Import the module `name`, or the Python file `name` ending in `.py`; a one-line error if it cannot be."
+    import importlib.util, sys
+    from pathlib import Path
+    key = str(Path(name).expanduser().resolve()) if name.endswith('.py') else name
+    if key in _IMPORTED: return
+    try:
+        if name.endswith('.py'):
+            if not Path(key).is_file(): raise FileNotFoundError(f'no file {key}')
+            spec = importlib.util.spec_from_file_location(f'mlo_mae_plugin_{Path(key).stem}', key)
+            module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else: importlib.import_module(name)
+    except Exception as e: raise ValueError(f"plugin {name} could not be imported ({type(e).__name__}: {e})") from None
+    _IMPORTED.add(key)
+
+def load_plugins(plugins: str = None) -> tuple:
+    "Import the plugins named in `plugins` (comma-separated modules or `.py` files), in $MLO_MAE_PLUGINS and by installed `mlo_mae.plugins` entry points; what they register is then known everywhere."
+    import os
+    from importlib.metadata import entry_points
+    for name in f"{plugins or ''},{os.environ.get(_PLUGINS_ENV, '')}".split(','):
+        if name.strip(): _import_plugin(name.strip())
+    for ep in entry_points(group='mlo_mae.plugins'): _import_plugin(ep.value.split(':')[0])
+    return tuple(sorted(_IMPORTED))
+
+def _plugins_in(argv) -> Optional[str]:
+    "The value of `--plugins` in the command line `argv` (before a parser that needs the registries is built)."
+    argv = list(argv)
+    for i, a in enumerate(argv):
+        if a == '--plugins' and i + 1 < len(argv): return argv[i + 1]
+        if a.startswith('--plugins='): return a.split('=', 1)[1]
+    return None
 
 # %% ../nbs/04_config.ipynb #10f8e7bc
 @dataclass
@@ -59,11 +97,12 @@ class MLOConfig:
                                           why='must be in (0, 1): at 0 nothing is left to reconstruct')
     unroll_steps: Optional[int] = setting(2, 'Stage I steps per Stage II and III step (Table 7)', **_at_least_one)
     t_every: int = setting(1, 'a Stage III step every k iterations (Table 16)', **_at_least_one)
-    hypergradient: str = setting('finite_difference', "Stage III's hypergradient: Appendix A.2, or autograd through the unroll",
-                                 choices=('finite_difference', 'exact'))
-    c_path: str = setting('exact', "Eq. 11's C-path product: exactly through the head (cheaper), or A.2's finite difference",
+    hypergradient: str = setting('finite_difference', "Stage III's hypergradient: Appendix A.2's T path, forward mode (exact), or autograd through the unroll",
+                                 choices=('finite_difference', 'forward', 'exact'))
+    c_path: str = setting('exact', "Eq. 11's C-path product: exactly, first-order, in the look-ahead pass (cheaper), or A.2's finite difference",
                           choices=('exact', 'finite_difference'))
     alpha: float = setting(0.01, "Eq. 12's step: eps is alpha / ||v||", **_positive)
+    reuse_stage_one: bool = setting(False, "Eq. 6 reuses Stage I's gradient: Stage III runs before the last Stage I step (off: Algorithm 1's order)")
     lr_factors: bool = setting(True, "eta_E, eta_C in the unrolled Jacobians (False: the authors' code)")
     detach_t_input: bool = setting(True, "T reads E's patch embeddings as a fixed input (False: attached, the authors' code)")
     t_pos_embed: bool = setting(False, "add E's position embedding to T's input")
@@ -120,7 +159,7 @@ RECIPES = {
     ('smoke', 64): {**_PAPER_CIFAR, 'model': 'vit_micro_patch4_32', 'model_kw': _AT(64, 8), 'epochs': 2, 'batch_size': 32},
     ('smoke', 224): {**_PAPER_CIFAR, 'model': 'vit_micro_patch4_32', 'model_kw': _AT(224, 32), 'epochs': 1, 'batch_size': 16},
 }
-RECIPE_NAMES = tuple(dict.fromkeys(p for p, _ in RECIPES))
+_RECIPE_NAMES = tuple(dict.fromkeys(p for p, _ in RECIPES))
 _ROWS = (32, 64, 224)   # the sizes recipes are written for
 
 def _recipe_row(preset: str, size: int) -> int:
@@ -128,7 +167,7 @@ def _recipe_row(preset: str, size: int) -> int:
     rows = [s for p, s in RECIPES if p == preset]
     if size in rows: return size
     if size in _ROWS or not rows:
-        raise ValueError(f"preset {preset!r} has no {size}-px setting: choose one of {', '.join(p for p in RECIPE_NAMES if (p, size) in RECIPES)}")
+        raise ValueError(f"preset {preset!r} has no {size}-px setting: choose one of {', '.join(p for p in _RECIPE_NAMES if (p, size) in RECIPES)}")
     return min(rows, key=lambda r: abs(math.log(size / r)))
 
 def _fit_model_kw(preset_kw: dict, model_kw, img_size: int, patch_size=None):
@@ -158,8 +197,8 @@ class TrainConfig(MLOConfig):
     # the run
     dataset: str = setting('cifar10_mini', _DATASET_HELP, choices=_known_datasets, study_owned=True)
     data_dir: Optional[str] = setting(None, "the dataset's folder (default: $MLO_MAE_DATA/<dataset>, else ~/.cache/mlo_mae/<dataset>)", machinery=True)
-    preset: Optional[str] = setting(None, f"training recipe: {', '.join(RECIPE_NAMES)} (default: the dataset's own, smoke for "
-                                    f"cifar10_mini, else paper)", choices=RECIPE_NAMES, study_owned=True)
+    preset: Optional[str] = setting(None, f"training recipe: {', '.join(_RECIPE_NAMES)} (default: the dataset's own, smoke for "
+                                    f"cifar10_mini, else paper)", choices=_RECIPE_NAMES, study_owned=True)
     out_dir: Optional[str] = setting(None, 'the run folder (default: runs/<dataset>-<method>-<preset>-seed<seed>)', machinery=True, study_owned=True)
     seed: int = setting(0, 'random seed of the model, the masks and the batches', study_owned=True)
     resume: bool = setting(False, 'continue the run in out_dir with its own settings', machinery=True, study_owned=True)
@@ -167,6 +206,8 @@ class TrainConfig(MLOConfig):
                               'new one has a checkpoint)', machinery=True, study_owned=True)
     init_from: Optional[str] = setting(None, "start the MAE from an official MAE checkpoint, a timm encoder file or a run "
                                        "folder (continued pretraining, Table 6)")
+    plugins: Optional[str] = setting(None, "your own methods, datasets or protocols: modules or .py files to import first "
+                                     "(comma-separated; also $MLO_MAE_PLUGINS)")
     # stopping rules
     epochs: Optional[int] = setting(None, 'epochs of D_u (of D_tr for supervised)', **_at_least_one, resumable=True)
     max_steps: Optional[int] = setting(None, 'stop after this many iterations (matched-steps comparisons)', **_at_least_one, resumable=True, study_owned=True)
@@ -211,6 +252,11 @@ class TrainConfig(MLOConfig):
 
     def __post_init__(self):
         if isinstance(self.model_kw, str): self.model_kw = json.loads(self.model_kw)  # papermill and the shell pass JSON text
+        if self.plugins:   # before the registries' names are checked; kept absolute, so a resume elsewhere finds them
+            from pathlib import Path
+            self.plugins = ','.join(str(Path(p.strip()).expanduser().resolve()) if p.strip().endswith('.py') else p.strip()
+                                    for p in self.plugins.split(',') if p.strip())
+            load_plugins(self.plugins)
         validate(self)
 
 # %% ../nbs/04_config.ipynb #7c45d45a

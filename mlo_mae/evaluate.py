@@ -15,16 +15,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 from timm.optim import create_optimizer_v2
-from timm.scheduler import CosineLRScheduler
 from tqdm import tqdm
 
 from .data import BatchLoader, DatasetSpec
 from .models import MaskedAutoencoderViT, export_timm_encoder, timm_vit_kwargs
+from .mlo import warmup_cosine   # training's schedule: the probe and fine-tuning use it too
 
 # %% auto #0
-__all__ = ['extract_features', 'knn_accuracy', 'class_similarities', 'similarity_ratio', 'warmup_cosine', 'train_linear_probe',
-           'linear_probe', 'EncoderClassifier', 'stage_two_test_accuracy', 'finetune', 'tsne_embedding', 'gradcam',
-           'robustness_eval', 'mask_frequency', 'mean_pairwise_iou', 'expected_random_iou', 'sigma_spread', 'mask_map']
+__all__ = ['extract_features', 'knn_accuracy', 'class_similarities', 'similarity_ratio', 'train_linear_probe', 'linear_probe',
+           'EncoderClassifier', 'stage_two_test_accuracy', 'finetune', 'tsne_embedding', 'gradcam', 'robustness_eval',
+           'mask_frequency', 'mean_pairwise_iou', 'expected_random_iou', 'sigma_spread', 'mask_map']
 
 # %% ../nbs/20_evaluate.ipynb #2c1d7149
 def _batches(loader, epoch: int = 0):
@@ -107,13 +107,6 @@ def similarity_ratio(features, labels, average: str = 'pairs') -> float:
     intra, inter = class_similarities(features, labels, average)
     if inter <= 0: raise ValueError(f"inter-class similarity is {inter:.4f} <= 0: the ratio is meaningless for these features")
     return intra / inter
-
-# %% ../nbs/20_evaluate.ipynb #92c6e7d9
-def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0,
-                  min_lr: float = 0.) -> CosineLRScheduler:
-    "timm's per-step schedule: lr linear from 0 over `warmup_steps`, then half cosine to `min_lr` at `total_steps`; call `.step_update(step)`."
-    return CosineLRScheduler(optimizer, t_initial=max(1, total_steps - warmup_steps), lr_min=min_lr,
-                             warmup_t=warmup_steps, warmup_lr_init=0., warmup_prefix=True, t_in_epochs=False)
 
 # %% ../nbs/20_evaluate.ipynb #7e3e5c02
 class _LinearProbe(nn.Module):

@@ -12,7 +12,7 @@ from typing import Optional
 
 import torch
 
-from .config import METHODS
+from .config import METHODS, load_plugins, _plugins_in
 from .data import load_dataset, dataset_spec, BatchLoader, mlo_splits
 from .models import ClassificationHead
 from .mlo import get_method
@@ -279,7 +279,10 @@ def _given_options(args: dict, parsers: dict) -> dict:
     return {o: (parsers[o](v) if parsers[o] else v) for o, v in given.items() if v is not None}
 
 def main(argv=None):
+    try: load_plugins(_plugins_in(sys.argv[1:] if argv is None else argv))   # their protocols become choices below
+    except ValueError as e: sys.exit(f"error: {e}")
     p = argparse.ArgumentParser(prog='mlo_mae.evaluate_run', description='Evaluate a run folder by a registered protocol.')
+    p.add_argument('--plugins', default=None, help='modules or .py files registering your own protocols (comma-separated; the run\'s own are imported too)')
     p.add_argument('run_dir', help='the run folder')
     p.add_argument('--protocol', default='stage2', choices=list(PROTOCOLS), help='; '.join(f'{n}: {c.label}' for n, c in PROTOCOLS.items()))
     p.add_argument('--device', default=None, help='cpu, cuda or cuda:N (default: cuda when available)')
@@ -288,7 +291,7 @@ def main(argv=None):
     p.add_argument('--data_dir', default=None, help="the dataset's folder on this machine (default: the run's)")
     p.add_argument('--threads', type=int, default=None, help='CPU threads (default: 1 on the CPU)')
     parsers = _option_flags(p)
-    a = vars(p.parse_args(argv))
+    a = vars(p.parse_args(argv)); a.pop('plugins')
     device = a.pop('device') or ('cuda' if torch.cuda.is_available() else 'cpu')
     try: res = evaluate_run(a.pop('run_dir'), a.pop('protocol'), device, **_given_options(a, parsers), **a)
     except (ValueError, OSError, RuntimeError) as e: sys.exit(f"error: {e}")
@@ -300,5 +303,6 @@ from . import reports as _reports  # registers `report` and `reconstruct` (22_re
 
 # %% ../nbs/21_evaluate_run.ipynb #c8adfa2a
 #| eval: false
-if __name__ == '__main__' and 'ipykernel' not in sys.modules:  # not when a notebook runs this cell
-    from mlo_mae.evaluate_run import main; main()   # the package's module: its registry holds every protocol, 22_reports' too
+if __name__ == '__main__' and 'ipykernel' not in sys.modules:   # not when a notebook runs this cell
+    import mlo_mae.evaluate_run   # the package's module, not this __main__ copy: a plugin registers into its registries
+    mlo_mae.evaluate_run.main()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .config import TrainConfig, RECIPES, RECIPE_NAMES, validate, _recipe_row, _fit_model_kw
+from .config import TrainConfig, RECIPES, _RECIPE_NAMES, validate, _recipe_row, _fit_model_kw
 from .data import dataset_spec, check_patch_grid
 from .models import MAE_PRESETS, init_mae_from
 from .masking import num_kept
@@ -247,9 +247,11 @@ def defining_settings(cfg: TrainConfig) -> dict:
     return {k: v for k, v in asdict(cfg).items() if k not in TrainConfig.having('machinery')}
 
 def run_name(cfg: TrainConfig, base: TrainConfig) -> str:
-    "Folder name of a cached run: method, the settings differing from `base`, and a hash of every defining setting."
+    "Folder name of a cached run: method, the settings differing from `base`, and a hash of the defining settings that differ from their defaults."
     diff = {k: v for k, v in defining_settings(cfg).items() if k != 'method' and v != getattr(base, k)}
-    digest = hashlib.sha1(json.dumps(defining_settings(cfg), sort_keys=True, default=str).encode()).hexdigest()[:6]
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    given = {k: v for k, v in defining_settings(cfg).items() if v != defaults[k]}   # a setting added later, at its default, renames nothing
+    digest = hashlib.sha1(json.dumps(given, sort_keys=True, default=str).encode()).hexdigest()[:6]
     parts = [cfg.method] + [f'{k}{json.dumps(v, sort_keys=True, separators=(",", ":")) if isinstance(v, dict) else v}'
                             for k, v in sorted(diff.items())]
     return re.sub(r'[^A-Za-z0-9._=-]', '_', '-'.join(parts + [digest]))

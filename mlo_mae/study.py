@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .config import METHODS, TrainConfig
+from .config import METHODS, TrainConfig, load_plugins, _plugins_in
 from . import runs
 from .runs import resolve_config, cached_run_state, folder_state
 from .mlo import get_method
@@ -57,6 +57,7 @@ def plan_study(root, methods=_DEFAULT_METHODS, seeds=_DEFAULT_SEEDS, settings=({
                max_steps=None, budget_seconds=None, common=None, protocols=_DEFAULT_PROTOCOLS, protocol_options=None) -> list:
     "The study's cells (methods x seeds x settings), in that order, each resolved and checked; one-line errors before any work."
     common, settings = dict(common or {}), [dict(s) for s in settings]
+    load_plugins(common.get('plugins'))   # their methods and protocols, before the names are checked
     unknown = [m for m in methods if m not in METHODS]
     if unknown: raise ValueError(f"unknown method(s) {', '.join(unknown)}: choose among {', '.join(METHODS)}")
     _check_protocols(protocols, protocol_options)
@@ -185,6 +186,19 @@ def _write_csv(path, rows):
     with open(path, 'w', newline='') as f:
         w = csv.DictWriter(f, cols); w.writeheader(); w.writerows(rows)
 
+def _command(root, made: dict) -> str:
+    "The shell command that makes the study `made` in `root` again (`study.json` keeps it)."
+    q = lambda v: "'" + json.dumps(v) + "'"
+    parts = ['python -m mlo_mae.study', str(root), '--methods', *made['methods'], '--seeds', *map(str, made['seeds'])]
+    if made['settings'] != [{}]: parts += ['--settings', *map(q, made['settings'])]
+    if made['common']: parts += ['--common', q(made['common'])]
+    for k in ('dataset', 'preset', 'max_steps', 'budget_seconds', 'reference'):
+        if made[k] is not None and made[k] != {'dataset': 'cifar10_mini', 'reference': 'mae'}.get(k): parts += [f'--{k}', str(made[k])]
+    if list(made['protocols']) != list(_DEFAULT_PROTOCOLS): parts += ['--protocols', *made['protocols']]
+    for k, v in (made['protocol_options'] or {}).items():
+        if v is not None: parts += [f'--{k}', *(map(str, v) if isinstance(v, (list, tuple)) else [str(v)])]
+    return ' '.join(parts)
+
 def run_study(root, methods=_DEFAULT_METHODS, seeds=_DEFAULT_SEEDS, settings=({},), dataset='cifar10_mini', preset=None,
               max_steps=None, budget_seconds=None, protocols=_DEFAULT_PROTOCOLS, common=None, reference='mae',
               protocol_options=None, device=None, threads=None, progress=False, figure=True) -> dict:
@@ -192,6 +206,10 @@ def run_study(root, methods=_DEFAULT_METHODS, seeds=_DEFAULT_SEEDS, settings=({}
     cells = plan_study(root, methods, seeds, settings, dataset, preset, max_steps, budget_seconds, common, protocols, protocol_options)
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     root = Path(root); root.mkdir(parents=True, exist_ok=True)
+    made = dict(methods=list(methods), seeds=list(seeds), settings=list(settings), dataset=dataset, preset=preset, max_steps=max_steps,
+                budget_seconds=budget_seconds, protocols=list(protocols), common=common, reference=reference,
+                protocol_options=protocol_options)   # what makes the study again: its runs/ are not committed
+    (root/'study.json').write_text(json.dumps(dict(made, command=_command(root, made)), indent=1))
     rows, done = [], {}
     for c in cells:
         done[c.out.name] = _run_cell(c, device, threads, progress)
@@ -209,8 +227,11 @@ def run_study(root, methods=_DEFAULT_METHODS, seeds=_DEFAULT_SEEDS, settings=({}
 # %% ../nbs/50_study.ipynb #5dcccac2
 def main(argv=None):
     "Entry point of `python -m mlo_mae.study`."
+    try: load_plugins(_plugins_in(sys.argv[1:] if argv is None else argv))   # their protocols become choices below
+    except ValueError as e: sys.exit(f"error: {e}")
     p = argparse.ArgumentParser(prog='mlo_mae.study', description='Run a study: methods x seeds x settings, each a run folder under ROOT.')
     p.add_argument('root', help="the study's folder: runs/, study_runs.csv, study_summary.csv, study.png")
+    p.add_argument('--plugins', default=None, help='modules or .py files registering your own methods or protocols (comma-separated; kept in every run\'s settings)')
     p.add_argument('--methods', nargs='+', default=list(_DEFAULT_METHODS), help=f"registered methods (default: {' '.join(_DEFAULT_METHODS)})")
     p.add_argument('--seeds', nargs='+', type=int, default=list(_DEFAULT_SEEDS), help='seeds (default: 0 1 2)')
     p.add_argument('--settings', nargs='+', type=json.loads, default=[{}], metavar='JSON', help='setting variants, one JSON object each (default: {})')
@@ -225,6 +246,8 @@ def main(argv=None):
     p.add_argument('--threads', type=int, default=None, help='CPU threads (default: 1 on the CPU)')
     parsers = _option_flags(p)
     a = vars(p.parse_args(argv))
+    if a.get('plugins'): a['common'] = {**(a['common'] or {}), 'plugins': a['plugins']}
+    a.pop('plugins')
     try: res = run_study(a.pop('root'), protocol_options=_given_options(a, parsers), **a)
     except RunInterrupted as e: sys.exit(print(f"interrupted: {e}", file=sys.stderr) or 130)
     except (ValueError, OSError, RuntimeError) as e: sys.exit(f"error: {e}")
@@ -232,4 +255,6 @@ def main(argv=None):
 
 # %% ../nbs/50_study.ipynb #05f5161e
 #| eval: false
-if __name__ == '__main__' and 'ipykernel' not in sys.modules: main()  # not when a notebook runs this cell
+if __name__ == '__main__' and 'ipykernel' not in sys.modules:   # not when a notebook runs this cell
+    import mlo_mae.study   # the package's module, not this __main__ copy: a plugin registers into its registries
+    mlo_mae.study.main()

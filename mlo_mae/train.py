@@ -30,10 +30,10 @@ import torch.distributed as dist
 
 from .data import load_dataset, check_dataset, mlo_splits, BatchLoader, class_counts
 from .models import save_timm_encoder
-from .mlo import MLOSolver, get_method, make_optimizers, mask_ratio_schedule, to_floats, distributed
+from .mlo import MLOSolver, get_method, make_optimizers, mask_ratio_schedule, warmup_cosine, to_floats, distributed
 from .runs import (plan_run, run_folder_lock, load_checkpoint, build_run_model, init_from, cpu_threads,
                           _open_run_folder, _forget_replaced, _save_checkpoint, _CHECKPOINT_VERSION)
-from .evaluate import stage_two_test_accuracy, warmup_cosine, mask_map
+from .evaluate import stage_two_test_accuracy, mask_map
 
 # %% auto #0
 __all__ = ['NONFINITE_PATIENCE', 'Stream', 'setup_distributed', 'RunInterrupted', 'train', 'main']

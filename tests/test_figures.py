@@ -3,7 +3,6 @@ parameters reach the notebooks, the figures land in --out_dir and nothing is wri
 import csv, importlib.util, json, os, statistics, subprocess, sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOL = ROOT/'tools'/'make_figures.py'

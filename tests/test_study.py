@@ -2,7 +2,6 @@
 it trains and evaluates every run, a second call computes nothing, its summary is the hand computation from its per-run CSV,
 and a study interrupted in the middle of a run continues where it stopped, to the same result."""
 import csv, json, math, os, signal, statistics, time
-from pathlib import Path
 
 import pytest
 import torch

@@ -18,7 +18,7 @@ First the small runs that the notebooks would train are trained (or found cached
 each; then each notebook writes NAME.png and NAME.csv/.json into --out_dir (default: the repository's figures/); the executed
 notebooks go to OUT_DIR/notebooks/, never into nbs/. Notebooks run with nbs/ as their working folder.
 """
-import argparse, os, sys, time
+import argparse, json, os, sys, time
 from pathlib import Path
 
 from mlo_mae.figures import (SmallRuns, read_study, study_runs)
@@ -52,6 +52,10 @@ def parse_args(argv=None):
         if given: p.error(f"--study provides the runs at the default setting: give it or --{', --'.join(given)}, not both")
         for d in a.study:
             if not (Path(d)/'study_runs.csv').exists(): p.error(f'--study {d} is not a study folder (no study_runs.csv)')
+            if not (Path(d)/'runs').is_dir():   # the figures read the runs' weights, which are not committed
+                made = Path(d)/'study.json'
+                how = json.loads(made.read_text())['command'] if made.exists() else f'python -m mlo_mae.study {d} ... (the same arguments as the study)'
+                sys.exit(f'make_figures: --study {d} has its tables but not its runs (runs are not committed): make them first with `{how}`, then run this again')
     if bool(a.runs_mae) != bool(a.runs_mlo) and (a.only is None or {'42', '43'} & set(a.only)):
         p.error('Figures 5 and 6 compare two runs: give both --runs_mae and --runs_mlo, or neither')
     if len(set(a.seeds)) != len(a.seeds): p.error('--seeds must not repeat')
