@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_config.ipynb #3d6d1343
 from __future__ import annotations
-import argparse, dataclasses, difflib, importlib, json, math, typing
+import argparse, dataclasses, difflib, importlib, importlib.util, json, math, typing
 from dataclasses import dataclass, field, fields
 from typing import Optional
 
@@ -160,6 +160,24 @@ RECIPES = {
     ('smoke', 224): {**_PAPER_CIFAR, 'model': 'vit_micro_patch4_32', 'model_kw': _AT(224, 32), 'epochs': 1, 'batch_size': 16},
 }
 _RECIPE_NAMES = tuple(dict.fromkeys(p for p, _ in RECIPES))
+_ROWS = (32, 64, 224)   # the sizes recipes are written for
+
+def _recipe_row(preset: str, size: int) -> int:
+    "The row of recipe `preset` a `size`-px dataset trains with: its own size's, else (a size no row is written for) the nearest on a log scale."
+    rows = [s for p, s in RECIPES if p == preset]
+    if size in rows: return size
+    if size in _ROWS or not rows:
+        raise ValueError(f"preset {preset!r} has no {size}-px setting: choose one of {', '.join(p for p in _RECIPE_NAMES if (p, size) in RECIPES)}")
+    return min(rows, key=lambda r: abs(math.log(size / r)))
+
+def _fit_model_kw(preset_kw: dict, model_kw, img_size: int, patch_size=None):
+    "`model_kw` for `img_size`-px images: unchanged where the model takes them; else that size and `patch_size`, or the model's patch scaled to the nearest divisor."
+    kw = {**preset_kw, **(model_kw or {})}
+    if 'img_size' in (model_kw or {}) or (kw['img_size'] == img_size and patch_size in (None, kw['patch_size'])):
+        return model_kw   # the user's own size is checked against the dataset's where the run is resolved
+    scaled = kw['patch_size'] * img_size / kw['img_size']   # the same grid of patches as the row's model, as near as whole patches allow
+    patch = patch_size or min((d for d in range(1, img_size + 1) if img_size % d == 0), key=lambda d: (abs(math.log(d / scaled)), -d))
+    return {**(model_kw or {}), 'img_size': img_size, 'patch_size': patch}
 
 def _known_datasets():
     "The registered datasets' names (`00_data` imports torch: only when a dataset is checked, never for `--help`)."
@@ -210,11 +228,14 @@ class TrainConfig(MLOConfig):
     norm_pix_loss: bool = setting(False, "MAE's per-patch normalised pixel targets")
     learnable_pos_embed: bool = setting(False, 'learn the position embeddings (the paper: fixed 2-D sin-cos)')
     t_hidden: int = setting(512, "T's hidden width (Appendix B.2)", **_at_least_one)
+    img_size: Optional[int] = setting(None, "train at this image size, resizing the images (default: the dataset's own)", **_at_least_one)
+    patch_size: Optional[int] = setting(None, "the ViT's patch size (default: the recipe's, scaled to img_size); must divide img_size", **_at_least_one)
     # data
     val_fraction: float = setting(0.2, 'share of the labelled training images held out as D_val', check=lambda v: 0 < v < 1,
                                   why='must be in (0, 1)')
     du: str = setting('dtr', "Stage I's images: D_tr (paper B.3) or all training images (the authors)", choices=('dtr', 'all'))
     split_seed: int = setting(0, 'seed of the D_tr / D_val split')
+    class_balance: bool = setting(False, 'draw D_tr and D_val batches class-balanced (a weighted sampler in Stages II and III)')
     num_workers: int = setting(4, 'data-loading processes (the in-memory fast path uses none)', **_non_negative, machinery=True)
     # machinery
     device: Optional[str] = setting(None, 'cpu, cuda or cuda:N (default: cuda when available)', machinery=True)
@@ -225,6 +246,9 @@ class TrainConfig(MLOConfig):
     checkpoint_every: int = setting(200, 'a checkpoint every this many iterations', **_at_least_one, machinery=True)
     checkpoint_minutes: float = setting(10.0, 'and at least every this many minutes of training', **_positive, machinery=True)
     progress: bool = setting(True, 'show a progress bar', machinery=True)
+    tensorboard: bool = setting(False, "also log every metric to TensorBoard in <out_dir>/tensorboard", machinery=True,
+                                check=lambda v: not v or importlib.util.find_spec('tensorboard') is not None,
+                                why="needs the tensorboard package: pip install 'mlo_mae[tensorboard]' (or tensorboard)")
 
     def __post_init__(self):
         if isinstance(self.model_kw, str): self.model_kw = json.loads(self.model_kw)  # papermill and the shell pass JSON text

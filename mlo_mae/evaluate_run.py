@@ -93,11 +93,11 @@ class LoadedRun:
 
     def split(self, name: str):
         "The split `name` ('train' or 'test') of the run's dataset, loaded once."
-        if name not in self._sets: self._sets[name], self._spec = load_dataset(self.cfg.dataset, self.data_dir, splits=(name,))
+        if name not in self._sets: self._sets[name], self._spec = load_dataset(self.cfg.dataset, self.data_dir, splits=(name,), img_size=self.cfg.img_size)
         return self._sets[name]
     train_set = property(lambda self: self.split('train'))
     test_set = property(lambda self: self.split('test'))
-    spec = property(lambda self: self._spec or dataset_spec(self.cfg.dataset))
+    spec = property(lambda self: self._spec or dataset_spec(self.cfg.dataset).at_size(self.cfg.img_size))   # the size the run trained at
 
     @property
     def dval(self):
@@ -297,6 +297,9 @@ def main(argv=None):
     except (ValueError, OSError, RuntimeError) as e: sys.exit(f"error: {e}")
     print(_readable(res), file=sys.stderr)   # for the reader; stdout keeps the JSON for scripts
     print(json.dumps(res))
+
+# %% ../nbs/21_evaluate_run.ipynb #bdf16e88
+from . import reports as _reports  # registers `report` and `reconstruct` (22_reports, built on this module) wherever PROTOCOLS is read
 
 # %% ../nbs/21_evaluate_run.ipynb #c8adfa2a
 #| eval: false

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .config import TrainConfig, RECIPES, _RECIPE_NAMES, validate
+from .config import TrainConfig, RECIPES, _RECIPE_NAMES, validate, _recipe_row, _fit_model_kw
 from .data import dataset_spec, check_patch_grid
 from .models import MAE_PRESETS, init_mae_from
 from .masking import num_kept
@@ -31,18 +31,20 @@ def resolve_config(cfg: TrainConfig = None, **overrides) -> TrainConfig:
     unknown = sorted(set(overrides) - names)
     if unknown: raise ValueError(f"unknown setting(s) {', '.join(unknown)}; see TrainConfig (or --help) for the list")
     cfg = dataclasses.replace(cfg or TrainConfig(), **overrides)   # validates every field
-    spec = dataset_spec(cfg.dataset)
+    registered = dataset_spec(cfg.dataset)
+    own = registered.image_size(cfg.data_dir)   # an image folder of small images: their own size (00_data)
+    cfg.img_size = cfg.img_size or (own if own != registered.img_size else None)   # None: the dataset's size (run names unchanged)
+    spec = registered.at_size(cfg.img_size)
     cfg.preset = cfg.preset or spec.default_recipe
-    if (cfg.preset, spec.recipe_size) not in RECIPES:
-        raise ValueError(f"preset {cfg.preset!r} has no {spec.recipe_size}-px setting: choose one of "
-                         f"{', '.join(p for p in _RECIPE_NAMES if (p, spec.recipe_size) in RECIPES)}")
-    for k, v in RECIPES[cfg.preset, spec.recipe_size].items():
+    adapt = cfg.model is None or cfg.img_size is not None or cfg.patch_size is not None   # a model the user named keeps its size unless one is asked
+    for k, v in RECIPES[cfg.preset, _recipe_row(cfg.preset, spec.recipe_size)].items():
         if getattr(cfg, k) is None: setattr(cfg, k, v)
     if cfg.model not in MAE_PRESETS: raise ValueError(f"unknown model {cfg.model!r}: choose one of {', '.join(MAE_PRESETS)}")
+    if adapt: cfg.model_kw = _fit_model_kw(MAE_PRESETS[cfg.model], cfg.model_kw, spec.img_size, cfg.patch_size)   # sizes no row is written for (04_config)
     mk = {**MAE_PRESETS[cfg.model], **(cfg.model_kw or {})}
     if mk['img_size'] != spec.img_size:
         raise ValueError(f"model {cfg.model} takes {mk['img_size']} px images, dataset {cfg.dataset} gives {spec.img_size} px: "
-                         f"set model_kw={{\"img_size\": {spec.img_size}, \"patch_size\": ...}}")
+                         f"drop model_kw's img_size, or set img_size={mk['img_size']}")
     check_patch_grid(mk['img_size'], mk['patch_size'])
     n = (mk['img_size'] // mk['patch_size']) ** 2
     if n - num_kept(n, cfg.mask_ratio) < 1 or num_kept(n, cfg.mask_ratio) < 1:
@@ -55,11 +57,11 @@ def resolve_config(cfg: TrainConfig = None, **overrides) -> TrainConfig:
 # %% ../nbs/06_runs.ipynb #97dba939
 _MARKER, _LOCK = 'mlo_mae_run.json', 'run.lock'
 _RUN_FILES = ('config.json', 'metrics.jsonl', 'checkpoint.pt', 'checkpoint.pt.tmp', 'final.json', 'masking_net.safetensors',
-              'encoder_timm.safetensors', 'mask_map.json', _MARKER, _LOCK)
+              'encoder_timm.safetensors', 'mask_map.json', _MARKER, _LOCK, 'tensorboard')
 _OUR_SETTINGS = {'method', 'dataset', 'mask_ratio', 'lr_mae', 'out_dir'}   # in every config.json this package wrote
 
 def _is_run_file(name: str) -> bool:
-    return name in _RUN_FILES or re.fullmatch(r'eval_[a-z0-9_]+\.json', name) is not None
+    return name in _RUN_FILES or re.fullmatch(r'eval_[a-z0-9_]+\.(json|csv|png)', name) is not None
 
 def _read_json(path):
     try: return json.loads(Path(path).read_text())

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .data import load_dataset, check_dataset, mlo_splits, BatchLoader
+from .data import load_dataset, check_dataset, mlo_splits, BatchLoader, class_counts
 from .models import save_timm_encoder
 from .mlo import MLOSolver, get_method, make_optimizers, mask_ratio_schedule, warmup_cosine, to_floats, distributed
 from .runs import (plan_run, run_folder_lock, load_checkpoint, build_run_model, init_from, cpu_threads,
@@ -225,12 +225,14 @@ def _prepare(cfg: TrainConfig, rank: int, world: int, device, init: bool = True)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg.tf32
     if cfg.batch_size % world: raise ValueError(f"batch_size {cfg.batch_size} is not divisible by {world} processes")
     check_dataset(cfg.dataset, cfg.data_dir, splits=('train', 'test'))   # the test split too: not only at the end
-    train_set, spec = load_dataset(cfg.dataset, cfg.data_dir, splits=('train',))
+    train_set, spec = load_dataset(cfg.dataset, cfg.data_dir, splits=('train',), img_size=cfg.img_size)   # at the run's size (00_data)
+    if rank == 0 and cfg.progress: print(f"{cfg.dataset}: images per class {class_counts(train_set)}", file=sys.stderr)   # imbalance, seen at load
     splits = mlo_splits(train_set, cfg.val_fraction, cfg.split_seed, cfg.du)
     _check_batches(splits, cfg.batch_size, world)
-    loader = lambda ds, seed: BatchLoader(ds, spec, cfg.batch_size // world, device=device, seed=seed,
-                                          num_workers=cfg.num_workers, rank=rank, world_size=world)
-    streams = tuple(Stream(loader(ds, cfg.seed + i)) for i, ds in enumerate((splits.du, splits.dtr, splits.dval)))
+    loader = lambda ds, seed, balance: BatchLoader(ds, spec, cfg.batch_size // world, device=device, seed=seed, class_balance=balance,
+                                                   num_workers=cfg.num_workers, rank=rank, world_size=world)
+    streams = tuple(Stream(loader(ds, cfg.seed + i, cfg.class_balance and i > 0))   # class_balance: D_tr and D_val (Stages II, III)
+                    for i, ds in enumerate((splits.du, splits.dtr, splits.dval)))
     method = get_method(cfg)
     per_epoch = method.iterations_per_epoch(len(streams[0].loader), len(streams[1].loader))
     run = _Run(cfg, rank, world, device, spec, splits, len(train_set.classes), streams, method, per_epoch,
@@ -288,6 +290,7 @@ def _loop(run: _Run):
     bar = tqdm(total=run.total, initial=solver.iteration, disable=not cfg.progress or run.rank != 0, desc=f'{cfg.method} {cfg.dataset}',
                mininterval=0.1 if sys.stderr.isatty() else 10, file=sys.stderr)  # a saved notebook keeps every refresh: few of them
     log = open(run.out/'metrics.jsonl', 'a') if run.rank == 0 else None
+    tb = _tensorboard(run)   # None unless tensorboard=True
     nonfinite, last_checkpoint, start = 0, time.monotonic(), solver.iteration
     run.model.train()
     try:
@@ -295,6 +298,7 @@ def _loop(run: _Run):
             while _keep_going(solver.iteration, run.total, run.elapsed, cfg.budget_seconds):
                 rec, dt = _iteration(run)
                 if log: log.write(json.dumps(rec) + '\n'); log.flush()
+                if tb: _to_tensorboard(tb, rec)
                 bar.update(1); bar.set_postfix({k: f'{v:.3g}' for k, v in rec.items() if k in _SHOWN}, refresh=False)
                 if solver.iteration == start + 2 and cfg.progress and run.rank == 0: _say_time_left(run, dt)   # warm by now
                 nonfinite = _count_nonfinite(nonfinite, rec, run.out)
@@ -308,6 +312,19 @@ def _loop(run: _Run):
     finally:
         bar.close()
         if log: log.close()
+        if tb: tb.close()
+
+# %% ../nbs/07_train.ipynb #6058f6eb
+def _tensorboard(run: _Run):
+    "A `SummaryWriter` in `<out_dir>/tensorboard` on rank 0 when `tensorboard=True`, else None; resumed: events past the checkpoint purged."
+    if not run.cfg.tensorboard or run.rank != 0: return None
+    from torch.utils.tensorboard import SummaryWriter   # the optional extra: checked with the settings (04_config)
+    return SummaryWriter(str(run.out/'tensorboard'), purge_step=run.solver.iteration + 1 if run.solver.iteration else None)
+
+def _to_tensorboard(writer, rec: dict):
+    "Every number of the iteration's record (but its step) as a scalar at that step."
+    for k, v in rec.items():
+        if k != 'step' and isinstance(v, (int, float)) and not isinstance(v, bool): writer.add_scalar(k, v, rec['step'])
 
 # %% ../nbs/07_train.ipynb #98e6252d
 def _resume(run: _Run, state: dict):
