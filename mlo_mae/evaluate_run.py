@@ -182,9 +182,8 @@ class _KNN(_Accuracy):
 
 @register_protocol
 class _LinearProbe(_Accuracy):
-    name, label = 'linear_probe', "MAE's linear probe"
+    name, label, options = 'linear_probe', "MAE's linear probe", dict(epochs=(90, 'training epochs of the probe'))
     measures = (Measure('linear_probe', 'linear probe test accuracy (%)', 'linear probe'),)
-    options = dict(epochs=(90, 'training epochs of the probe'))
     def run(self, run, epochs):
         acc = ev.linear_probe(run.model.encoder, run.loader(run.train_set), run.loader(run.test_set), epochs=epochs, progress=run.progress)
         return dict(steps_note=_TESTED, epochs=epochs, accuracy=100 * acc)
