@@ -67,6 +67,7 @@ class MLOConfig:
     lr_factors: bool = setting(True, "eta_E, eta_C in the unrolled Jacobians (False: the authors' code)")
     detach_t_input: bool = setting(True, "T reads E's patch embeddings as a fixed input (False: attached, the authors' code)")
     t_pos_embed: bool = setting(False, "add E's position embedding to T's input")
+    t_arch: str = setting('mlp', "T's architecture: B.2's MLP over all patches, or one MLP shared by each patch", choices=lambda: tuple(importlib.import_module('mlo_mae.masking').MASKING_NETS))
     straight_through: bool = setting(False, 'Eq. 1 weights: hard mask forward, sigma backward (Appendix A.4)')
     stage_two: str = setting('linear', "Stage II: a linear head on frozen E, or Eq. 13's fine-tuned copy F",
                              choices=('linear', 'finetune'))
