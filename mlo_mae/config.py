@@ -46,14 +46,14 @@ def register_method(cls):
     return cls
 
 def _known_methods():
-    if not METHODS: importlib.import_module('mlo_mae.mlo')  # registers the built-in methods (imports torch: only when a method is checked)
+    for m in ('mlo_mae.mlo', 'mlo_mae.guided'): importlib.import_module(m)  # registers the built-in methods (imports torch: only when a method is checked)
     return tuple(METHODS)
 
 # %% ../nbs/04_config.ipynb #10f8e7bc
 @dataclass
 class MLOConfig:
     "What one iteration of a method does (defaults: the paper's CIFAR setting, Table 12)."
-    method: str = setting('mlo_mae', 'pretraining method: mlo_mae, mae, umae, blo_mae, supervised, attmask, untrained, prior, or any name '
+    method: str = setting('mlo_mae', 'pretraining method: mlo_mae, mae, umae, blo_mae, supervised, attmask, untrained, prior, guided, hard_patches, or any name '
                           'registered with register_method', choices=_known_methods)
     mask_ratio: Optional[float] = setting(0.75, 'share of the patches masked (Table 12)', check=lambda r: 0 < r < 1,
                                           why='must be in (0, 1): at 0 nothing is left to reconstruct')
@@ -68,6 +68,8 @@ class MLOConfig:
     detach_t_input: bool = setting(True, "T reads E's patch embeddings as a fixed input (False: attached, the authors' code)")
     t_pos_embed: bool = setting(False, "add E's position embedding to T's input")
     t_arch: str = setting('mlp', "T's architecture: B.2's MLP over all patches, or one MLP shared by each patch", choices=lambda: tuple(importlib.import_module('mlo_mae.masking').MASKING_NETS))
+    guide_q: float = setting(1.0, "guided masking: each object patch is masked with this probability (09_guided)", check=lambda q: 0 <= q <= 1, why='must be in [0, 1]')
+    hard_share: float = setting(0.5, 'hard-patch mining: share of the masked patches chosen as the predicted hardest', check=lambda s: 0 <= s <= 1, why='must be in [0, 1]')
     straight_through: bool = setting(False, 'Eq. 1 weights: hard mask forward, sigma backward (Appendix A.4)')
     stage_two: str = setting('linear', "Stage II: a linear head on frozen E, or Eq. 13's fine-tuned copy F",
                              choices=('linear', 'finetune'))

@@ -31,7 +31,7 @@ class MaskingNet(nn.Module):
         x = patch_embeddings.flatten(1)  # the whole image at once: T sees all patches and their order
         return torch.sigmoid(self.fc2(self.act(self.fc1(x))))
 
-# %% ../nbs/01_masking.ipynb #583abc55
+# %% ../nbs/01_masking.ipynb #222f9ffc
 class PerPatchMaskingNet(nn.Module):
     "T with shared weights: Linear(D, hidden) -> ReLU -> Linear(hidden, 1) -> sigmoid on each patch embedding."
     def __init__(self, num_patches: int, embed_dim: int, hidden: int = 512):
@@ -119,7 +119,7 @@ def uniformity_loss(features: torch.Tensor) -> torch.Tensor:
     z = F.normalize(features, dim=-1)
     return (z @ z.T).pow(2).mean()
 
-# %% ../nbs/01_masking.ipynb #06526b70
+# %% ../nbs/01_masking.ipynb #bf7e61b9
 def patch_maps(maps: torch.Tensor, patch_size: int) -> torch.Tensor:
     "(B, H, W) per-pixel maps -> (B, N) mean of each map over each patch, in MAE's row-major patch order."
     if maps.ndim != 3: raise ValueError(f"maps must be (B, H, W), got shape {tuple(maps.shape)}")
