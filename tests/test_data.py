@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from mlo_mae.data import BatchLoader, load_cifar10_mini, load_dataset, mlo_splits
+from mlo_mae.data import BatchLoader, load_dataset, mlo_splits
 
 PACK = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'cifar10'
 

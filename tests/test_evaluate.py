@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from mlo_mae.data import BatchLoader, DatasetSpec, CIFAR10_MEAN, CIFAR10_STD, load_dataset, write_imagefolder
+from mlo_mae.data import BatchLoader, DatasetSpec, dataset_spec, load_dataset
 from mlo_mae.evaluate import (EncoderClassifier, class_similarities, classifier_accuracy, extract_features, finetune,
                               gradcam, knn_accuracy, linear_probe, robustness_eval, similarity_ratio,
                               stage_two_test_accuracy, tsne_embedding)
@@ -59,8 +59,8 @@ def test_finetune_b4_recipe_one_epoch_beats_chance(mini, micro):
 
 def test_robustness_eval_end_to_end_matches_classifier_accuracy(tmp_path, micro):
     "A real micro classifier on a 32-px class-folder tree: equals the accuracy computed on the same images directly."
-    root = write_imagefolder(tmp_path, classes=('automobile', 'airplane', 'truck'), per_class=4, size=32)
-    spec = DatasetSpec('tiny', 32, CIFAR10_MEAN, CIFAR10_STD, 'crop_flip')
+    root = dataset_spec('imagefolder').write_example(tmp_path, classes=('automobile', 'airplane', 'truck'), per_class=4, size=32)
+    spec = DatasetSpec('tiny', 32, dataset_spec('cifar10').mean, dataset_spec('cifar10').std, 'crop_flip')
     classes = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']
     torch.manual_seed(1)
     clf = EncoderClassifier(copy.deepcopy(micro), ClassificationHead(32, 10))

@@ -196,7 +196,7 @@ def test_test_split_is_read_only_after_training(tmp_path, monkeypatch):
     import mlo_mae.data as data
     import mlo_mae.train as tr
     from mlo_mae.mlo import MLOSolver
-    data.write_cifar_folder(tmp_path, 'cifar10', images_per_file=40)
+    data.dataset_spec('cifar10').write_example(tmp_path, images_per_file=40)
     events, load, step = [], tr.load_dataset, MLOSolver.step
     monkeypatch.setattr(tr, 'load_dataset', lambda *a, **k: (events.append(('load', tuple(k.get('splits', ())))), load(*a, **k))[1])
     monkeypatch.setattr(MLOSolver, 'step', lambda self, *a, **k: (events.append(('step', None)), step(self, *a, **k))[1])
@@ -211,7 +211,7 @@ def test_test_split_is_read_only_after_training(tmp_path, monkeypatch):
 def test_a_broken_test_batch_fails_before_training(tmp_path):
     "A truncated test_batch is named at once, before any folder is made (not after hours of training)."
     import mlo_mae.data as data
-    folder = data.write_cifar_folder(tmp_path, 'cifar10', images_per_file=40)
+    folder = data.dataset_spec('cifar10').write_example(tmp_path, images_per_file=40) / 'cifar-10-batches-py'
     (folder / 'test_batch').write_bytes((folder / 'test_batch').read_bytes()[:500])
     r = cli('--dataset', 'cifar10', '--data_dir', str(tmp_path), '--preset', 'smoke', '--batch_size', '8',
             '--out_dir', str(tmp_path / 'run'), '--max_steps', '2')
