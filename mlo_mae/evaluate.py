@@ -27,7 +27,7 @@ __all__ = ['POSITION_ONLY_IOU', 'batches', 'module_device', 'evaluating', 'extra
            'classifier_accuracy', 'linear_probe', 'EncoderClassifier', 'stage_two_test_accuracy', 'timm_classifier',
            'finetune_optimizer', 'mae_finetune_recipe', 'finetune', 'classifier_loss', 'tsne_embedding',
            'vit_reshape_transform', 'gradcam', 'robustness_eval', 'mask_frequency', 'mean_pairwise_iou',
-           'expected_random_iou', 'sigma_spread']
+           'expected_random_iou', 'sigma_spread', 'mask_map']
 
 # %% ../nbs/20_evaluate.ipynb #2c1d7149
 def batches(loader, epoch: int = 0):
@@ -423,3 +423,25 @@ def sigma_spread(probs) -> dict:
     if p.ndim != 2 or p.shape[0] < 2: raise ValueError(f"probs must be (B, N) with B >= 2, got shape {tuple(p.shape)}")
     return dict(mean=float(p.mean()), std=float(p.std()), min=float(p.min()), max=float(p.max()),
                 within_image_std=float(p.std(1).mean()), across_image_std=float(p.std(0).mean()))
+
+# %% ../nbs/20_evaluate.ipynb #d5f2f12d
+@torch.no_grad()
+def mask_map(model, method, images, spec, mask_ratio, n=512) -> dict:
+    "Where `method` masks the first `n` of `images`: {'grid', 'frequency' (N,), 'images', 'split', 'mask_ratio', 'patches', 'masked_per_image', 'mean_pairwise_iou', 'random_iou', 'sigma'}."
+    idx = list(range(min(n, len(images))))
+    first = images.subset(idx) if hasattr(images, 'subset') else torch.utils.data.Subset(images, idx)
+    loader = BatchLoader(first, spec, 128, train=False, drop_last=False, device=module_device(model))
+    masks, sigma = [], []
+    with evaluating(model):
+        for batch in loader.epoch(0):
+            masking, weights = method.masking(model, batch[0], mask_ratio)
+            masks.append(masking.mask.cpu())
+            if weights is not None: sigma.append(weights.float().cpu())
+    mask = torch.cat(masks)
+    N, counts = mask.shape[1], mask.sum(1)
+    k = int(counts[0]) if bool((counts == counts[0]).all()) else None
+    many = len(mask) > 1
+    return dict(grid=list(model.mae.patch_embed.grid_size), frequency=mask_frequency(mask).tolist(), images=len(mask), split='D_val',
+                mask_ratio=mask_ratio, patches=N, masked_per_image=k, mean_pairwise_iou=mean_pairwise_iou(mask) if many else None,
+                random_iou=expected_random_iou(N, k) if k is not None else None,
+                sigma=sigma_spread(torch.cat(sigma)) if sigma and many else None)
