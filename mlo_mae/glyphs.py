@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .data import load_cifar10_mini
+from .data import DatasetSpec, InMemoryImages, dataset_spec, register_dataset
 
 # %% auto #0
 __all__ = ['glyph_shapes', 'Glyphs', 'make_glyphs']
@@ -59,7 +59,7 @@ def _backgrounds(rng, n, background, img_size, split):
     "(n, H, W, 3) uint8 backgrounds."
     if background == 'noise': return rng.integers(0, 256, (n, img_size, img_size, 3), dtype=np.uint8)
     if background == 'flat': return np.full((n, img_size, img_size, 3), 128, dtype=np.uint8)
-    (cifar,) = load_cifar10_mini((split,))  # the split's own CIFAR images: no background is shared by train and test
+    (cifar,) = dataset_spec('cifar10_mini').load(None, (split,))  # the split's own CIFAR images: no background is shared by train and test
     pick = torch.from_numpy(rng.integers(0, len(cifar), n))
     x = torch.nn.functional.interpolate(cifar.images[pick].float(), size=img_size, mode='bilinear', align_corners=False)
     grey = (x.mean(1, keepdim=True) * 0.5).round().clamp(0, 255)  # greyed and dimmed: colour and brightness give no class away
@@ -102,3 +102,28 @@ def make_glyphs(n: int, seed: int = 0, background: str = 'noise', size: int = 8,
         maps[i] = _stamp(imgs[i], cls[labels[i]], pos[i], colour)
     t = torch.from_numpy
     return Glyphs(t(imgs).permute(0, 3, 1, 2).contiguous(), t(labels).long(), t(maps), t(dmaps), t(pos).long(), t(dpos).long())
+
+# %% ../nbs/08_glyphs.ipynb #e70afcb9
+class _GlyphSpec(DatasetSpec):
+    "A glyph variant (`make_glyphs` keywords) as a registered dataset: made in memory, nothing to read or download."
+    img_size, mean, std, augment, default_recipe = 32, (0.5,) * 3, (0.29,) * 3, 'crop_flip', 'smoke'
+    sizes = dict(train=5000, test=1000)
+
+    def __init__(self, name, **variant):
+        object.__setattr__(self, 'variant', variant)   # frozen once made, as every spec
+        object.__setattr__(self, '_cache', {})
+        super().__init__(name, num_classes=variant.get('num_classes', 10))
+
+    def glyphs(self, split: str) -> Glyphs:
+        "The whole `Glyphs` of `split`, made once."
+        if split not in self._cache: self._cache[split] = make_glyphs(self.sizes[split], seed=0, split=split, **self.variant)
+        return self._cache[split]
+
+    def load(self, data_dir=None, splits=('train', 'test'), download=True):
+        "`InMemoryImages` of `splits` with the class glyph's maps; `data_dir` is not read."
+        classes = [f'glyph {k}' for k in range(self.num_classes)]
+        return tuple(InMemoryImages(g.images, g.labels, classes, maps=g.maps) for g in map(self.glyphs, splits))
+
+for _name, _variant in dict(glyphs={}, glyphs_distractor=dict(distractor=True), glyphs_shape_only=dict(colour_giveaway=False),
+                            glyphs_clutter=dict(background='clutter'), glyphs_flat=dict(background='flat')).items():
+    register_dataset(_GlyphSpec(_name, **_variant))
