@@ -103,7 +103,7 @@ def make_glyphs(n: int, seed: int = 0, background: str = 'noise', size: int = 8,
     t = torch.from_numpy
     return Glyphs(t(imgs).permute(0, 3, 1, 2).contiguous(), t(labels).long(), t(maps), t(dmaps), t(pos).long(), t(dpos).long())
 
-# %% ../nbs/08_glyphs.ipynb #e70afcb9
+# %% ../nbs/08_glyphs.ipynb #d6182bfc
 class _GlyphSpec(DatasetSpec):
     "A glyph variant (`make_glyphs` keywords) as a registered dataset: made in memory, nothing to read or download."
     img_size, mean, std, augment, default_recipe = 32, (0.5,) * 3, (0.29,) * 3, 'crop_flip', 'smoke'
