@@ -45,7 +45,8 @@ class Guided(Method):
     _maps = None
 
     def iteration(self, solver, du_batches, dtr_batch, dval_batch, mask_ratio):
-        return super().iteration(solver, _maps_of(du_batches, lambda m: setattr(self, '_maps', m)), dtr_batch, dval_batch, mask_ratio)
+        two = lambda b: None if b is None else (b[0], b[1])   # D_tr and D_val batches of a dataset with maps carry them third
+        return super().iteration(solver, _maps_of(du_batches, lambda m: setattr(self, '_maps', m)), two(dtr_batch), two(dval_batch), mask_ratio)
 
     def masking(self, model, xu, mask_ratio, maps=None):
         maps = self._maps if maps is None else maps
