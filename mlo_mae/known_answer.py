@@ -54,8 +54,8 @@ class ObjectShare(Protocol):
     options = dict(max_images=(1000, 'D_val images read (at most)'))
 
     def applies_to(self, method_cls) -> bool:
-        "the methods that pretrain with masks"
-        return 'E' in method_cls.stage_one_roles and method_cls.__name__ != 'Supervised'
+        "the methods that pretrain with masks (a Stage I that trains the decoder)"
+        return 'D' in method_cls.stage_one_roles
 
     def run(self, run, max_images):
         spec = run.spec
