@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #68cb2f07
 from __future__ import annotations
-import os, pickle, time
+import copy, os, pickle, time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from torchvision.transforms import v2
 # %% auto #0
 __all__ = ['DATASETS', 'DatasetSpec', 'register_dataset', 'dataset_spec', 'check_patch_grid', 'InMemoryImages', 'CifarSpec',
            'ImageFolderSpec', 'load_dataset', 'check_dataset', 'Splits', 'mlo_splits', 'train_transform',
-           'eval_transform', 'random_crop_flip', 'BatchLoader', 'loader_throughput']
+           'eval_transform', 'random_crop_flip', 'class_counts', 'BatchLoader', 'loader_throughput']
 
 # %% ../nbs/00_data.ipynb #1818ad2e
 _CIFAR10_MEAN, _CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -66,6 +66,16 @@ class DatasetSpec:
     def write_example(self, root, **kw) -> Path:
         "A tiny on-disk copy under `root` for tests; returns the `data_dir` to read it from (None: no files are read)."
         return None
+    def image_size(self, data_dir=None) -> int:
+        "The size a run trains at when none is asked for: the spec's own (an image folder may read it from its files)."
+        return self.img_size
+    def at_size(self, img_size=None) -> DatasetSpec:
+        "This dataset at `img_size` px (None: its own): images resized to it, that size's augmentation and recipe row."
+        if img_size is None or img_size == self.img_size: return self
+        if not isinstance(img_size, int) or img_size < 8: raise ValueError(f"{self.name}: img_size must be an integer >= 8, got {img_size!r}")
+        new = copy.copy(self)
+        for k, v in dict(img_size=img_size, augment=_augment_at(img_size), recipe_size=img_size).items(): object.__setattr__(new, k, v)
+        return new
 
 DATASETS = {}   # name -> DatasetSpec instance
 
@@ -83,10 +93,15 @@ def dataset_spec(name:str) -> DatasetSpec:
         raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}, or register one with register_dataset")
     return DATASETS[name]
 
+def _augment_at(size):
+    "B.4's native-size crop and flip up to 64 px (CIFAR, Tiny-ImageNet, 28-px medical sets); MAE's resized crops above."
+    return 'crop_flip' if size <= 64 else 'resized_crop'
+
 def check_patch_grid(img_size:int, patch_size:int):
-    "A ViT cuts the image into whole patches: refuse sizes that don't divide."
+    "A ViT cuts the image into whole patches: refuse sizes that don't divide, naming the patch sizes that do."
     if patch_size <= 0 or img_size % patch_size:
-        raise ValueError(f"image size {img_size} is not divisible by the patch size {patch_size}")
+        ok = ', '.join(str(d) for d in range(1, img_size) if img_size % d == 0)
+        raise ValueError(f"image size {img_size} is not divisible by the patch size {patch_size}: choose patch_size among {ok}")
 
 # %% ../nbs/00_data.ipynb #f4943f9c
 class InMemoryImages(torch.utils.data.Dataset):
@@ -256,9 +271,18 @@ class ImageFolderSpec(DatasetSpec):
     "A class-folder tree `train/<class>/*` and `val/<class>/*` (or `test/`), each image decoded when it is read."
     needs_data_dir = True
     def __init__(self, name, img_size=224, mean=_IMAGENET_MEAN, std=_IMAGENET_STD, augment='resized_crop', layout_hint='',
-                 **facts):
+                 own_size=False, **facts):
         object.__setattr__(self, 'layout_hint', layout_hint)   # said when the splits' class folders disagree
+        object.__setattr__(self, 'own_size', own_size)         # small images train at their own size (see image_size)
         super().__init__(name, img_size, mean, std, augment, **facts)
+
+    def image_size(self, data_dir=None) -> int:
+        "`own_size`: the first training image's size when it is square and at most 128 px (28-px MedMNIST trains at 28), else `img_size`."
+        if not self.own_size or data_dir is None: return self.img_size
+        first = next((p for p, _ in self.load(data_dir, ('train',))[0].samples), None)
+        from PIL import Image
+        with Image.open(first) as im: w, h = im.size
+        return w if w == h and w <= 128 else self.img_size
 
     def load(self, data_dir, splits=('train', 'test'), download=True):
         "`torchvision.datasets.ImageFolder`s of `splits` (nothing decoded yet); `download` is not used."
@@ -284,7 +308,7 @@ class ImageFolderSpec(DatasetSpec):
                     Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(Path(root)/split/c/f'{i}.png')
         return Path(root)
 
-register_dataset(ImageFolderSpec('imagefolder'))
+register_dataset(ImageFolderSpec('imagefolder', own_size=True))
 register_dataset(ImageFolderSpec('imagenet', num_classes=1000))
 register_dataset(ImageFolderSpec('tiny_imagenet', 64, augment='crop_flip', num_classes=200, layout_hint=
     " (sort Tiny-ImageNet's val/images/ into class folders by val/val_annotations.txt)"));
@@ -323,9 +347,9 @@ def _data_dir(spec, data_dir):
     if spec.needs_data_dir: raise ValueError(f"{spec.name}: pass data_dir=, the dataset's folder (it has no default one)")
     return spec.default_data_dir()
 
-def load_dataset(name='cifar10_mini', data_dir=None, download=True, splits=('train', 'test')):
-    "`(*datasets, spec)`: the `splits` of dataset `name` (default `(train, test, spec)`); a one-line error if it can't be had."
-    spec = dataset_spec(name)
+def load_dataset(name='cifar10_mini', data_dir=None, download=True, splits=('train', 'test'), img_size=None):
+    "`(*datasets, spec)`: the `splits` of dataset `name` (default `(train, test, spec)`), the spec at `img_size` (None: its own); a one-line error if it can't be had."
+    spec = dataset_spec(name).at_size(img_size)
     _check_splits(splits)
     sets = tuple(spec.load(_data_dir(spec, data_dir), splits=tuple(splits), download=download))
     if len(sets) != len(splits):
@@ -415,11 +439,32 @@ def _normalize(x, spec):
     return (x.float() / 255 - mean) / std
 
 # %% ../nbs/00_data.ipynb #b28c476d
+def _labels(ds) -> np.ndarray:
+    "Every image's label, read without decoding an image (in-memory labels, a folder's targets, a subset's share of them)."
+    if isinstance(ds, InMemoryImages): return ds.labels.numpy()
+    if isinstance(ds, torch.utils.data.Subset): return _labels(ds.dataset)[np.asarray(ds.indices, dtype=np.int64)]
+    if hasattr(ds, 'targets'): return np.asarray(ds.targets, dtype=np.int64)
+    return np.asarray([ds[i][1] for i in range(len(ds))], dtype=np.int64)   # any other dataset: each item read once
+
+def _classes(ds) -> list:
+    return list(ds.classes) if hasattr(ds, 'classes') else _classes(ds.dataset)
+
+def class_counts(ds) -> dict:
+    "{class name: images} of the labelled dataset `ds`, in class order: the imbalance a run reports when it loads its data."
+    names = _classes(ds)
+    return dict(zip(names, np.bincount(_labels(ds), minlength=len(names)).tolist()))
+
+def _balance_weights(ds) -> torch.Tensor:
+    "Each image's sampling weight 1 / (images of its class): every class drawn equally often (a weighted sampler)."
+    y = _labels(ds)
+    return torch.as_tensor(1.0 / np.bincount(y)[y], dtype=torch.float64)
+
 class BatchLoader:
     "Seeded, resumable batches `(x, y)` of normalised float images on `device`, `(x, y, maps)` when the dataset has maps."
     def __init__(self, dataset, spec, batch_size, train=True, device='cpu', seed=0, fast=None,
-                 num_workers=0, rank=0, world_size=1, drop_last=None):
+                 num_workers=0, rank=0, world_size=1, drop_last=None, class_balance=False):
         if batch_size <= 0: raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.class_balance = class_balance and train   # evaluation reads every image once, balanced or not
         self.dataset, self.spec, self.batch_size, self.train = dataset, spec, batch_size, train
         self.device, self.seed, self.num_workers = torch.device(device), seed, num_workers
         self.rank, self.world_size = rank, world_size
@@ -442,9 +487,10 @@ class BatchLoader:
         if len(self) == 0: raise ValueError(f"{len(dataset)} images make no batch of {batch_size} on {world_size} rank(s)")
 
     def order(self, epoch):
-        "This rank's indices for `epoch`: a seeded permutation when training, in order otherwise."
-        n = len(self.dataset)
-        idx = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch)) if self.train else torch.arange(n)
+        "This rank's indices for `epoch`: a seeded permutation when training (`class_balance`: n draws, each class equally likely), in order otherwise."
+        n, g = len(self.dataset), torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        if self.class_balance: idx = torch.multinomial(_balance_weights(self.dataset), n, replacement=True, generator=g)
+        else: idx = torch.randperm(n, generator=g) if self.train else torch.arange(n)
         return idx[self.rank::self.world_size]
 
     def __len__(self):
@@ -454,6 +500,7 @@ class BatchLoader:
     def epoch(self, epoch=0, start=0):
         "Batches of `epoch`, from batch number `start` on."
         idx = self.order(epoch)[start * self.batch_size: len(self) * self.batch_size]
+        if len(idx) == 0: return   # resumed at the epoch's end (a checkpoint after its last batch): nothing left, not one empty batch
         batches = idx.split(self.batch_size)
         if self.fast: yield from self._fast_epoch(batches, epoch, start)
         else:
@@ -492,6 +539,6 @@ def loader_throughput(loader, epochs=2):
     next(iter(loader.epoch(0)))
     t, n = time.perf_counter(), 0
     for e in range(epochs):
-        for x, _ in loader.epoch(e): n += len(x)
+        for batch in loader.epoch(e): n += len(batch[0])   # (x, y) or (x, y, maps)
     if loader.device.type == 'cuda': torch.cuda.synchronize()
     return n / (time.perf_counter() - t)

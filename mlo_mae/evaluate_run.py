@@ -12,11 +12,11 @@ from typing import Optional
 
 import torch
 
-from .config import METHODS
+from .config import METHODS, load_plugins, _plugins_in
 from .data import load_dataset, dataset_spec, BatchLoader, mlo_splits
 from .models import ClassificationHead
 from .mlo import get_method
-from .runs import load_run, read_config, cpu_threads
+from .runs import load_run, read_config, cpu_threads, run_folder_lock
 from . import evaluate as ev
 
 # %% auto #0
@@ -93,11 +93,11 @@ class LoadedRun:
 
     def split(self, name: str):
         "The split `name` ('train' or 'test') of the run's dataset, loaded once."
-        if name not in self._sets: self._sets[name], self._spec = load_dataset(self.cfg.dataset, self.data_dir, splits=(name,))
+        if name not in self._sets: self._sets[name], self._spec = load_dataset(self.cfg.dataset, self.data_dir, splits=(name,), img_size=self.cfg.img_size)
         return self._sets[name]
     train_set = property(lambda self: self.split('train'))
     test_set = property(lambda self: self.split('test'))
-    spec = property(lambda self: self._spec or dataset_spec(self.cfg.dataset))
+    spec = property(lambda self: self._spec or dataset_spec(self.cfg.dataset).at_size(self.cfg.img_size))   # the size the run trained at
 
     @property
     def dval(self):
@@ -136,11 +136,23 @@ def evaluate_run(run_dir, protocol: str = 'stage2', device='cpu', overwrite: boo
     cfg = read_config(run_dir)
     if not proto.applies_to(METHODS[cfg.method]):
         raise ValueError(f"protocol {protocol}: the method {cfg.method!r} of {run_dir} is not among {proto.applies_to.__doc__}")
-    with cpu_threads(threads, device):
+    with run_folder_lock(run_dir), cpu_threads(threads, device):   # no training or other evaluation writes there meanwhile
         run = LoadedRun(run_dir, device, batch_size, progress, data_dir)
         res = dict(protocol=protocol, run=str(run_dir), dataset=cfg.dataset, method=cfg.method, **proto.run(run, **opts))
-    out.write_text(json.dumps(res, indent=1))
+        out.write_text(json.dumps(res, indent=1))
     return res
+
+def _readable(res: dict) -> str:
+    "One line a reader takes in: each measure of the result `res`, beside the run's chance level and test-set size."
+    proto, run_dir = PROTOCOLS[res['protocol']](), Path(res['run'])
+    final = json.loads((run_dir/'final.json').read_text()) if (run_dir/'final.json').exists() else {}
+    row = proto.row(res)
+    vals = [f"{m.label.replace(' (%)', '')} {row[m.column]:.2f}{'%' if m.percent else ''}" for m in proto.measures
+            if isinstance(row.get(m.column), (int, float))]
+    about = [f"chance {final['chance']:.1f}%" if 'chance' in final else None,
+             f"{final['test_images']} test images" if 'test_images' in final else None]
+    about = ', '.join(a for a in about if a)
+    return f"{run_dir.name} ({res['method']}): {'; '.join(vals) or proto.label}" + (f" ({about})" if about else '')
 
 # %% ../nbs/21_evaluate_run.ipynb #5ba25995
 _TESTED = 'evaluated once, nothing selected on the test split'
@@ -171,9 +183,8 @@ class _KNN(_Accuracy):
 
 @register_protocol
 class _LinearProbe(_Accuracy):
-    name, label = 'linear_probe', "MAE's linear probe"
+    name, label, options = 'linear_probe', "MAE's linear probe", dict(epochs=(90, 'training epochs of the probe'))
     measures = (Measure('linear_probe', 'linear probe test accuracy (%)', 'linear probe'),)
-    options = dict(epochs=(90, 'training epochs of the probe'))
     def run(self, run, epochs):
         acc = ev.linear_probe(run.model.encoder, run.loader(run.train_set), run.loader(run.test_set), epochs=epochs, progress=run.progress)
         return dict(steps_note=_TESTED, epochs=epochs, accuracy=100 * acc)
@@ -190,7 +201,7 @@ class _Finetune(_Accuracy):
         new_head = ClassificationHead(head.fc.in_features, head.fc.out_features).to(run.device)
         native = run.spec.augment == 'crop_flip'
         bs = 64 if native else run.batch_size
-        recipe = {} if native else ev.mae_finetune_recipe(bs)
+        recipe = {} if native else ev._mae_finetune_recipe(bs)
         recipe['epochs'] = epochs
         acc = ev.finetune(run.model.encoder, new_head, run.loader(run.train_set, train=True, batch_size=bs), run.loader(run.test_set),
                           progress=run.progress, **recipe)
@@ -268,7 +279,10 @@ def _given_options(args: dict, parsers: dict) -> dict:
     return {o: (parsers[o](v) if parsers[o] else v) for o, v in given.items() if v is not None}
 
 def main(argv=None):
+    try: load_plugins(_plugins_in(sys.argv[1:] if argv is None else argv))   # their protocols become choices below
+    except ValueError as e: sys.exit(f"error: {e}")
     p = argparse.ArgumentParser(prog='mlo_mae.evaluate_run', description='Evaluate a run folder by a registered protocol.')
+    p.add_argument('--plugins', default=None, help='modules or .py files registering your own protocols (comma-separated; the run\'s own are imported too)')
     p.add_argument('run_dir', help='the run folder')
     p.add_argument('--protocol', default='stage2', choices=list(PROTOCOLS), help='; '.join(f'{n}: {c.label}' for n, c in PROTOCOLS.items()))
     p.add_argument('--device', default=None, help='cpu, cuda or cuda:N (default: cuda when available)')
@@ -277,12 +291,18 @@ def main(argv=None):
     p.add_argument('--data_dir', default=None, help="the dataset's folder on this machine (default: the run's)")
     p.add_argument('--threads', type=int, default=None, help='CPU threads (default: 1 on the CPU)')
     parsers = _option_flags(p)
-    a = vars(p.parse_args(argv))
+    a = vars(p.parse_args(argv)); a.pop('plugins')
     device = a.pop('device') or ('cuda' if torch.cuda.is_available() else 'cpu')
     try: res = evaluate_run(a.pop('run_dir'), a.pop('protocol'), device, **_given_options(a, parsers), **a)
     except (ValueError, OSError, RuntimeError) as e: sys.exit(f"error: {e}")
+    print(_readable(res), file=sys.stderr)   # for the reader; stdout keeps the JSON for scripts
     print(json.dumps(res))
+
+# %% ../nbs/21_evaluate_run.ipynb #bdf16e88
+from . import reports as _reports  # registers `report` and `reconstruct` (22_reports, built on this module) wherever PROTOCOLS is read
 
 # %% ../nbs/21_evaluate_run.ipynb #c8adfa2a
 #| eval: false
-if __name__ == '__main__' and 'ipykernel' not in sys.modules: main()  # not when a notebook runs this cell
+if __name__ == '__main__' and 'ipykernel' not in sys.modules:   # not when a notebook runs this cell
+    import mlo_mae.evaluate_run   # the package's module, not this __main__ copy: a plugin registers into its registries
+    mlo_mae.evaluate_run.main()

@@ -13,7 +13,7 @@ from torch.nn.attention import sdpa_kernel, SDPBackend
 
 from .config import register_method
 from .masking import Masking, patch_maps, random_masking, topk_masking, num_kept
-from .hypergradient import hypergradient_exact, hypergradient_fd
+from .hypergradient import hypergradient
 from .mlo import Method, MLOMAE, mask_stats
 
 # %% auto #0
@@ -30,26 +30,12 @@ def guided_masking(patch_map: torch.Tensor, q: float, mask_ratio: float, generat
     return topk_masking(2 * chosen.float() + (~obj).float() + u[1] / 2, mask_ratio)
 
 # %% ../nbs/09_guided.ipynb #a9a11327
-def _maps_of(batches, keep):
-    "The images of each batch, handing each batch's maps (its third item, if any) to `keep` first."
-    for b in batches:
-        many = isinstance(b, (tuple, list))
-        keep(b[2] if many and len(b) > 2 else None)
-        yield b[0] if many else b
-
 @register_method
 class Guided(Method):
     "Masking from per-image maps: object patches at probability `guide_q`, the rest at the rate that keeps the ratio; MAE's unit weights."
     name, label = 'guided', 'guided masking (per-image maps)'
     needs_maps = True
-    _maps = None
-
-    def iteration(self, solver, du_batches, dtr_batch, dval_batch, mask_ratio):
-        two = lambda b: None if b is None else (b[0], b[1])   # D_tr and D_val batches of a dataset with maps carry them third
-        return super().iteration(solver, _maps_of(du_batches, lambda m: setattr(self, '_maps', m)), two(dtr_batch), two(dval_batch), mask_ratio)
-
     def masking(self, model, xu, mask_ratio, maps=None):
-        maps = self._maps if maps is None else maps
         if maps is None:
             raise ValueError("method guided needs per-image maps: train on a dataset whose images carry maps (e.g. glyphs)")
         if maps.ndim == 3: maps = patch_maps(maps.to(xu.device), model.mae.patch_embed.patch_size[0])
@@ -84,7 +70,7 @@ class HardPatches(Method):
         with torch.no_grad(): scores = model.masking_probs(xu)
         return _hard_masking(scores, mask_ratio, self.cfg.hard_share), None
 
-    def stage_one_loss(self, model, xu, mask_ratio, xtr=None, ytr=None):
+    def stage_one_loss(self, model, xu, mask_ratio, xtr=None, ytr=None, maps=None):
         masking, _ = self.masking(model, xu, mask_ratio)
         latent = model.mae.forward_encoder(xu, masking)
         pred = model.mae.forward_decoder(latent, masking.ids_restore)
@@ -108,8 +94,8 @@ def _sigma_hypergradient(solver, xu, masking, xtr, ytr, xval, yval, kind='exact'
     model.eval()   # no dropout inside the unroll, as in Stage III
     try:
         with torch.autocast(xu.device.type, enabled=False), sdpa_kernel(SDPBackend.MATH):  # double backward through attention
-            if kind == 'exact': hg = hypergradient_exact(rec, tr, val, g['E'], g['C'], S, eta_E, eta_C, cfg.lr_factors)
-            else: hg = hypergradient_fd(rec, tr, val, g['E'], g['C'], S, eta_E, eta_C, cfg.alpha, cfg.lr_factors, c_path=cfg.c_path)
+            hg = hypergradient(rec, tr, val, g['E'], g['C'], S, eta_E, eta_C, kind=kind, alpha=cfg.alpha, lr_factors=cfg.lr_factors,
+                               c_path=cfg.c_path)
     finally: model.train(was_training)
     return hg['sigma'] * masking.mask.sum()
 

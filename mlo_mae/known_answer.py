@@ -40,9 +40,8 @@ def _normalize(images, spec):
     return (images.float() / 255 - mean) / std
 
 def _masks_of(model, method, x, mask_ratio, maps):
-    "The method's masks of `x` (the maps handed over only to methods that read them)."
-    with torch.no_grad():
-        m, _ = method.masking(model, x, mask_ratio, maps=maps) if getattr(method, 'needs_maps', False) else method.masking(model, x, mask_ratio)
+    "The method's masks of `x`, its per-pixel maps handed over (methods that do not read them ignore them)."
+    with torch.no_grad(): m, _ = method.masking(model, x, mask_ratio, maps)
     return m.mask
 
 @register_protocol

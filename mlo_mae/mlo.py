@@ -12,9 +12,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.distributed as dist
-from fastcore.basics import patch
 from torch.func import functional_call
 from torch.nn.attention import sdpa_kernel, SDPBackend
+from timm.scheduler import CosineLRScheduler
 
 from .config import MLOConfig, METHODS, register_method, validate
 from .masking import MaskingNet, MASKING_NETS, topk_masking, random_masking, weighted_reconstruction_loss, uniformity_loss
@@ -23,13 +23,22 @@ from .hypergradient import hypergradient, unrolled_val_loss, phase
 
 # %% auto #0
 __all__ = ['get_method', 'Method', 'UMAE', 'MLOMAE', 'BLOMAE', 'Supervised', 'MLOModel', 'build_mlo_model', 'mask_stats',
-           'to_floats', 'average_across_ranks', 'distributed', 'MLOSolver', 'make_optimizers', 'mask_ratio_schedule',
-           'micro_problem', 'directional_check', 'cls_attention', 'AttMask', 'Untrained', 'read_mask_map', 'Prior']
+           'to_floats', 'distributed', 'MLOSolver', 'make_optimizers', 'mask_ratio_schedule', 'warmup_cosine',
+           'AttMask', 'Untrained', 'Prior']
 
 # %% ../nbs/05_mlo.ipynb #f36caad4
 def get_method(cfg: MLOConfig) -> 'Method':
     "The `Method` that `cfg.method` names, holding `cfg`."
     return METHODS[validate(cfg).method](cfg)
+
+def _call(model, P, what, *args):
+    "`model.<what>(*args)` with parameters `P` substituted (torch.func): a loss at E', E +- eps v, ... without copying the model."
+    return functional_call(model, P, (what, *args))
+
+def _images(batch):
+    "(images, maps or None) of a D_u batch: a tensor, or `(x, y)` / `(x, y, maps)` from a `BatchLoader`."
+    if not isinstance(batch, (tuple, list)): return batch, None
+    return batch[0], (batch[2] if len(batch) > 2 else None)
 
 @register_method
 class Method:
@@ -41,27 +50,28 @@ class Method:
 
     def __init__(self, cfg: MLOConfig): self.cfg = cfg
 
-    def masking(self, model, xu, mask_ratio):
-        "(Masking, per-patch loss weights or None) of a D_u batch: MAE's uniform random masks, unit weights."
+    def masking(self, model, xu, mask_ratio, maps=None):
+        "(Masking, per-patch loss weights or None) of a D_u batch (`maps`: its per-patch maps (B, N) when the data has them): MAE's uniform random masks, unit weights."
         return random_masking(xu.shape[0], model.mae.num_patches, mask_ratio, device=xu.device), None
 
-    def stage_one_loss(self, model, xu, mask_ratio, xtr=None, ytr=None):
+    def stage_one_loss(self, model, xu, mask_ratio, xtr=None, ytr=None, maps=None):
         "(loss, log) of one Stage I step: Eq. 1 on the masks and weights of `masking`."
-        masking, weights = self.masking(model, xu, mask_ratio)
+        masking, weights = self.masking(model, xu, mask_ratio, maps)
         loss, plain, _ = model.masked_reconstruction(xu, masking, weights)
         probs = masking.mask.new_full(masking.mask.shape, 1 - mask_ratio) if weights is None else weights.detach()
         return loss, dict(rec_loss=loss.detach(), rec_error=plain, **mask_stats(probs, masking.mask))
 
     def iteration(self, solver, du_batches, dtr_batch, dval_batch, mask_ratio):
         "Algorithm 1: `unroll_steps` Stage I steps, a Stage II step, and a Stage III step every `t_every` iterations if the method learns masks."
-        out, (xtr, ytr) = {}, dtr_batch
-        for _ in range(self.cfg.unroll_steps):
-            xu = next(du_batches)
-            xu = xu[0] if isinstance(xu, (tuple, list)) else xu
-            out.update(solver.stage_one_step(xu, mask_ratio, xtr, ytr))
+        out, (xtr, ytr), (xval, yval) = {}, dtr_batch[:2], dval_batch[:2]
+        t_step = self.learns_masks and solver.iteration % self.cfg.t_every == 0
+        reuse = t_step and self.cfg.reuse_stage_one   # Stage III before the last Stage I step, on its gradient
+        for i in range(self.cfg.unroll_steps):
+            xu, maps = _images(next(du_batches))
+            out.update(solver.stage_one_step(xu, mask_ratio, xtr, ytr, maps=maps, hold=reuse and i == self.cfg.unroll_steps - 1))
+        if reuse: out.update(solver.stage_three_step(xu, xtr, ytr, xval, yval, mask_ratio))   # steps the held Stage I too
         if self.has_stage_two: out.update(solver.stage_two_step(xtr, ytr))
-        if self.learns_masks and solver.iteration % self.cfg.t_every == 0:
-            out.update(solver.stage_three_step(xu, xtr, ytr, *dval_batch, mask_ratio))
+        if t_step and not reuse: out.update(solver.stage_three_step(xu, xtr, ytr, xval, yval, mask_ratio))
         return out
 
     def stage_losses(self, model, xu, xtr, ytr, xval, yval, mask_ratio):
@@ -78,8 +88,8 @@ class Method:
 class UMAE(Method):
     "U-MAE: MAE's loss plus the uniformity term on the CLS tokens of the masked input."
     name, label = 'umae', 'U-MAE'
-    def stage_one_loss(self, model, xu, mask_ratio, xtr=None, ytr=None):
-        masking, _ = self.masking(model, xu, mask_ratio)
+    def stage_one_loss(self, model, xu, mask_ratio, xtr=None, ytr=None, maps=None):
+        masking, _ = self.masking(model, xu, mask_ratio, maps)
         rec, plain, latent = model.masked_reconstruction(xu, masking)
         loss = rec + self.cfg.umae_weight * uniformity_loss(latent[:, 0])
         probs = masking.mask.new_full(masking.mask.shape, 1 - mask_ratio)
@@ -90,19 +100,37 @@ class MLOMAE(Method):
     "MLO-MAE (Eq. 4): T's N*r most probable patches masked, each weighted by its sigma (Eq. 1); T trained by Stage III."
     name, label = 'mlo_mae', 'MLO-MAE'
     learns_masks = True
-    def masking(self, model, xu, mask_ratio):
+    def masking(self, model, xu, mask_ratio, maps=None):
         probs = model.masking_probs(xu)
         return topk_masking(probs, mask_ratio), probs
+
+    def stage_losses(self, model, xu, xtr, ytr, xval, yval, mask_ratio):
+        "`rec_loss(E, T)`, `tr_loss(E, C)`, `val_loss(E, C)`: Eq. 1, Eq. 2 (or 13) and Eq. 3 at substituted parameters, batches closed over."
+        cfg = self.cfg
+        t_in = model.t_input(xu).detach() if cfg.detach_t_input else None  # held fixed at this E
+        with torch.no_grad(): held = topk_masking(model.masking_probs(xu, t_in), mask_ratio)  # the selection, held too
+        rec = lambda E, T: _call(model, {**E, **T}, 'reconstruction_loss', xu, mask_ratio, t_in, held)[0]
+        tr = lambda E, C: _call(model, {**E, **C}, 'stage_two_loss', xtr, ytr, cfg.prox_lambda)
+        val = lambda E, C: _call(model, {**E, **C}, 'classification_loss', xval, yval)
+        return rec, tr, val
 
 @register_method
 class BLOMAE(MLOMAE):
     "BLO-MAE (Eq. 5): E, D and C together on L_cls(D_tr) + gamma * L_rec(D_u) below, T above; no separate Stage II."
     name, label = 'blo_mae', 'BLO-MAE'
     has_stage_two, stage_one_roles = False, ('E', 'D', 'C')
-    def stage_one_loss(self, model, xu, mask_ratio, xtr=None, ytr=None):
-        rec, log = super().stage_one_loss(model, xu, mask_ratio)
+    def stage_one_loss(self, model, xu, mask_ratio, xtr=None, ytr=None, maps=None):
+        rec, log = super().stage_one_loss(model, xu, mask_ratio, maps=maps)
         cls = model.classification_loss(xtr, ytr)
         return cls + self.cfg.blo_gamma * rec, dict(log, tr_loss=cls.detach())
+
+    def stage_losses(self, model, xu, xtr, ytr, xval, yval, mask_ratio):
+        "Eq. 5: `rec_loss` is the lower level's joint loss; C is not a level, so it does not move in the look-ahead (no C path)."
+        rec, _, val = super().stage_losses(model, xu, xtr, ytr, xval, yval, mask_ratio)
+        C0 = model.named_groups()['C']
+        rec_blo = lambda E, T: _call(model, {**E, **C0}, 'classification_loss', xtr, ytr) + self.cfg.blo_gamma * rec(E, T)
+        no_step = lambda E, C: torch.zeros((), device=xtr.device)  # a constant: C' = C and the C-path product is 0 under every option
+        return rec_blo, no_step, val
 
 @register_method
 class Supervised(Method):
@@ -110,24 +138,60 @@ class Supervised(Method):
     name, label = 'supervised', 'supervised ViT'
     has_stage_two, stage_one_roles = False, ('E', 'C')
     def iteration(self, solver, du_batches, dtr_batch, dval_batch, mask_ratio):
-        xtr, ytr = dtr_batch
+        xtr, ytr = dtr_batch[0], dtr_batch[1]
         with solver.autocast(xtr): loss = solver.model.classification_loss(xtr, ytr)
         solver.update(loss, self.stage_one_roles)
         return dict(tr_loss=loss.detach())
     def iterations_per_epoch(self, du_batches, dtr_batches): return max(1, dtr_batches)
     def images_per_iteration(self, batch_size): return batch_size
 
+# %% ../nbs/05_mlo.ipynb #143e9a1e
+class _StageTwo:
+    "Stage II's loss (Eq. 2) and Eq. 13's pieces, mixed into `MLOModel`: the fine-tuned copy F, what the classifier reads, the proximal term."
+    def _init_stage_two(self, finetune: bool):
+        # Eq. 13: Stage II fine-tunes its own copy F of the encoder, kept near E by a proximal term
+        self.finetuned = copy.deepcopy(self.mae) if finetune else None
+        self._encoder_names = [n for n, _ in self.mae.encoder_named_parameters()]
+
+    @property
+    def encoder(self):
+        "The encoder the classifier reads: the fine-tuned copy F under Eq. 13, else the MAE's E."
+        return self.mae if self.finetuned is None else self.finetuned
+
+    def features(self, imgs):
+        "The classifier's input: CLS token of F (Eq. 13) or of E."
+        return self.encoder.forward_features(imgs)
+
+    def head_loss(self, feats, labels):
+        "The cross-entropy of the head on given features: L_cls of Eq. 2-3 without the encoder."
+        return F.cross_entropy(self.head(feats), labels)
+
+    def classification_loss(self, imgs, labels):
+        "L_cls of Eq. 2-3: cross-entropy of the head on the encoder's CLS features."
+        return self.head_loss(self.features(imgs), labels)
+
+    def proximal_term(self):
+        "Eq. 13's ||F - E||^2 over the encoder's parameters."
+        # attribute lookups, not named_parameters(): under functional_call the substituted tensors are not Parameters
+        get = lambda m, n: attrgetter(n)(m)
+        return sum(((get(self.finetuned, n) - get(self.mae, n)) ** 2).sum() for n in self._encoder_names)
+
+    def stage_two_loss(self, imgs, labels, prox_lambda=0.0, frozen=False):
+        "Stage II's L_tr: Eq. 2 (the head on E's features; `frozen`: no graph into E), or Eq. 13 (F and the head, plus lambda ||F - E||^2)."
+        if self.finetuned is not None: return self.classification_loss(imgs, labels) + prox_lambda * self.proximal_term()
+        if not frozen: return self.classification_loss(imgs, labels)
+        with torch.no_grad(): feats = self.features(imgs)
+        return self.head_loss(feats, labels)
+
 # %% ../nbs/05_mlo.ipynb #afecf41c
-class MLOModel(nn.Module):
+class MLOModel(_StageTwo, nn.Module):
     "The MAE (E, D), the masking network T and the classification head C (and Eq. 13's F), with the paper's losses."
     def __init__(self, mae: MaskedAutoencoderViT, masking_net: MaskingNet, head: nn.Module,
                  detach_t_input=True, t_pos_embed=False, straight_through=False, finetune_stage_two=False):
         super().__init__()
         self.mae, self.masking_net, self.head = mae, masking_net, head
         self.detach_t_input, self.t_pos_embed, self.straight_through = detach_t_input, t_pos_embed, straight_through
-        # Eq. 13: Stage II fine-tunes its own copy F of the encoder, kept near E by a proximal term
-        self.finetuned = copy.deepcopy(mae) if finetune_stage_two else None
-        self._encoder_names = [n for n, _ in mae.encoder_named_parameters()]
+        self._init_stage_two(finetune_stage_two)   # Eq. 13's F (above)
 
     def t_input(self, imgs):
         "What the masking network reads: E's patch embeddings (+ position embedding), detached if asked."
@@ -156,25 +220,6 @@ class MLOModel(nn.Module):
         plain = None if not log_error else loss.detach() if weights is None else weighted_reconstruction_loss(pred.detach(), target, mask)
         return loss, plain, latent
 
-    @property
-    def encoder(self):
-        "The encoder the classifier reads: the fine-tuned copy F under Eq. 13, else the MAE's E."
-        return self.mae if self.finetuned is None else self.finetuned
-
-    def features(self, imgs):
-        "The classifier's input: CLS token of F (Eq. 13) or of E."
-        return self.encoder.forward_features(imgs)
-
-    def classification_loss(self, imgs, labels):
-        "L_cls of Eq. 2-3: cross-entropy of the head on the encoder's CLS features."
-        return F.cross_entropy(self.head(self.features(imgs)), labels)
-
-    def proximal_term(self):
-        "Eq. 13's ||F - E||^2 over the encoder's parameters."
-        # attribute lookups, not named_parameters(): under functional_call the substituted tensors are not Parameters
-        get = lambda m, n: attrgetter(n)(m)
-        return sum(((get(self.finetuned, n) - get(self.mae, n)) ** 2).sum() for n in self._encoder_names)
-
     def forward(self, what, *args, **kwargs):
         return getattr(self, what)(*args, **kwargs)
 
@@ -187,10 +232,10 @@ class MLOModel(nn.Module):
         T = {f'masking_net.{n}': p for n, p in self.masking_net.named_parameters()}
         return dict(E=E, D=D, C=C, T=T)
 
-def build_mlo_model(preset='vit_micro_patch4_32', num_classes=10, cfg: MLOConfig = None, head_kind='linear', t_hidden=512, **mae_kw):
-    "An `MLOModel` from a `mae_model` preset, a `MaskingNet` sized for it and a `ClassificationHead`."
+def build_mlo_model(model='vit_micro_patch4_32', num_classes=10, cfg: MLOConfig = None, head_kind='linear', t_hidden=512, **mae_kw):
+    "An `MLOModel` from the `mae_model` preset `model`, a `MaskingNet` sized for it and a `ClassificationHead`."
     cfg = cfg or MLOConfig()
-    mae = mae_model(preset, **mae_kw)
+    mae = mae_model(model, **mae_kw)
     return MLOModel(mae, MASKING_NETS[cfg.t_arch](mae.num_patches, mae.pos_embed.shape[-1], t_hidden),
                     ClassificationHead(mae.pos_embed.shape[-1], num_classes, head_kind),
                     cfg.detach_t_input, cfg.t_pos_embed, cfg.straight_through, cfg.stage_two == 'finetune')
@@ -209,35 +254,8 @@ def to_floats(log: dict) -> dict:
     values = torch.stack([log[k].detach().float().reshape(()) for k in keys]).tolist() if keys else []
     return {**log, **dict(zip(keys, values))}
 
-# %% ../nbs/05_mlo.ipynb #884c6c4a
-def _call(model, P, what, *args):
-    "`model.<what>(*args)` with parameters `P` substituted (torch.func): a loss at E', E +- eps v, ... without copying the model."
-    return functional_call(model, P, (what, *args))
-
-@patch(nm='stage_losses')
-def _mlo_stage_losses(self: MLOMAE, model, xu, xtr, ytr, xval, yval, mask_ratio):
-    "`rec_loss(E, T)`, `tr_loss(E, C)`, `val_loss(E, C)`: Eq. 1, 2, 3 at substituted parameters, batches closed over."
-    cfg = self.cfg
-    t_in = model.t_input(xu).detach() if cfg.detach_t_input else None  # held fixed at this E
-    with torch.no_grad(): held = topk_masking(model.masking_probs(xu, t_in), mask_ratio)  # the selection, held too
-    rec = lambda E, T: _call(model, {**E, **T}, 'reconstruction_loss', xu, mask_ratio, t_in, held)[0]
-    tr = lambda E, C: _call(model, {**E, **C}, 'classification_loss', xtr, ytr)
-    if cfg.stage_two == 'finetune':
-        tr = lambda E, C: _call(model, {**E, **C}, 'classification_loss', xtr, ytr) + cfg.prox_lambda * _call(model, {**E, **C}, 'proximal_term')
-    val = lambda E, C: _call(model, {**E, **C}, 'classification_loss', xval, yval)
-    return rec, tr, val
-
-@patch(nm='stage_losses')
-def _blo_stage_losses(self: BLOMAE, model, xu, xtr, ytr, xval, yval, mask_ratio):
-    "Eq. 5: `rec_loss` is the lower level's joint loss; C is not a level, so it does not move in the look-ahead (no C path)."
-    rec, _, val = MLOMAE.stage_losses(self, model, xu, xtr, ytr, xval, yval, mask_ratio)
-    C0 = model.named_groups()['C']
-    rec_blo = lambda E, T: _call(model, {**E, **C0}, 'classification_loss', xtr, ytr) + self.cfg.blo_gamma * rec(E, T)
-    no_step = lambda E, C: torch.zeros((), device=xtr.device)  # a constant: C' = C and the C-path product is 0 under every option
-    return rec_blo, no_step, val
-
 # %% ../nbs/05_mlo.ipynb #c0517bf4
-def average_across_ranks(tensors):
+def _average_across_ranks(tensors):
     "All-reduce-mean a list of tensors in place when running data-parallel; a no-op otherwise."
     if distributed():
         for t in tensors:
@@ -248,7 +266,7 @@ def distributed():
 
 def _average_dict(grads):
     "`reduce` for the hypergradient: each batch gradient it computes becomes the mean over ranks."
-    average_across_ranks(list(grads.values()))
+    _average_across_ranks(list(grads.values()))
     return grads
 
 class MLOSolver:
@@ -259,6 +277,7 @@ class MLOSolver:
         self.amp_dtype, self.iteration, self.stage_one_steps, self.t_steps, self.t_skipped = amp_dtype, 0, 0, 0, 0
         self.groups = model.named_groups()  # the live parameters by role, built once (load_state_dict keeps them)
         self.optimizers = dict(E=opt_mae, D=opt_mae, C=opt_head, T=opt_t)  # which optimizer moves each role
+        self._held = None                   # the roles of a Stage I step whose gradient waits for Stage III (reuse_stage_one)
 
     def autocast(self, x):
         "bf16 (or `amp_dtype`) autocast for Stage I and II passes; nothing when `amp_dtype` is None."
@@ -267,34 +286,40 @@ class MLOSolver:
     def _params(self, *roles):
         return [p for r in roles for p in self.groups[r].values()]
 
+    def _opts(self, roles): return list(dict.fromkeys(self.optimizers[r] for r in roles))
+
+    def _backward(self, loss, roles):
+        "Gradients of `loss` into the parameters of `roles` only, averaged over ranks."
+        params = self._params(*roles)
+        for o in self._opts(roles): o.zero_grad(set_to_none=True)
+        loss.backward(inputs=params)
+        _average_across_ranks([p.grad for p in params])
+
+    def _step(self, roles):
+        "The optimizer step of `roles` on their gradients, clipped if asked."
+        if self.cfg.clip_grad: torch.nn.utils.clip_grad_norm_(self._params(*roles), self.cfg.clip_grad)
+        for o in self._opts(roles): o.step()
+
     def update(self, loss, roles):
         "One step of the optimizers owning `roles` on `loss`: gradients into those parameters only, averaged over ranks, clipped if asked."
-        params, opts = self._params(*roles), list(dict.fromkeys(self.optimizers[r] for r in roles))
-        for o in opts: o.zero_grad(set_to_none=True)
-        loss.backward(inputs=params)
-        average_across_ranks([p.grad for p in params])
-        if self.cfg.clip_grad: torch.nn.utils.clip_grad_norm_(params, self.cfg.clip_grad)
-        for o in opts: o.step()
+        self._backward(loss, roles); self._step(roles)
 
-    def stage_one_step(self, xu, mask_ratio=None, xtr=None, ytr=None):
-        "Stage I (Eq. 1): one step of the method's lower level (E and D; with C for BLO-MAE) on a D_u batch, T fixed."
+    def stage_one_step(self, xu, mask_ratio=None, xtr=None, ytr=None, maps=None, hold=False):
+        "Stage I (Eq. 1): one step of the method's lower level (E and D; with C for BLO-MAE) on a D_u batch, T fixed; `hold`: the step waits for Stage III."
         r = self.cfg.mask_ratio if mask_ratio is None else mask_ratio
+        roles = self.method.stage_one_roles
         with phase('stage_one'):  # labelled parts: the profiler and the benchmark time them in place
-            with self.autocast(xu): loss, log = self.method.stage_one_loss(self.model, xu, r, xtr, ytr)
-            self.update(loss, self.method.stage_one_roles)
+            with self.autocast(xu): loss, log = self.method.stage_one_loss(self.model, xu, r, xtr, ytr, maps=maps)
+            self._backward(loss, roles)
+            if hold: self._held = roles
+            else: self._step(roles)
         self.stage_one_steps += 1
         return log
 
     def stage_two_step(self, xtr, ytr):
         "Stage II (Eq. 2): one step of C on frozen features (or F and C with Eq. 13's proximal term)."
-        m = self.model
         with phase('stage_two'):
-            with self.autocast(xtr):
-                if m.finetuned is None:
-                    with torch.no_grad(): feats = m.mae.forward_features(xtr)
-                    loss = F.cross_entropy(m.head(feats), ytr)
-                else:
-                    loss = m.classification_loss(xtr, ytr) + self.cfg.prox_lambda * m.proximal_term()
+            with self.autocast(xtr): loss = self.model.stage_two_loss(xtr, ytr, self.cfg.prox_lambda, frozen=True)
             self.update(loss, ('C',))
         return dict(tr_loss=loss.detach())
 
@@ -302,42 +327,54 @@ class MLOSolver:
         "eta_E and eta_C of Eq. 6-7: the optimizers' current learning rates."
         return self.opt_mae.param_groups[0]['lr'], self.opt_head.param_groups[0]['lr']
 
-    def compute_hypergradient(self, xu, xtr, ytr, xval, yval, mask_ratio=None, method=None, eta_E=None):
-        "Eq. 8-11 at the current parameters, float32, no autocast: a dict name -> gradient for T."
+    def _kernel(self, kind):
+        "Math attention where a double backward passes through attention (`exact`); the fused kernels everywhere else."
+        return sdpa_kernel(SDPBackend.MATH) if kind == 'exact' else nullcontext()
+
+    def compute_hypergradient(self, xu, xtr, ytr, xval, yval, mask_ratio=None, kind=None, eta_E=None, rec_grad=None, with_loss=False):
+        "Eq. 8-11 at the current parameters, float32, no autocast: a dict name -> gradient for T (and L_val(E', C'), `with_loss`)."
         cfg, g = self.cfg, self.groups
         r = cfg.mask_ratio if mask_ratio is None else mask_ratio
-        kind = method or cfg.hypergradient   # the hypergradient's kind, not the pretraining method
+        kind = kind or cfg.hypergradient
         lr_E, lr_C = self.learning_rates()
         eta_E = lr_E if eta_E is None else eta_E
-        double_through_attention = kind == 'exact' or (cfg.c_path == 'exact' and self.model.finetuned is not None)
-        kernel = sdpa_kernel(SDPBackend.MATH) if double_through_attention else nullcontext()  # fused kernels have no double backward
         was_training = self.model.training
         self.model.eval()  # no dropout inside: a finite difference of two differently-dropped passes is noise
         try:
-            with torch.autocast(xu.device.type, enabled=False), kernel:
+            with torch.autocast(xu.device.type, enabled=False), self._kernel(kind):
                 rec, tr, val = self.method.stage_losses(self.model, xu, xtr, ytr, xval, yval, r)
-                return hypergradient(rec, tr, val, g['E'], g['C'], g['T'], eta_E, lr_C, method=kind, alpha=cfg.alpha,
+                return hypergradient(rec, tr, val, g['E'], g['C'], g['T'], eta_E, lr_C, kind=kind, alpha=cfg.alpha,
                                      lr_factors=cfg.lr_factors, reduce=_average_dict if distributed() else None,
-                                     c_path=cfg.c_path)
+                                     c_path=cfg.c_path, rec_grad=rec_grad, with_loss=with_loss)
         finally:
             self.model.train(was_training)
 
+    def _held_rec_grad(self):
+        "Eq. 6's gradient from the held Stage I step (its E gradients, already averaged over ranks), or None."
+        if self._held is None: return None
+        return {k: torch.zeros_like(p) if p.grad is None else p.grad.to(p.dtype) for k, p in self.groups['E'].items()}
+
     def stage_three_step(self, xu, xtr, ytr, xval, yval, mask_ratio=None):
-        "Stage III (Eq. 3, 8): T steps along the hypergradient; a non-finite one is skipped and counted."
+        "Stage III (Eq. 3, 8): T steps along the hypergradient; a non-finite one is skipped and counted. Then a held Stage I step is taken."
         with phase('stage_three'):
-            with torch.no_grad(), self.autocast(xval): val_loss = self.model.classification_loss(xval, yval)  # for the log
-            hg = self.compute_hypergradient(xu, xtr, ytr, xval, yval, mask_ratio)
-            T = self.groups['T']
-            grads = [hg[n] for n in T]  # already averaged over ranks, inside the hypergradient
-            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(v, dtype=torch.float64) for v in grads]))
-            if not torch.isfinite(norm):  # the one host sync of Stage III: a skipped step must not touch AdamW's state
-                self.t_skipped += 1
-                return dict(val_loss=val_loss, hypergrad_norm=norm, t_skipped=self.t_skipped)
-            self.opt_t.zero_grad(set_to_none=True)
-            for p, v in zip(T.values(), grads): p.grad = v.to(p.dtype)
-            self.opt_t.step()
-            self.t_steps += 1
-        return dict(val_loss=val_loss, hypergrad_norm=norm, t_skipped=self.t_skipped)
+            hg, val_loss = self.compute_hypergradient(xu, xtr, ytr, xval, yval, mask_ratio, rec_grad=self._held_rec_grad(), with_loss=True)
+            out = self._t_update(hg)
+        if self._held is not None: self._step(self._held); self._held = None   # Stage I's step, after Stage III read its gradient
+        return dict(val_loss=val_loss, **out)   # L_val(E', C') of the look-ahead pass: no extra forward for the log
+
+    def _t_update(self, hg):
+        "T's AdamW step on the hypergradient `hg`, skipped (and counted) when it is not finite."
+        T = self.groups['T']
+        grads = [hg[n] for n in T]  # already averaged over ranks, inside the hypergradient
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(v, dtype=torch.float64) for v in grads]))
+        if not torch.isfinite(norm):  # the one host sync of Stage III: a skipped step must not touch AdamW's state
+            self.t_skipped += 1
+            return dict(hypergrad_norm=norm, t_skipped=self.t_skipped)
+        self.opt_t.zero_grad(set_to_none=True)
+        for p, v in zip(T.values(), grads): p.grad = v.to(p.dtype)
+        self.opt_t.step()
+        self.t_steps += 1
+        return dict(hypergrad_norm=norm, t_skipped=self.t_skipped)
 
     def step(self, du_batches, dtr_batch, dval_batch, mask_ratio=None):
         "One iteration of the method (`Method.iteration`): a dict of tensors to log (`to_floats` reads them back)."
@@ -360,8 +397,14 @@ def mask_ratio_schedule(progress, start=0.5, end=0.9):
     "Appendix D.4's curriculum: the masking ratio grows linearly from `start` to `end` as `progress` goes 0 -> 1."
     return start + (end - start) * min(max(progress, 0.0), 1.0)
 
+def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0,
+                  min_lr: float = 0.) -> CosineLRScheduler:
+    "timm's per-step schedule: lr linear from 0 over `warmup_steps`, then half cosine to `min_lr` at `total_steps`; call `.step_update(step)`."
+    return CosineLRScheduler(optimizer, t_initial=max(1, total_steps - warmup_steps), lr_min=min_lr,
+                             warmup_t=warmup_steps, warmup_lr_init=0., warmup_prefix=True, t_in_epochs=False)
+
 # %% ../nbs/05_mlo.ipynb #728925f2
-def micro_problem(cfg: MLOConfig, seed=0, batch=8, dtype=torch.float64, lr=1e-2, t_hidden=32, num_classes=10, **kw):
+def _micro_problem(cfg: MLOConfig, seed=0, batch=8, dtype=torch.float64, lr=1e-2, t_hidden=32, num_classes=10, **kw):
     "A float64 micro `MLOSolver` with fixed random batches (for checks): (solver, xu, xtr, ytr, xval, yval)."
     torch.manual_seed(seed)
     model = build_mlo_model('vit_micro_patch4_32', num_classes=num_classes, cfg=cfg, t_hidden=t_hidden, **kw).to(dtype)
@@ -371,10 +414,10 @@ def micro_problem(cfg: MLOConfig, seed=0, batch=8, dtype=torch.float64, lr=1e-2,
     ys = [torch.randint(0, num_classes, (batch,), generator=g) for _ in range(2)]
     return solver, xs[0], xs[1], ys[0], xs[2], ys[1]
 
-def directional_check(solver, xu, xtr, ytr, xval, yval, h=1e-6, seed=0):
+def _directional_check(solver, xu, xtr, ytr, xval, yval, h=1e-6, seed=0):
     "<exact hypergradient, u> vs the central difference of the unrolled validation loss along a random u."
     cfg, g = solver.cfg, solver.model.named_groups()
-    exact = solver.compute_hypergradient(xu, xtr, ytr, xval, yval, method='exact')
+    exact = solver.compute_hypergradient(xu, xtr, ytr, xval, yval, kind='exact')
     solver.model.eval()  # as inside Stage III: no dropout
     gen = torch.Generator().manual_seed(seed)
     u = {k: torch.randn(v.shape, generator=gen, dtype=v.dtype) for k, v in g['T'].items()}
@@ -388,7 +431,7 @@ def directional_check(solver, xu, xtr, ytr, xval, yval, h=1e-6, seed=0):
     return ex, fd
 
 # %% ../nbs/05_mlo.ipynb #23e5018c
-def cls_attention(mae: MaskedAutoencoderViT, imgs) -> torch.Tensor:
+def _cls_attention(mae: MaskedAutoencoderViT, imgs) -> torch.Tensor:
     "(B, N): the CLS token's attention over the N patches in E's last block, averaged over heads."
     x = mae.patch_embed(imgs) + mae.pos_embed[:, 1:, :]
     x = torch.cat([(mae.cls_token + mae.pos_embed[:, :1, :]).expand(x.shape[0], -1, -1), x], dim=1)
@@ -405,8 +448,8 @@ def cls_attention(mae: MaskedAutoencoderViT, imgs) -> torch.Tensor:
 class AttMask(Method):
     "AttMask: mask the N*r patches the CLS token attends to most (E's last block, no gradient); MAE's unit weights."
     name, label = 'attmask', 'AttMask'
-    def masking(self, model, xu, mask_ratio):
-        with torch.no_grad(): att = cls_attention(model.mae, xu)
+    def masking(self, model, xu, mask_ratio, maps=None):
+        with torch.no_grad(): att = _cls_attention(model.mae, xu)
         return topk_masking(att, mask_ratio), None
 
 # %% ../nbs/05_mlo.ipynb #de1e220d
@@ -417,7 +460,7 @@ class Untrained(Method):
     stage_one_roles = ()   # no Stage I: nothing moves E or D
     floor = True           # a study draws it as a reference line under the bars
     def iteration(self, solver, du_batches, dtr_batch, dval_batch, mask_ratio):
-        return solver.stage_two_step(*dtr_batch)
+        return solver.stage_two_step(dtr_batch[0], dtr_batch[1])
     def images_per_iteration(self, batch_size): return batch_size
 
 # %% ../nbs/05_mlo.ipynb #b3525bbc
@@ -425,7 +468,7 @@ import json
 from pathlib import Path
 from .models import MAE_PRESETS
 
-def read_mask_map(run_dir) -> dict:
+def _read_mask_map(run_dir) -> dict:
     "The `mask_map.json` of the run folder `run_dir` (`train` writes it at the end of runs that learn masks); one line if missing or malformed."
     path = Path(run_dir)/'mask_map.json'
     if not path.exists():
@@ -448,11 +491,11 @@ class Prior(Method):
     def __init__(self, cfg: MLOConfig):
         super().__init__(cfg)
         if cfg.prior_from is None: raise ValueError("method prior needs prior_from: the run folder of an MLO-MAE run (its mask_map.json)")
-        self.frequency = torch.tensor(read_mask_map(cfg.prior_from)['frequency'])
+        self.frequency = torch.tensor(_read_mask_map(cfg.prior_from)['frequency'])
         if _num_patches(cfg) is not None: self._check(_num_patches(cfg))
     def _check(self, n):
         if len(self.frequency) != n:
             raise ValueError(f"prior_from {self.cfg.prior_from}: its mask map has {len(self.frequency)} positions, this model {n} patches")
-    def masking(self, model, xu, mask_ratio):
+    def masking(self, model, xu, mask_ratio, maps=None):
         N = model.mae.num_patches; self._check(N)
         return topk_masking(self.frequency.to(xu.device).expand(xu.shape[0], N), mask_ratio), None

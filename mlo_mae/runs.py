@@ -4,26 +4,25 @@
 
 # %% ../nbs/06_runs.ipynb #c5d4207e
 from __future__ import annotations
-import dataclasses, hashlib, json, os, re, shutil
+import dataclasses, fcntl, hashlib, json, os, re, shutil, time, uuid
 from contextlib import contextmanager
 from dataclasses import asdict, fields
 from pathlib import Path
 
 import torch
 
-from .config import TrainConfig, PRESETS, PRESET_NAMES, RESUMABLE, validate
+from .config import TrainConfig, RECIPES, _RECIPE_NAMES, validate, _recipe_row, _fit_model_kw
 from .data import dataset_spec, check_patch_grid
 from .models import MAE_PRESETS, init_mae_from
 from .masking import num_kept
 from .mlo import MLOModel, build_mlo_model
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'CHECKPOINT_VERSION', 'MACHINERY', 'default_out_dir', 'resolve_config', 'folder_state', 'read_config',
-           'plan_run', 'open_run_folder', 'forget_replaced', 'save_checkpoint', 'load_checkpoint', 'build_run_model',
+__all__ = ['resolve_config', 'folder_state', 'read_config', 'plan_run', 'run_folder_lock', 'load_checkpoint', 'build_run_model',
            'init_from', 'load_run', 'cpu_threads', 'defining_settings', 'run_name', 'cached_run_state']
 
 # %% ../nbs/06_runs.ipynb #ea6b2d6d
-def default_out_dir(cfg: TrainConfig) -> str:
+def _default_out_dir(cfg: TrainConfig) -> str:
     return str(Path('runs')/f'{cfg.dataset}-{cfg.method}-{cfg.preset}-seed{cfg.seed}')
 
 def resolve_config(cfg: TrainConfig = None, **overrides) -> TrainConfig:
@@ -32,43 +31,69 @@ def resolve_config(cfg: TrainConfig = None, **overrides) -> TrainConfig:
     unknown = sorted(set(overrides) - names)
     if unknown: raise ValueError(f"unknown setting(s) {', '.join(unknown)}; see TrainConfig (or --help) for the list")
     cfg = dataclasses.replace(cfg or TrainConfig(), **overrides)   # validates every field
-    spec = dataset_spec(cfg.dataset)
-    cfg.preset = cfg.preset or ('smoke' if cfg.dataset == 'cifar10_mini' else 'paper')
-    if (cfg.preset, spec.img_size) not in PRESETS:
-        raise ValueError(f"preset {cfg.preset!r} has no {spec.img_size}-px setting: choose one of "
-                         f"{', '.join(p for p in PRESET_NAMES if (p, spec.img_size) in PRESETS)}")
-    for k, v in PRESETS[cfg.preset, spec.img_size].items():
+    registered = dataset_spec(cfg.dataset)
+    own = registered.image_size(cfg.data_dir)   # an image folder of small images: their own size (00_data)
+    cfg.img_size = cfg.img_size or (own if own != registered.img_size else None)   # None: the dataset's size (run names unchanged)
+    spec = registered.at_size(cfg.img_size)
+    cfg.preset = cfg.preset or spec.default_recipe
+    adapt = cfg.model is None or cfg.img_size is not None or cfg.patch_size is not None   # a model the user named keeps its size unless one is asked
+    for k, v in RECIPES[cfg.preset, _recipe_row(cfg.preset, spec.recipe_size)].items():
         if getattr(cfg, k) is None: setattr(cfg, k, v)
     if cfg.model not in MAE_PRESETS: raise ValueError(f"unknown model {cfg.model!r}: choose one of {', '.join(MAE_PRESETS)}")
+    if adapt: cfg.model_kw = _fit_model_kw(MAE_PRESETS[cfg.model], cfg.model_kw, spec.img_size, cfg.patch_size)   # sizes no row is written for (04_config)
     mk = {**MAE_PRESETS[cfg.model], **(cfg.model_kw or {})}
     if mk['img_size'] != spec.img_size:
         raise ValueError(f"model {cfg.model} takes {mk['img_size']} px images, dataset {cfg.dataset} gives {spec.img_size} px: "
-                         f"set model_kw={{\"img_size\": {spec.img_size}, \"patch_size\": ...}}")
+                         f"drop model_kw's img_size, or set img_size={mk['img_size']}")
     check_patch_grid(mk['img_size'], mk['patch_size'])
     n = (mk['img_size'] // mk['patch_size']) ** 2
     if n - num_kept(n, cfg.mask_ratio) < 1 or num_kept(n, cfg.mask_ratio) < 1:
         raise ValueError(f"mask_ratio {cfg.mask_ratio} leaves {num_kept(n, cfg.mask_ratio)} of {n} patches visible: "
                          f"at least one must be masked and one seen")
     if cfg.resume and cfg.overwrite: raise ValueError("resume and overwrite exclude each other: choose one")
-    cfg.out_dir = cfg.out_dir or default_out_dir(cfg)
+    cfg.out_dir = cfg.out_dir or _default_out_dir(cfg)
     return validate(cfg)
 
 # %% ../nbs/06_runs.ipynb #97dba939
-RUN_FILES = ('config.json', 'metrics.jsonl', 'checkpoint.pt', 'checkpoint.pt.tmp', 'final.json', 'masking_net.safetensors',
-             'encoder_timm.safetensors', 'mask_map.json')
+_MARKER, _LOCK = 'mlo_mae_run.json', 'run.lock'
+_RUN_FILES = ('config.json', 'metrics.jsonl', 'checkpoint.pt', 'checkpoint.pt.tmp', 'final.json', 'masking_net.safetensors',
+              'encoder_timm.safetensors', 'mask_map.json', _MARKER, _LOCK, 'tensorboard')
+_OUR_SETTINGS = {'method', 'dataset', 'mask_ratio', 'lr_mae', 'out_dir'}   # in every config.json this package wrote
 
 def _is_run_file(name: str) -> bool:
-    return name in RUN_FILES or re.fullmatch(r'eval_[a-z0-9_]+\.json', name) is not None
+    return name in _RUN_FILES or re.fullmatch(r'eval_[a-z0-9_]+\.(json|csv|png)', name) is not None
+
+def _read_json(path):
+    try: return json.loads(Path(path).read_text())
+    except (OSError, ValueError): return None
+
+def _marked(out: Path) -> bool:
+    "Whether `out` carries this package's marker."
+    m = _read_json(out/_MARKER)
+    return isinstance(m, dict) and m.get('package') == 'mlo_mae'
+
+def _ours_unmarked(out: Path, names: set) -> bool:
+    "A run folder from before the marker: config.json with this package's settings, and its checkpoint or final accuracy."
+    cfg, final = _read_json(out/'config.json'), _read_json(out/'final.json') if 'final.json' in names else None
+    if not (isinstance(cfg, dict) and _OUR_SETTINGS <= set(cfg)): return False
+    return 'checkpoint.pt' in names or (isinstance(final, dict) and 'stage2_test_accuracy' in final)
 
 def folder_state(out) -> str:
-    "'absent', 'empty' (nothing, or a failed start's config.json alone), 'run' (this package's run) or 'foreign'."
+    "'absent', 'empty' (nothing but this package's marker, lock, a failed start's config.json), 'run' (this package's) or 'foreign'."
     out = Path(out)
     if not out.exists(): return 'absent'
     if not out.is_dir(): return 'foreign'
     names = {p.name for p in out.iterdir()}
+    if names <= {_LOCK}: return 'empty'
     if not all(_is_run_file(n) for n in names): return 'foreign'
-    if names <= {'config.json'}: return 'empty'
-    return 'run' if 'config.json' in names else 'foreign'
+    if _marked(out): return 'empty' if names <= {_MARKER, _LOCK, 'config.json'} else 'run'
+    return 'run' if _ours_unmarked(out, names) else 'foreign'
+
+def _foreign(out: Path) -> FileExistsError:
+    if not out.is_dir(): return FileExistsError(f"{out} is a file, not a folder: choose another out_dir")
+    odd = sorted(p.name for p in out.iterdir() if not _is_run_file(p.name))
+    what = f"files that are not a run's (e.g. {odd[0]})" if odd else f"files no mlo_mae run wrote (no {_MARKER})"
+    return FileExistsError(f"{out} holds {what}: it is never written into nor deleted, overwrite included; choose another out_dir")
 
 def read_config(out) -> TrainConfig:
     "The `TrainConfig` saved in the run folder `out`."
@@ -86,19 +111,18 @@ def plan_run(given: dict) -> TrainConfig:
     "The resolved settings of a run asked for with the settings `given` (fresh, `resume` or `overwrite`), checked against its folder."
     cfg = resolve_config(**given)
     out, state = Path(cfg.out_dir), folder_state(cfg.out_dir)
-    if state == 'foreign':
-        raise FileExistsError(f"{out} holds files that are not a run's (e.g. {next(n.name for n in out.iterdir() if not _is_run_file(n.name))}): "
-                              f"choose another out_dir")
+    if state == 'foreign': raise _foreign(out)
     if cfg.resume:
         if state != 'run': return dataclasses.replace(cfg, resume=False)   # nothing to continue: a fresh start
         if not (out/'checkpoint.pt').exists():
             raise FileNotFoundError(f"{out} holds no checkpoint.pt to resume from: pass overwrite=True to start it again")
         saved, asked = read_config(out), TrainConfig(**given)
-        changed = sorted(k for k in given if k not in RESUMABLE and getattr(saved, k) != getattr(asked, k))
+        resumable = TrainConfig.having('resumable')
+        changed = sorted(k for k in given if k not in resumable and getattr(saved, k) != getattr(asked, k))
         if changed:
             raise ValueError(f"resume continues the run as it was started; these settings differ from {out/'config.json'}: "
                              + '; '.join(f"{k}={getattr(saved, k)!r} there, {getattr(asked, k)!r} now" for k in changed))
-        kept = {k: getattr(asked, k) for k in RESUMABLE if k in given}
+        kept = {k: getattr(asked, k) for k in resumable if k in given}
         return dataclasses.replace(saved, **{**kept, 'out_dir': str(out), 'resume': True, 'overwrite': False})
     if state == 'run' and not cfg.overwrite:
         raise FileExistsError(f"run folder {out} exists: pass resume=True to continue it or overwrite=True to replace it")
@@ -107,24 +131,58 @@ def plan_run(given: dict) -> TrainConfig:
                               f"move or delete it first")
     return cfg
 
-def open_run_folder(cfg: TrainConfig):
-    "Create (or take over) `cfg.out_dir` as planned and write `config.json`; returns the folder a replaced run was moved to, or None."
+def _open_run_folder(cfg: TrainConfig):
+    "Take over `cfg.out_dir` as planned: the marker, a replaced run's files moved aside, config.json; returns the aside folder or None."
     out, aside = Path(cfg.out_dir), None
     if not cfg.resume:
-        if folder_state(out) == 'run': aside = _aside(out); out.rename(aside)
-        elif folder_state(out) == 'empty' and (out/'config.json').exists(): (out/'config.json').unlink()
+        state = folder_state(out)
+        if state == 'run':
+            aside = _aside(out); aside.mkdir()
+            for p in out.iterdir():
+                if p.name != _LOCK: p.rename(aside/p.name)     # the lock stays: the folder is held throughout
+        elif state == 'empty': (out/'config.json').unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
+    if not cfg.resume or not _marked(out):   # written first: what makes the folder this package's
+        (out/_MARKER).write_text(json.dumps(dict(package='mlo_mae', run_id=uuid.uuid4().hex, created=time.strftime('%Y-%m-%dT%H:%M:%S%z'))))
     (out/'config.json').write_text(json.dumps(asdict(cfg), indent=1))
     return aside
 
-def forget_replaced(aside):
+def _forget_replaced(aside):
     "Delete the replaced run kept aside: the new run has its first checkpoint."
     if aside is not None and Path(aside).exists(): shutil.rmtree(aside)
 
-# %% ../nbs/06_runs.ipynb #71f21523
-CHECKPOINT_VERSION = 2
+def _holder(fd) -> str:
+    "The PID the holder wrote into the lock file (it writes it just after locking: wait a moment for it)."
+    for _ in range(20):
+        pid = os.pread(fd, 32, 0).decode(errors='replace').strip()
+        if pid: return pid
+        time.sleep(0.01)
+    return 'unknown'
 
-def save_checkpoint(path, state: dict):
+@contextmanager
+def run_folder_lock(out):
+    "Hold the folder `out` for this process (see above): made if absent, refused in one line while another process holds it."
+    out = Path(out)
+    made = [p for p in (out, *out.parents) if not p.exists()]
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out/_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = _holder(fd); os.close(fd)
+        raise RuntimeError(f"{out} is in use by process {pid} (a run, a resume or an evaluation writing there): "
+                           f"wait for it to end, or choose another out_dir") from None
+    os.ftruncate(fd, 0); os.pwrite(fd, f'{os.getpid()}\n'.encode(), 0)
+    try: yield out
+    finally:
+        if made and {p.name for p in out.iterdir()} == {_LOCK}: (out/_LOCK).unlink()   # still held: nobody else has it
+        fcntl.flock(fd, fcntl.LOCK_UN); os.close(fd)
+        for p in made:
+            if p.exists() and not any(p.iterdir()): p.rmdir()
+
+# %% ../nbs/06_runs.ipynb #71f21523
+_CHECKPOINT_VERSION = 2
+
+def _save_checkpoint(path, state: dict):
     "Write `state` to `path` atomically: a temporary file in the same folder, then a rename; a failed write leaves no trace."
     path = Path(path); tmp = path.with_name(path.name + '.tmp')
     try:
@@ -141,11 +199,11 @@ def load_checkpoint(path, cfg: TrainConfig = None) -> dict:
     except Exception as e:
         raise RuntimeError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}): "
                            f"restart the run with overwrite=True") from None
-    if not isinstance(state, dict) or state.get('version') != CHECKPOINT_VERSION:
-        raise RuntimeError(f"checkpoint {path} is not a mlo_mae checkpoint of version {CHECKPOINT_VERSION}")
+    if not isinstance(state, dict) or state.get('version') != _CHECKPOINT_VERSION:
+        raise RuntimeError(f"checkpoint {path} is not a mlo_mae checkpoint of version {_CHECKPOINT_VERSION}")
     if cfg is not None:
         diff = [f"{k}: {state['config'].get(k)!r} in the checkpoint, {getattr(cfg, k)!r} now" for k in state['config']
-                if k not in RESUMABLE and hasattr(cfg, k) and state['config'][k] != getattr(cfg, k)]
+                if k not in TrainConfig.having('resumable') and hasattr(cfg, k) and state['config'][k] != getattr(cfg, k)]
         if diff: raise ValueError(f"checkpoint {path} was made with other settings ({'; '.join(diff)})")
     return state
 
@@ -184,17 +242,16 @@ def cpu_threads(n=None, device='cpu'):
     finally: torch.set_num_threads(before)
 
 # %% ../nbs/06_runs.ipynb #9b4f8659
-MACHINERY = ('out_dir', 'resume', 'overwrite', 'progress', 'num_workers', 'device', 'threads', 'checkpoint_every',
-             'checkpoint_minutes', 'data_dir')
-
 def defining_settings(cfg: TrainConfig) -> dict:
     "The settings that define what a run computes: all but the machinery."
-    return {k: v for k, v in asdict(cfg).items() if k not in MACHINERY}
+    return {k: v for k, v in asdict(cfg).items() if k not in TrainConfig.having('machinery')}
 
 def run_name(cfg: TrainConfig, base: TrainConfig) -> str:
-    "Folder name of a cached run: method, the settings differing from `base`, and a hash of every defining setting."
+    "Folder name of a cached run: method, the settings differing from `base`, and a hash of the defining settings that differ from their defaults."
     diff = {k: v for k, v in defining_settings(cfg).items() if k != 'method' and v != getattr(base, k)}
-    digest = hashlib.sha1(json.dumps(defining_settings(cfg), sort_keys=True, default=str).encode()).hexdigest()[:6]
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    given = {k: v for k, v in defining_settings(cfg).items() if v != defaults[k]}   # a setting added later, at its default, renames nothing
+    digest = hashlib.sha1(json.dumps(given, sort_keys=True, default=str).encode()).hexdigest()[:6]
     parts = [cfg.method] + [f'{k}{json.dumps(v, sort_keys=True, separators=(",", ":")) if isinstance(v, dict) else v}'
                             for k, v in sorted(diff.items())]
     return re.sub(r'[^A-Za-z0-9._=-]', '_', '-'.join(parts + [digest]))

@@ -10,23 +10,21 @@ from pathlib import Path
 
 import torch
 
-from .config import METHODS, TrainConfig
+from .config import METHODS, TrainConfig, load_plugins, _plugins_in
 from . import runs
 from .runs import resolve_config, cached_run_state, folder_state
 from .mlo import get_method
 from .train import train, RunInterrupted
-from .evaluate_run import evaluate_run, PROTOCOLS
+from .evaluate_run import evaluate_run, PROTOCOLS, LoadedRun, registered_measures, _options, _option_flags, _given_options
 
 # %% auto #0
-__all__ = ['DEFAULT_METHODS', 'DEFAULT_SEEDS', 'DEFAULT_PROTOCOLS', 'STUDY_OWNS', 'MEASURES', 'ACCURACY_MEASURES',
-           'MEASURE_LABELS', 'Cell', 'setting_label', 'plan_study', 'run_cell', 'evaluate_cell', 'cell_row',
-           'summarise', 'plot_study', 'run_study', 'main']
+__all__ = ['STUDY_OWNS', 'Cell', 'plan_study', 'evaluate_cell', 'summarise', 'plot_study', 'run_study', 'main']
 
 # %% ../nbs/50_study.ipynb #ab0ca32b
-DEFAULT_METHODS = ('untrained', 'mae')
-DEFAULT_SEEDS = (0, 1, 2)
-DEFAULT_PROTOCOLS = ('stage2', 'knn', 'linear_probe', 'masks')
-STUDY_OWNS = ('method', 'seed', 'max_steps', 'budget_seconds', 'dataset', 'preset', 'out_dir', 'resume', 'overwrite')
+_DEFAULT_METHODS = ('untrained', 'mae')
+_DEFAULT_SEEDS = (0, 1, 2)
+_DEFAULT_PROTOCOLS = ('stage2', 'knn', 'linear_probe', 'masks')
+STUDY_OWNS = TrainConfig.having('study_owned')   # declared with each setting (04_config)
 
 @dataclass
 class Cell:
@@ -38,18 +36,31 @@ class Cell:
     cfg: TrainConfig
     out: Path
 
-def setting_label(settings: dict) -> str:
+def _setting_label(settings: dict) -> str:
     "'default' for no setting, else 'k=v,k=v' sorted by name."
     return ','.join(f'{k}={json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v}' for k, v in sorted(settings.items())) or 'default'
 
-def plan_study(root, methods=DEFAULT_METHODS, seeds=DEFAULT_SEEDS, settings=({},), dataset='cifar10_mini', preset=None,
-               max_steps=None, budget_seconds=None, common=None, protocols=DEFAULT_PROTOCOLS) -> list:
-    "The study's cells (methods x seeds x settings), in that order, each resolved and checked; one-line errors before any work."
-    common, settings = dict(common or {}), [dict(s) for s in settings]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown: raise ValueError(f"unknown method(s) {', '.join(unknown)}: choose among {', '.join(METHODS)}")
+def _taken(cls, options: dict) -> dict:
+    "The options of `options` that the protocol class `cls` declares (None: its default)."
+    return {k: v for k, v in options.items() if k in cls.options and v is not None}
+
+def _check_protocols(protocols, protocol_options) -> None:
+    "Every protocol registered, every option taken by one of them, each protocol's own checks: one-line errors before any work."
     bad = [p for p in protocols if p not in PROTOCOLS]
     if bad: raise ValueError(f"unknown protocol(s) {', '.join(bad)}: choose among {', '.join(PROTOCOLS)}")
+    given = {k: v for k, v in (protocol_options or {}).items() if v is not None}
+    untaken = sorted(set(given) - {o for p in protocols for o in PROTOCOLS[p].options})
+    if untaken: raise ValueError(f"no protocol of the study ({', '.join(protocols)}) takes the option(s) {', '.join(untaken)}")
+    for p in protocols: _options(PROTOCOLS[p](), _taken(PROTOCOLS[p], given))
+
+def plan_study(root, methods=_DEFAULT_METHODS, seeds=_DEFAULT_SEEDS, settings=({},), dataset='cifar10_mini', preset=None,
+               max_steps=None, budget_seconds=None, common=None, protocols=_DEFAULT_PROTOCOLS, protocol_options=None) -> list:
+    "The study's cells (methods x seeds x settings), in that order, each resolved and checked; one-line errors before any work."
+    common, settings = dict(common or {}), [dict(s) for s in settings]
+    load_plugins(common.get('plugins'))   # their methods and protocols, before the names are checked
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown: raise ValueError(f"unknown method(s) {', '.join(unknown)}: choose among {', '.join(METHODS)}")
+    _check_protocols(protocols, protocol_options)
     if (max_steps is None) == (budget_seconds is None):
         raise ValueError("give exactly one budget, max_steps (iterations) or budget_seconds (training time): every run shares it")
     if not methods or not seeds or not settings: raise ValueError("a study needs at least one method, one seed and one setting")
@@ -67,13 +78,13 @@ def plan_study(root, methods=DEFAULT_METHODS, seeds=DEFAULT_SEEDS, settings=({},
                 get_method(cfg)   # the method's own checks (a prior's mask map), now
                 out = Path(root)/'runs'/runs.run_name(cfg, base)
                 cfg.out_dir = str(out)
-                cells.append(Cell(method, seed, setting_label(setting), setting, cfg, out))
+                cells.append(Cell(method, seed, _setting_label(setting), setting, cfg, out))
     names = [c.out.name for c in cells]
     if len(set(names)) != len(names): raise ValueError("two cells of the study are the same run: settings repeat")
     return cells
 
 # %% ../nbs/50_study.ipynb #684e0912
-def run_cell(cell: Cell, device=None, threads=None, progress=False) -> str:
+def _run_cell(cell: Cell, device=None, threads=None, progress=False) -> str:
     "Train the run of `cell` unless it is finished: 'reused', 'resumed' or 'trained'."
     state = cached_run_state(cell.out, cell.cfg)
     if state == 'finished': return 'reused'
@@ -84,39 +95,34 @@ def run_cell(cell: Cell, device=None, threads=None, progress=False) -> str:
     train(cell.cfg, **kw)
     return 'resumed' if state == 'resumable' else 'trained'
 
-def _applies(protocol, method) -> bool: return protocol != 'masks' or METHODS[method].learns_masks
+_plain = lambda v: json.loads(json.dumps(v, default=str))   # as a result file holds it (paths as text)
 
-def evaluate_cell(cell: Cell, protocols=DEFAULT_PROTOCOLS, probe_epochs=None, device=None, threads=None) -> dict:
-    "{protocol: result} of the finished run of `cell`, each read from its eval file or computed once by `evaluate_run`."
-    res = {}
-    for p in protocols:
-        if not _applies(p, cell.method): continue
-        if p == 'stage2':   # the number train reported once at the run's end: evaluate_run's stage2 recomputes exactly it
-            res[p] = dict(protocol=p, accuracy=json.loads((cell.out/'final.json').read_text())['stage2_test_accuracy']); continue
-        path, epochs = cell.out/f'eval_{p}.json', probe_epochs if p in ('linear_probe', 'finetune') else None
+def evaluate_cell(cell: Cell, protocols=_DEFAULT_PROTOCOLS, protocol_options=None, device=None, threads=None) -> dict:
+    "{protocol: result} of the finished run of `cell`: what its training reported, else its eval file made with these options, else `evaluate_run` once."
+    res, run = {}, LoadedRun(cell.out)
+    for name in protocols:
+        proto = PROTOCOLS[name]()
+        if not proto.applies_to(METHODS[cell.method]): continue
+        given = _taken(PROTOCOLS[name], protocol_options or {})
+        reported = None if given else proto.reported(run)
+        if reported is not None: res[name] = dict(protocol=name, **reported); continue
+        path = cell.out/f'eval_{name}.json'
         saved = json.loads(path.read_text()) if path.exists() else None
-        if saved is not None and (epochs is None or saved.get('epochs') == epochs): res[p] = saved; continue   # else: other epochs
-        res[p] = evaluate_run(cell.out, p, device=device or 'cpu', overwrite=saved is not None, epochs=epochs, progress=False, threads=threads)
+        if saved is not None and all(saved.get(k) == _plain(v) for k, v in given.items()): res[name] = saved; continue   # else: other options
+        res[name] = evaluate_run(cell.out, name, device=device or 'cpu', overwrite=saved is not None, progress=False, threads=threads, **given)
     return res
 
-def cell_row(cell: Cell, results: dict) -> dict:
+def _cell_row(cell: Cell, results: dict) -> dict:
     "The run's row of `study_runs.csv`: what it is, what its budget bought, and one column per measurement."
     fin = json.loads((cell.out/'final.json').read_text())
     row = dict(setting=cell.setting, method=cell.method, label=METHODS[cell.method].label, seed=cell.seed, run=cell.out.name,
                max_steps=cell.cfg.max_steps, budget_seconds=cell.cfg.budget_seconds, steps=fin['steps'],
                stage_one_steps=fin['stage_one_steps'], t_steps=fin['t_steps'], train_seconds=round(fin['train_seconds'], 3),
                device=fin['device'])
-    for p, r in results.items():
-        if 'accuracy' in r and isinstance(r['accuracy'], (int, float)): row[p] = r['accuracy']
-    if 'masks' in results:
-        m = results['masks']
-        row.update(mask_iou=m['mean_pairwise_iou'], mask_random_iou=m['random_iou'],
-                   sigma_mean=m['sigma']['mean'] if m['sigma'] else None, sigma_std=m['sigma']['std'] if m['sigma'] else None)
+    for name, r in results.items(): row.update(PROTOCOLS[name]().row(r))   # each protocol's own columns
     return row
 
 # %% ../nbs/50_study.ipynb #100507da
-MEASURES = ('stage2', 'knn', 'linear_probe', 'finetune', 'mask_iou', 'mask_random_iou', 'sigma_mean', 'sigma_std')
-
 def _num(v):
     if v is None or v == '': return None
     v = float(v)
@@ -132,7 +138,7 @@ def summarise(rows, reference='mae') -> list:
     for setting, method in groups:
         mine = [r for r in rows if (r['setting'], r['method']) == (setting, method)]
         ref = {int(r['seed']): r for r in rows if (r['setting'], r['method']) == (setting, reference) != (setting, method)}
-        for m in MEASURES:
+        for m in registered_measures():
             xs = [_num(r.get(m)) for r in mine]
             xs = [x for x in xs if x is not None]
             if not xs: continue
@@ -145,14 +151,11 @@ def summarise(rows, reference='mae') -> list:
     return out
 
 # %% ../nbs/50_study.ipynb #6deddd59
-ACCURACY_MEASURES = ('stage2', 'knn', 'linear_probe', 'finetune')
-MEASURE_LABELS = dict(stage2='Stage II test accuracy (%)', knn='k-NN test accuracy (%)', linear_probe='linear probe test accuracy (%)',
-                      finetune='fine-tuning test accuracy (%)')
-
 def plot_study(summary, title='study'):
     "Bars (mean, one standard deviation over seeds) per setting and method, one panel per accuracy protocol; floor methods as lines."
     import matplotlib.pyplot as plt
-    measures = [m for m in ACCURACY_MEASURES if any(r['measure'] == m for r in summary)]
+    labels = {c: m.label for c, m in registered_measures(percent=True).items()}
+    measures = [m for m in labels if any(r['measure'] == m for r in summary)]
     if not measures: raise ValueError("nothing to plot: the summary has no accuracy")
     settings = list(dict.fromkeys(r['setting'] for r in summary))
     methods = list(dict.fromkeys(r['method'] for r in summary))
@@ -172,62 +175,89 @@ def plot_study(summary, title='study'):
                 y = get[s, m]['mean']
                 ax.hlines(y, i - 0.45, i + 0.45, colors='k', linestyles='--', label=METHODS[m].label if i == 0 else None)
                 ax.annotate(f'{y:.1f}', (i + 0.45, y), fontsize=8, va='bottom', ha='right')
-        ax.set_xticks(range(len(settings)), settings); ax.set_ylabel(MEASURE_LABELS[meas]); ax.grid(axis='y', alpha=0.3)
+        ax.set_xticks(range(len(settings)), settings); ax.set_ylabel(labels[meas]); ax.grid(axis='y', alpha=0.3)
     axs[0][0].legend(fontsize=8)
     fig.suptitle(title); fig.tight_layout()
     return fig
 
 # %% ../nbs/50_study.ipynb #8dda3bbe
+_DECIMALS = 4   # the CSVs' precision: an accuracy on 500 test images moves in steps of 0.2 points
+
 def _write_csv(path, rows):
     cols = list(dict.fromkeys(k for r in rows for k in r))
+    rounded = [{k: round(v, _DECIMALS) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
     with open(path, 'w', newline='') as f:
-        w = csv.DictWriter(f, cols); w.writeheader(); w.writerows(rows)
+        w = csv.DictWriter(f, cols); w.writeheader(); w.writerows(rounded)
 
-def run_study(root, methods=DEFAULT_METHODS, seeds=DEFAULT_SEEDS, settings=({},), dataset='cifar10_mini', preset=None,
-              max_steps=None, budget_seconds=None, protocols=DEFAULT_PROTOCOLS, common=None, reference='mae',
-              probe_epochs=None, device=None, threads=None, progress=False, figure=True) -> dict:
+def _command(root, made: dict) -> str:
+    "The shell command that makes the study `made` in `root` again (`study.json` keeps it)."
+    q = lambda v: "'" + json.dumps(v) + "'"
+    parts = ['python -m mlo_mae.study', str(root), '--methods', *made['methods'], '--seeds', *map(str, made['seeds'])]
+    if made['settings'] != [{}]: parts += ['--settings', *map(q, made['settings'])]
+    if made['common']: parts += ['--common', q(made['common'])]
+    for k in ('dataset', 'preset', 'max_steps', 'budget_seconds', 'reference'):
+        if made[k] is not None and made[k] != {'dataset': 'cifar10_mini', 'reference': 'mae'}.get(k): parts += [f'--{k}', str(made[k])]
+    if list(made['protocols']) != list(_DEFAULT_PROTOCOLS): parts += ['--protocols', *made['protocols']]
+    for k, v in (made['protocol_options'] or {}).items():
+        if v is not None: parts += [f'--{k}', *(map(str, v) if isinstance(v, (list, tuple)) else [str(v)])]
+    return ' '.join(parts)
+
+def run_study(root, methods=_DEFAULT_METHODS, seeds=_DEFAULT_SEEDS, settings=({},), dataset='cifar10_mini', preset=None,
+              max_steps=None, budget_seconds=None, protocols=_DEFAULT_PROTOCOLS, common=None, reference='mae',
+              protocol_options=None, device=None, threads=None, progress=False, figure=True) -> dict:
     "Train and evaluate every cell of the study that is not done yet; write study_runs.csv, study_summary.csv and study.png into `root`."
-    cells = plan_study(root, methods, seeds, settings, dataset, preset, max_steps, budget_seconds, common, protocols)
+    cells = plan_study(root, methods, seeds, settings, dataset, preset, max_steps, budget_seconds, common, protocols, protocol_options)
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     root = Path(root); root.mkdir(parents=True, exist_ok=True)
+    made = dict(methods=list(methods), seeds=list(seeds), settings=list(settings), dataset=dataset, preset=preset, max_steps=max_steps,
+                budget_seconds=budget_seconds, protocols=list(protocols), common=common, reference=reference,
+                protocol_options=protocol_options)   # what makes the study again: its runs/ are not committed
+    (root/'study.json').write_text(json.dumps(dict(made, command=_command(root, made)), indent=1))
     rows, done = [], {}
     for c in cells:
-        done[c.out.name] = run_cell(c, device, threads, progress)
-        rows.append(cell_row(c, evaluate_cell(c, protocols, probe_epochs, device, threads)))
+        done[c.out.name] = _run_cell(c, device, threads, progress)
+        rows.append(_cell_row(c, evaluate_cell(c, protocols, protocol_options, device, threads)))
     summary = summarise(rows, reference)
     _write_csv(root/'study_runs.csv', rows); _write_csv(root/'study_summary.csv', summary)
     files = [root/'study_runs.csv', root/'study_summary.csv']
-    if figure and any(r['measure'] in ACCURACY_MEASURES for r in summary):
+    if figure and any(r['measure'] in registered_measures(percent=True) for r in summary):
         import matplotlib.pyplot as plt
         budget = f'{max_steps} iterations' if max_steps is not None else f'{budget_seconds:g} s of training'
-        fig = plot_study(summary, f"{dataset}, {cells[0].cfg.model}, {budget}, seeds {', '.join(map(str, seeds))} (mean +- 1 std)")
+        fig = plot_study(summary, f"{dataset}, {cells[0].cfg.model}, {budget}, seeds {', '.join(map(str, seeds))}" + (' (mean +- 1 std)' if len(seeds) > 1 else ' (one seed: no spread)'))
         fig.savefig(root/'study.png', dpi=120); plt.close(fig); files.append(root/'study.png')
     return dict(rows=rows, summary=summary, files=files, done=done)
 
 # %% ../nbs/50_study.ipynb #5dcccac2
 def main(argv=None):
     "Entry point of `python -m mlo_mae.study`."
+    try: load_plugins(_plugins_in(sys.argv[1:] if argv is None else argv))   # their protocols become choices below
+    except ValueError as e: sys.exit(f"error: {e}")
     p = argparse.ArgumentParser(prog='mlo_mae.study', description='Run a study: methods x seeds x settings, each a run folder under ROOT.')
     p.add_argument('root', help="the study's folder: runs/, study_runs.csv, study_summary.csv, study.png")
-    p.add_argument('--methods', nargs='+', default=list(DEFAULT_METHODS), help=f"registered methods (default: {' '.join(DEFAULT_METHODS)})")
-    p.add_argument('--seeds', nargs='+', type=int, default=list(DEFAULT_SEEDS), help='seeds (default: 0 1 2)')
+    p.add_argument('--plugins', default=None, help='modules or .py files registering your own methods or protocols (comma-separated; kept in every run\'s settings)')
+    p.add_argument('--methods', nargs='+', default=list(_DEFAULT_METHODS), help=f"registered methods (default: {' '.join(_DEFAULT_METHODS)})")
+    p.add_argument('--seeds', nargs='+', type=int, default=list(_DEFAULT_SEEDS), help='seeds (default: 0 1 2)')
     p.add_argument('--settings', nargs='+', type=json.loads, default=[{}], metavar='JSON', help='setting variants, one JSON object each (default: {})')
     p.add_argument('--common', type=json.loads, default=None, metavar='JSON', help='settings of every run (JSON object)')
     p.add_argument('--dataset', default='cifar10_mini', help='dataset (default: cifar10_mini)')
     p.add_argument('--preset', default=None, help='preset (default: smoke for cifar10_mini, else paper)')
     p.add_argument('--max_steps', type=int, default=None, help='budget in iterations, the same for every run')
     p.add_argument('--budget_seconds', type=float, default=None, help='budget in training seconds, the same for every run')
-    p.add_argument('--protocols', nargs='+', default=list(DEFAULT_PROTOCOLS), choices=PROTOCOLS, help=f"evaluations (default: {' '.join(DEFAULT_PROTOCOLS)})")
+    p.add_argument('--protocols', nargs='+', default=list(_DEFAULT_PROTOCOLS), choices=list(PROTOCOLS), help=f"evaluations (default: {' '.join(_DEFAULT_PROTOCOLS)})")
     p.add_argument('--reference', default='mae', help='the method of the paired differences (default: mae)')
-    p.add_argument('--probe_epochs', type=int, default=None, help="epochs of linear_probe and finetune (default: the protocol's)")
     p.add_argument('--device', default=None, help='cpu, cuda or cuda:N (default: cuda when available)')
     p.add_argument('--threads', type=int, default=None, help='CPU threads (default: 1 on the CPU)')
+    parsers = _option_flags(p)
     a = vars(p.parse_args(argv))
-    try: res = run_study(a.pop('root'), **a)
+    if a.get('plugins'): a['common'] = {**(a['common'] or {}), 'plugins': a['plugins']}
+    a.pop('plugins')
+    try: res = run_study(a.pop('root'), protocol_options=_given_options(a, parsers), **a)
     except RunInterrupted as e: sys.exit(print(f"interrupted: {e}", file=sys.stderr) or 130)
     except (ValueError, OSError, RuntimeError) as e: sys.exit(f"error: {e}")
     print(json.dumps(dict(files=[str(f) for f in res['files']], done=res['done'])))
 
 # %% ../nbs/50_study.ipynb #05f5161e
 #| eval: false
-if __name__ == '__main__' and 'ipykernel' not in sys.modules: main()  # not when a notebook runs this cell
+if __name__ == '__main__' and 'ipykernel' not in sys.modules:   # not when a notebook runs this cell
+    import mlo_mae.study   # the package's module, not this __main__ copy: a plugin registers into its registries
+    mlo_mae.study.main()

@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 
 STEP_FIELDS = {
-    'kind', 'setting', 'preset', 'batch_size', 'img_size', 'amp', 'synthetic', 'unroll_steps',
+    'kind', 'setting', 'model', 'batch_size', 'img_size', 'amp', 'synthetic', 'unroll_steps',
     'device', 'device_name', 'threads', 'torch', 'date', 'tf32_default',
     'mae_ms', 'mae_img_s', 'mae_peak_gib',
     'mlo_ms', 'mlo_img_s', 'mlo_peak_gib', 'ratio',
     'mlo5_ms', 'mlo5_img_s', 'mlo5_peak_gib', 'ratio5',
-    'hg_alpha', 'hg_cosine', 'hg_rel_err', 'hg_exact_ms', 'hg_fd_ms',
+    'hg_alpha', 'hg_cosine', 'hg_rel_err', 'hg_exact_ms', 'hg_fd_ms', 'hg_forward_cosine', 'hg_forward_rel_err', 'hg_forward_ms',
     'mlo_tf32_ms', 'ratio_tf32', 'epoch50k_unroll2_s',
 }
 
@@ -54,3 +54,23 @@ def test_cli_refuses_bad_input():
     p = subprocess.run([sys.executable, '-m', 'mlo_mae.benchmark', '--device', 'cpu', '--settings', 'nope'],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode != 0 and 'unknown setting' in p.stderr
+
+
+def test_forward_mode_hypergradient_agrees_with_exact(run):
+    "The forward-mode T path is exact: against kind='exact' on the timed setting (float32) it agrees to rounding."
+    r = next(r for r in run[0] if r['kind'] == 'step')
+    assert r['hg_forward_cosine'] > 0.9999 and r['hg_forward_rel_err'] < 1e-3, (r['hg_forward_cosine'], r['hg_forward_rel_err'])
+
+
+def test_cli_paths_and_flops_records():
+    "--paths times every solver path; --flops counts them at a setting (meta device)."
+    p = subprocess.run([sys.executable, '-m', 'mlo_mae.benchmark', '--device', 'cpu', '--quick', '--threads', '1', '--no-check',
+                        '--paths', '--flops', 'micro'], capture_output=True, text=True, timeout=300,
+                       cwd=Path(__file__).resolve().parents[1])
+    assert p.returncode == 0, p.stderr[-3000:]
+    records = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+    paths = next(r for r in records if r['kind'] == 'paths')
+    flops = next(r for r in records if r['kind'] == 'flops')
+    assert {'before', 'default', 'forward', 'default_reuse', 'forward_reuse', 'exact'} <= set(paths['paths'])
+    assert all(v['ms'] > 0 for v in paths['paths'].values())
+    assert flops['paths']['default']['iteration'] < flops['paths']['before']['iteration']

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mlo_mae.data import BatchLoader, DatasetSpec, dataset_spec, load_dataset
-from mlo_mae.evaluate import (EncoderClassifier, class_similarities, classifier_accuracy, extract_features, finetune,
+from mlo_mae.evaluate import (EncoderClassifier, class_similarities, _classifier_accuracy, extract_features, finetune,
                               gradcam, knn_accuracy, linear_probe, robustness_eval, similarity_ratio,
                               stage_two_test_accuracy, tsne_embedding)
 from mlo_mae.models import ClassificationHead, mae_model
@@ -69,7 +69,7 @@ def test_robustness_eval_end_to_end_matches_classifier_accuracy(tmp_path, micro)
     ds = ImageFolder(str(root/'val'))
     to_model = torch.tensor([classes.index(c) for c in ds.classes])
     batches = [(x, to_model[y]) for x, y in BatchLoader(ds, spec, 12, train=False).epoch(0)]
-    assert res['v'] == pytest.approx(classifier_accuracy(clf, batches))
+    assert res['v'] == pytest.approx(_classifier_accuracy(clf, batches))
     # over the present classes only: the argmax among the 3 present logits, computed directly
     with torch.no_grad():
         clf.eval(); x, y = batches[0]; logits = clf(x)

@@ -2,7 +2,6 @@
 it trains and evaluates every run, a second call computes nothing, its summary is the hand computation from its per-run CSV,
 and a study interrupted in the middle of a run continues where it stopped, to the same result."""
 import csv, json, math, os, signal, statistics, time
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +12,7 @@ from mlo_mae.runs import cached_run_state
 from mlo_mae.train import RunInterrupted
 
 QUICK = dict(methods=('mae', 'untrained'), seeds=(0, 1), max_steps=3, protocols=('stage2', 'knn', 'linear_probe'),
-             probe_epochs=2, threads=1, device='cpu')
+             protocol_options=dict(epochs=2), threads=1, device='cpu')
 
 
 @pytest.fixture(scope='module')
@@ -40,8 +39,8 @@ def test_every_run_is_trained_evaluated_and_reported(done):
         run = root / 'runs' / r['run']
         fin = json.loads((run / 'final.json').read_text())
         assert r['steps'] == '3' and float(r['train_seconds']) == pytest.approx(fin['train_seconds'], abs=1e-3)
-        assert float(r['stage2']) == fin['stage2_test_accuracy']
-        assert float(r['knn']) == json.loads((run / 'eval_knn.json').read_text())['accuracy']
+        assert float(r['stage2']) == pytest.approx(fin['stage2_test_accuracy'], abs=1e-4)   # the CSV keeps 4 decimals
+        assert float(r['knn']) == pytest.approx(json.loads((run / 'eval_knn.json').read_text())['accuracy'], abs=1e-4)
         assert json.loads((run / 'eval_linear_probe.json').read_text())['epochs'] == 2
     # the untrained control never takes a Stage I step; MAE takes unroll_steps (2) per iteration
     assert {r['method']: r['stage_one_steps'] for r in rows} == {'mae': '6', 'untrained': '0'}
@@ -67,15 +66,15 @@ def test_summary_is_the_hand_computation_from_the_runs_csv(done):
         mine = {r['seed']: float(r[s['measure']]) for r in rows if r['method'] == s['method']}
         ref = {r['seed']: float(r[s['measure']]) for r in rows if r['method'] == 'mae'}
         assert int(s['n']) == 2
-        assert float(s['mean']) == pytest.approx(sum(mine.values()) / 2, abs=1e-9)
+        assert float(s['mean']) == pytest.approx(sum(mine.values()) / 2, abs=1e-4)
         a, b = mine.values()
-        assert float(s['std']) == pytest.approx(abs(a - b) / math.sqrt(2), abs=1e-9)   # n - 1 = 1
+        assert float(s['std']) == pytest.approx(abs(a - b) / math.sqrt(2), abs=1e-4)   # n - 1 = 1
         if s['method'] == 'mae': assert s['diff_mean'] == '' and s['n_pairs'] == '0'
         else:
             diffs = [mine[k] - ref[k] for k in ('0', '1')]
             assert int(s['n_pairs']) == 2
-            assert float(s['diff_mean']) == pytest.approx(statistics.fmean(diffs), abs=1e-9)
-            assert float(s['diff_std']) == pytest.approx(statistics.stdev(diffs), abs=1e-9)
+            assert float(s['diff_mean']) == pytest.approx(statistics.fmean(diffs), abs=1e-4)
+            assert float(s['diff_std']) == pytest.approx(statistics.stdev(diffs), abs=1e-4)
 
 
 def test_an_interrupted_study_resumes_to_the_same_result(done, tmp_path, monkeypatch):
@@ -91,7 +90,7 @@ def test_an_interrupted_study_resumes_to_the_same_result(done, tmp_path, monkeyp
     with pytest.raises(RunInterrupted):
         study.run_study(other, **QUICK)
     monkeypatch.setattr(MLOSolver, 'step', step)
-    first = study.plan_study(other, **{k: v for k, v in QUICK.items() if k not in ('probe_epochs', 'threads', 'device')})[0]
+    first = study.plan_study(other, **{k: v for k, v in QUICK.items() if k not in ('threads', 'device')})[0]
     assert cached_run_state(first.out, first.cfg) == 'resumable' and not (other / 'study_runs.csv').exists()
     res = study.run_study(other, **QUICK)
     assert res['done'][first.out.name] == 'resumed' and list(res['done'].values()).count('trained') == 3

@@ -126,19 +126,24 @@ def test_help_answers_at_once_and_lists_every_setting():
 
 
 def test_notebook_parameters_are_the_settings():
-    "Every TrainConfig setting is a papermill parameter of nbs/10_train.ipynb (and nothing else is)."
+    "nbs/10_train.ipynb's parameters cell is every TrainConfig setting, its default and its help, as declared (nothing else)."
     from dataclasses import fields
-    from mlo_mae.config import TrainConfig
+    from mlo_mae.config import TrainConfig, MLOConfig
     nb = json.loads((Path(__file__).resolve().parents[1] / 'nbs' / '10_train.ipynb').read_text())
     cell = next(c for c in nb['cells'] if 'parameters' in c['metadata'].get('tags', []))
-    names = [l.split('=')[0].strip() for l in ''.join(cell['source']).splitlines() if '=' in l and not l.startswith('#')]
-    assert sorted(names) == sorted(f.name for f in fields(TrainConfig))
+    own = [f for f in fields(TrainConfig) if f.name not in MLOConfig.__dataclass_fields__]
+    method = [f for f in fields(TrainConfig) if f.name in MLOConfig.__dataclass_fields__]
+    line = lambda f: f"{f.name} = {f.default!r}  # {f.metadata['help']}"
+    want = ['# the run (04_config)', *map(line, own), "# the method's settings (04_config, 05_mlo)", *map(line, method)]
+    assert ''.join(cell['source']).splitlines() == want
+    from papermill.translators import PythonTranslator   # papermill reads every one (a '=' in a help text once hid one)
+    assert [p.name for p in PythonTranslator.inspect({'source': ''.join(cell['source'])})] == [f.name for f in own + method]
 
 
 def test_existing_folder_is_never_overwritten(uninterrupted):
     before = (uninterrupted / 'final.json').read_text()
     r = cli('--out_dir', str(uninterrupted), *ARGS)
-    assert r.returncode != 0 and 'exists: pass resume=True' in r.stderr
+    assert r.returncode != 0 and 'exists: pass --resume to continue it or --overwrite' in r.stderr   # the CLI's words
     assert (uninterrupted / 'final.json').read_text() == before
 
 
@@ -217,3 +222,56 @@ def test_a_broken_test_batch_fails_before_training(tmp_path):
             '--out_dir', str(tmp_path / 'run'), '--max_steps', '2')
     assert r.returncode != 0 and 'test_batch' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / 'run').exists()
+
+
+@pytest.mark.parametrize('name, value, says', [('mask_rato', '0.5', 'mask_rato is not a setting: did you mean mask_ratio?'),
+                                               ('mask_ratio', 'high', "parameter mask_ratio: invalid float value: 'high'")])
+def test_a_bad_papermill_parameter_is_refused_before_any_work(tmp_path, name, value, says):
+    "papermill -p with a typo or a wrongly typed value: one line naming it, no run folder (before, a typo trained at 0.75)."
+    nb = Path(__file__).resolve().parents[1] / 'nbs' / '10_train.ipynb'
+    r = subprocess.run([sys.executable, '-m', 'papermill', str(nb), str(tmp_path / 'out.ipynb'), '-p', name, value,
+                        '-p', 'out_dir', str(tmp_path / 'run'), '--cwd', str(tmp_path)], capture_output=True, text=True, env=ENV)
+    assert r.returncode != 0 and says in r.stderr + r.stdout, r.stderr[-2000:]
+    assert not (tmp_path / 'run').exists()
+
+
+def test_a_bad_flag_is_refused_before_torch_and_leaves_nothing(tmp_path):
+    "A setting's own rule is checked before torch is imported (measured 0.3 s, was 3-10 s), and --lr_mae inf leaves no folder."
+    t = time.perf_counter()
+    r = cli('--out_dir', str(tmp_path / 'z'), '--lr_mae', 'inf')
+    took = time.perf_counter() - t
+    assert r.returncode != 0 and 'lr_mae must be a finite number > 0' in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert took < 2.0 and not (tmp_path / 'z').exists(), took
+
+
+def test_two_runs_started_together_cannot_share_a_folder(tmp_path):
+    "Seeds 0 and 1 into one --out_dir at once: exactly one trains, the other is refused in one line naming the holder's PID."
+    run = tmp_path / 'shared'
+    ps = [subprocess.Popen([sys.executable, '-m', 'mlo_mae.train', '--out_dir', str(run), '--seed', str(s), '--max_steps', '4',
+                            '--checkpoint_every', '2', '--progress', 'false', '--num_workers', '0', '--device', 'cpu'],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV) for s in (0, 1)]
+    errs = [p.communicate()[1] for p in ps]
+    ok = [p.returncode == 0 for p in ps]
+    assert sorted(ok) == [False, True], errs
+    winner, loser = ok.index(True), ok.index(False)
+    err = errs[loser].strip()
+    assert len(err.splitlines()) == 1 and (f'in use by process {ps[winner].pid}' in err or 'exists: pass --resume' in err), err
+    # the folder is the winner's alone: its seed in config.json and in the checkpoint, its 4 iterations logged
+    cfg = json.loads((run / 'config.json').read_text())
+    ck = torch.load(run / 'checkpoint.pt', weights_only=True)
+    assert cfg['seed'] == ck['config']['seed'] == winner and ck['solver']['iteration'] == 4
+    assert [json.loads(l)['step'] for l in (run / 'metrics.jsonl').read_text().splitlines()] == [1, 2, 3, 4]
+    assert json.loads((run / 'final.json').read_text())['steps'] == 4
+
+
+@pytest.mark.parametrize('files', [{'config.json': '{"lr": 0.1}'},
+                                   {'config.json': '{"lr": 0.1}', 'metrics.jsonl': '{"step": 1, "loss": 2.0}\n'}])
+def test_a_folder_this_package_did_not_make_is_never_written_nor_deleted(tmp_path, files):
+    "A user's own config.json alone (it was overwritten), or another tool's config.json + metrics.jsonl (deleted under --overwrite): refused."
+    other = tmp_path / 'other'
+    other.mkdir()
+    for k, v in files.items(): (other / k).write_text(v)
+    for flags in (['--overwrite'],):   # a plain start and --resume: nbs/06_runs (plan_run) tests them without a process each
+        r = cli('--out_dir', str(other), '--max_steps', '1', '--progress', 'false', *flags)
+        assert r.returncode != 0 and 'never written into nor deleted' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert {p.name: p.read_text() for p in other.iterdir()} == files and not (tmp_path / 'other.replaced').exists()

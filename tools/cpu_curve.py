@@ -14,7 +14,7 @@ size. Nothing is selected on the test split.
 Outputs: figures/cpu_curve.csv, figures/cpu_curve.json, figures/cpu_curve.png, figures/cpu_curve.md.
 """
 from __future__ import annotations
-import argparse, csv, datetime, json, os, platform, subprocess, sys, time
+import argparse, csv, datetime, json, os, platform, time
 from pathlib import Path
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')

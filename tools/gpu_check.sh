@@ -7,7 +7,10 @@
 #
 # The device image has torch, torchvision, timm, safetensors, matplotlib and scikit-learn; fastcore travels as a
 # wheel. It writes under $OUT (default ./gpu_out): benchmark_gpu.json (copy it to figures/ and fill the README's
-# performance row from it), and a 30-iteration paper-preset (ViT-B/2, batch 128) MLO-MAE run on cifar10_mini.
+# performance row from it), paths_gpu.json (one MLO-MAE iteration timed by every solver path of 30_benchmark's PATHS at
+# ViT-B/2, batch 128, with its peak memory: the fused first-order paths run with PyTorch's fused attention kernels, only
+# kind='exact' with the math kernel; a forward-mode T path that a fused kernel refuses says so in one line of
+# paths.log and falls back to the math kernel for that pass), and a 30-iteration paper-preset MLO-MAE run on cifar10_mini.
 # DEVICE=cpu runs the same script here as a dry run.
 set -uo pipefail
 DEVICE=${DEVICE:-cuda}
@@ -21,6 +24,10 @@ python3 -c "import torch, timm; print('torch', torch.__version__, 'timm', timm._
 if [ "$DEVICE" = cuda ]; then nvidia-smi --query-gpu=name,memory.total,clocks.sm --format=csv; fi
 quick=(); [ "$DEVICE" = cpu ] && quick=(--quick --threads 1)
 echo "== benchmark"; time python3 -m mlo_mae.benchmark --device "$DEVICE" --profile "${quick[@]}" --out "$OUT/benchmark_gpu.json" 2>&1 | tee "$OUT/benchmark.log"
+echo "== every solver path, one iteration each (before issue 19, default, forward-mode T path, Eq. 6 reuse, kind='exact')"
+paths=(--settings cifar); [ "$DEVICE" = cpu ] && paths=(--settings micro --threads 1)
+time python3 -m mlo_mae.benchmark --device "$DEVICE" "${paths[@]}" --steps 2 --warmup 1 --no-check --no-tf32 --paths --flops cifar \
+  --out "$OUT/paths_gpu.json" 2>&1 | tee "$OUT/paths.log" | grep -v '^{' ; grep -q '"kind": "paths"' "$OUT/paths_gpu.json" || echo "paths: FAILED"
 echo "== paper preset, 30 iterations"
 preset=(--preset paper); [ "$DEVICE" = cpu ] && preset=(--preset smoke)
 time python3 -m mlo_mae.train --dataset cifar10_mini "${preset[@]}" --max_steps 30 --epochs 100 --checkpoint_every 1000 \

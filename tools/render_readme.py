@@ -10,8 +10,12 @@ import csv, json, re, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))   # this checkout's package: its registry names the columns
 
-COLUMNS = (('stage2', 'Stage II test acc.'), ('knn', 'k-NN (k=20)'), ('linear_probe', 'linear probe'))
+def columns() -> list:
+    "[(measure column, README header)] of the registered accuracy measures (Measure.percent), in registration order."
+    from mlo_mae.evaluate_run import registered_measures
+    return [(c, m.short) for c, m in registered_measures(percent=True).items()]
 
 def _cell(r, key='mean', spread='std'):
     if r is None or r.get(key) in (None, ''): return ''
@@ -25,7 +29,7 @@ def study_table(folder) -> str:
     rows = list(csv.DictReader(path.open()))
     get = {(r['setting'], r['method'], r['measure']): r for r in rows}
     keys = list(dict.fromkeys((r['setting'], r['method'], r['label']) for r in rows))
-    cols = [c for c in COLUMNS if any(r['measure'] == c[0] for r in rows)]
+    cols = [c for c in columns() if any(r['measure'] == c[0] for r in rows)]
     ref = rows[0]['reference']
     head = ['setting', 'method', 'seeds'] + [n for _, n in cols] + [f'{n}: minus {ref} (paired)' for _, n in cols]
     lines = ['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]

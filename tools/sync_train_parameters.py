@@ -1,0 +1,24 @@
+#!/usr/bin/env python
+"""Rewrite nbs/10_train.ipynb's `parameters` cell from the settings' declarations (04_config): every TrainConfig field,
+its default and its help, as tests/test_train.py checks. Run it after adding or changing a setting."""
+import json
+from dataclasses import fields
+from pathlib import Path
+
+from mlo_mae.config import TrainConfig, MLOConfig
+
+NB = Path(__file__).resolve().parent.parent/'nbs'/'10_train.ipynb'
+
+def parameter_lines() -> list:
+    own = [f for f in fields(TrainConfig) if f.name not in MLOConfig.__dataclass_fields__]
+    method = [f for f in fields(TrainConfig) if f.name in MLOConfig.__dataclass_fields__]
+    line = lambda f: f"{f.name} = {f.default!r}  # {f.metadata['help']}"
+    return ['# the run (04_config)', *map(line, own), "# the method's settings (04_config, 05_mlo)", *map(line, method)]
+
+if __name__ == '__main__':
+    nb = json.loads(NB.read_text())
+    cell = next(c for c in nb['cells'] if 'parameters' in c['metadata'].get('tags', []))
+    lines = parameter_lines()
+    cell['source'] = [l + '\n' for l in lines[:-1]] + [lines[-1]]
+    NB.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+    print(f"{NB.name}: {len(lines) - 2} parameters")
