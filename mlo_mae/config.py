@@ -185,6 +185,7 @@ def _fit_model_kw(preset_kw: dict, model_kw, img_size: int, patch_size=None):
 def _known_datasets():
     "The registered datasets' names (`00_data` imports torch: only when a dataset is checked, never for `--help`)."
     from mlo_mae.data import DATASETS
+    importlib.import_module('mlo_mae.glyphs')   # the glyph benchmark's datasets (08_glyphs registers them on import)
     return tuple(DATASETS)
 
 _DATASET_HELP = ('cifar10_mini (embedded), cifar10, cifar100, tiny_imagenet, imagenet, imagefolder, or any name registered '
