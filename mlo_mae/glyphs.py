@@ -12,10 +12,10 @@ import torch
 from .data import DatasetSpec, InMemoryImages, dataset_spec, register_dataset
 
 # %% auto #0
-__all__ = ['glyph_shapes', 'Glyphs', 'make_glyphs']
+__all__ = ['Glyphs', 'make_glyphs']
 
 # %% ../nbs/08_glyphs.ipynb #5d47fa6e
-def glyph_shapes(n: int, size: int = 8, seed: int = 0, exclude=()) -> torch.Tensor:
+def _glyph_shapes(n: int, size: int = 8, seed: int = 0, exclude=()) -> torch.Tensor:
     "`n` distinct random binary shapes (n, size, size) bool, each touching the four sides of its box, none in `exclude`."
     if n < 1 or size < 2: raise ValueError(f"need n >= 1 shapes of size >= 2, got n={n}, size={size}")
     rng, seen, out = np.random.default_rng(seed), {s.tobytes() for s in np.asarray(exclude, dtype=bool)}, []
@@ -27,8 +27,8 @@ def glyph_shapes(n: int, size: int = 8, seed: int = 0, exclude=()) -> torch.Tens
 
 def _shape_sets(num_classes, size, shape_seed, distractors=10):
     "(class shapes, distractor shapes): the second set excludes the first."
-    cls = glyph_shapes(num_classes, size, shape_seed)
-    return cls, glyph_shapes(distractors, size, shape_seed + 1, exclude=cls.numpy())
+    cls = _glyph_shapes(num_classes, size, shape_seed)
+    return cls, _glyph_shapes(distractors, size, shape_seed + 1, exclude=cls.numpy())
 
 # %% ../nbs/08_glyphs.ipynb #0f5d138e
 class Glyphs(NamedTuple):
