@@ -46,7 +46,7 @@ def register_method(cls):
     return cls
 
 def _known_methods():
-    if not METHODS: importlib.import_module('mlo_mae.mlo')  # registers the built-in methods (imports torch: only when a method is checked)
+    for m in ('mlo_mae.mlo', 'mlo_mae.guided'): importlib.import_module(m)  # registers the built-in methods (imports torch: only when a method is checked)
     load_plugins()   # and the environment's and installed packages' plugins
     return tuple(METHODS)
 
@@ -91,7 +91,7 @@ def _plugins_in(argv) -> Optional[str]:
 @dataclass
 class MLOConfig:
     "What one iteration of a method does (defaults: the paper's CIFAR setting, Table 12)."
-    method: str = setting('mlo_mae', 'pretraining method: mlo_mae, mae, umae, blo_mae, supervised, attmask, untrained, prior, or any name '
+    method: str = setting('mlo_mae', 'pretraining method: mlo_mae, mae, umae, blo_mae, supervised, attmask, untrained, prior, guided, hard_patches, or any name '
                           'registered with register_method', choices=_known_methods, study_owned=True)
     mask_ratio: Optional[float] = setting(0.75, 'share of the patches masked (Table 12)', check=lambda r: 0 < r < 1,
                                           why='must be in (0, 1): at 0 nothing is left to reconstruct')
@@ -106,6 +106,9 @@ class MLOConfig:
     lr_factors: bool = setting(True, "eta_E, eta_C in the unrolled Jacobians (False: the authors' code)")
     detach_t_input: bool = setting(True, "T reads E's patch embeddings as a fixed input (False: attached, the authors' code)")
     t_pos_embed: bool = setting(False, "add E's position embedding to T's input")
+    t_arch: str = setting('mlp', "T's architecture: B.2's MLP over all patches, or one MLP shared by each patch", choices=lambda: tuple(importlib.import_module('mlo_mae.masking').MASKING_NETS))
+    guide_q: float = setting(1.0, "guided masking: each object patch is masked with this probability (09_guided)", check=lambda q: 0 <= q <= 1, why='must be in [0, 1]')
+    hard_share: float = setting(0.5, 'hard-patch mining: share of the masked patches chosen as the predicted hardest', check=lambda s: 0 <= s <= 1, why='must be in [0, 1]')
     straight_through: bool = setting(False, 'Eq. 1 weights: hard mask forward, sigma backward (Appendix A.4)')
     stage_two: str = setting('linear', "Stage II: a linear head on frozen E, or Eq. 13's fine-tuned copy F",
                              choices=('linear', 'finetune'))
@@ -182,6 +185,7 @@ def _fit_model_kw(preset_kw: dict, model_kw, img_size: int, patch_size=None):
 def _known_datasets():
     "The registered datasets' names (`00_data` imports torch: only when a dataset is checked, never for `--help`)."
     from mlo_mae.data import DATASETS
+    importlib.import_module('mlo_mae.glyphs')   # the glyph benchmark's datasets (08_glyphs registers them on import)
     return tuple(DATASETS)
 
 _DATASET_HELP = ('cifar10_mini (embedded), cifar10, cifar100, tiny_imagenet, imagenet, imagefolder, or any name registered '

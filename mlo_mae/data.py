@@ -88,6 +88,7 @@ def register_dataset(spec_or_cls):
 
 def dataset_spec(name:str) -> DatasetSpec:
     "The registered `DatasetSpec` of `name`, or a one-line error naming the registered ones."
+    if name not in DATASETS: __import__('mlo_mae.glyphs')  # the glyph benchmark registers its datasets on import (it imports this module)
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}, or register one with register_dataset")
     return DATASETS[name]

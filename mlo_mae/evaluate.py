@@ -29,7 +29,7 @@ __all__ = ['extract_features', 'knn_accuracy', 'class_similarities', 'similarity
 # %% ../nbs/20_evaluate.ipynb #2c1d7149
 def _batches(loader, epoch: int = 0):
     "The `(x, y)` batches of `loader`'s epoch `epoch`: `loader.epoch(epoch)` for a `BatchLoader`, else `iter(loader)`."
-    return loader.epoch(epoch) if hasattr(loader, 'epoch') else iter(loader)
+    return ((b[0], b[1]) for b in (loader.epoch(epoch) if hasattr(loader, 'epoch') else iter(loader)))  # (x, y, maps) of a dataset with maps: x, y
 
 def _module_device(m: nn.Module) -> torch.device:
     "The device of `m`'s first parameter or buffer (CPU for a module with neither)."

@@ -17,7 +17,7 @@ from torch.nn.attention import sdpa_kernel, SDPBackend
 from timm.scheduler import CosineLRScheduler
 
 from .config import MLOConfig, METHODS, register_method, validate
-from .masking import MaskingNet, topk_masking, random_masking, weighted_reconstruction_loss, uniformity_loss
+from .masking import MaskingNet, MASKING_NETS, topk_masking, random_masking, weighted_reconstruction_loss, uniformity_loss
 from .models import MaskedAutoencoderViT, ClassificationHead, mae_model
 from .hypergradient import hypergradient, unrolled_val_loss, phase
 
@@ -236,7 +236,7 @@ def build_mlo_model(model='vit_micro_patch4_32', num_classes=10, cfg: MLOConfig 
     "An `MLOModel` from the `mae_model` preset `model`, a `MaskingNet` sized for it and a `ClassificationHead`."
     cfg = cfg or MLOConfig()
     mae = mae_model(model, **mae_kw)
-    return MLOModel(mae, MaskingNet(mae.num_patches, mae.pos_embed.shape[-1], t_hidden),
+    return MLOModel(mae, MASKING_NETS[cfg.t_arch](mae.num_patches, mae.pos_embed.shape[-1], t_hidden),
                     ClassificationHead(mae.pos_embed.shape[-1], num_classes, head_kind),
                     cfg.detach_t_input, cfg.t_pos_embed, cfg.straight_through, cfg.stage_two == 'finetune')
 
