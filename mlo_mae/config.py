@@ -46,7 +46,7 @@ def register_method(cls):
     return cls
 
 def _known_methods():
-    for m in ('mlo_mae.mlo', 'mlo_mae.guided'): importlib.import_module(m)  # registers the built-in methods (imports torch: only when a method is checked)
+    importlib.import_module('mlo_mae.mlo')  # registers the built-in methods (05_mlo, and 09_guided which it imports) (imports torch: only when a method is checked)
     load_plugins()   # and the environment's and installed packages' plugins
     return tuple(METHODS)
 
@@ -185,7 +185,6 @@ def _fit_model_kw(preset_kw: dict, model_kw, img_size: int, patch_size=None):
 def _known_datasets():
     "The registered datasets' names (`00_data` imports torch: only when a dataset is checked, never for `--help`)."
     from mlo_mae.data import DATASETS
-    importlib.import_module('mlo_mae.glyphs')   # the glyph benchmark's datasets (08_glyphs registers them on import)
     return tuple(DATASETS)
 
 _DATASET_HELP = ('cifar10_mini (embedded), cifar10, cifar100, tiny_imagenet, imagenet, imagefolder, or any name registered '

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from torchvision.transforms import v2
 
 # %% auto #0
-__all__ = ['DATASETS', 'DatasetSpec', 'register_dataset', 'dataset_spec', 'check_patch_grid', 'InMemoryImages', 'CifarSpec',
-           'ImageFolderSpec', 'load_dataset', 'check_dataset', 'Splits', 'mlo_splits', 'train_transform',
-           'eval_transform', 'random_crop_flip', 'class_counts', 'BatchLoader', 'loader_throughput']
+__all__ = ['DATASETS', 'DatasetSpec', 'register_dataset', 'dataset_spec', 'InMemoryImages', 'CifarSpec', 'ImageFolderSpec',
+           'load_dataset', 'check_dataset', 'Splits', 'mlo_splits', 'train_transform', 'eval_transform',
+           'random_crop_flip', 'class_counts', 'BatchLoader']
 
 # %% ../nbs/00_data.ipynb #1818ad2e
 _CIFAR10_MEAN, _CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -88,7 +88,6 @@ def register_dataset(spec_or_cls):
 
 def dataset_spec(name:str) -> DatasetSpec:
     "The registered `DatasetSpec` of `name`, or a one-line error naming the registered ones."
-    if name not in DATASETS: __import__('mlo_mae.glyphs')  # the glyph benchmark registers its datasets on import (it imports this module)
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}, or register one with register_dataset")
     return DATASETS[name]
@@ -97,7 +96,7 @@ def _augment_at(size):
     "B.4's native-size crop and flip up to 64 px (CIFAR, Tiny-ImageNet, 28-px medical sets); MAE's resized crops above."
     return 'crop_flip' if size <= 64 else 'resized_crop'
 
-def check_patch_grid(img_size:int, patch_size:int):
+def _check_patch_grid(img_size:int, patch_size:int):
     "A ViT cuts the image into whole patches: refuse sizes that don't divide, naming the patch sizes that do."
     if patch_size <= 0 or img_size % patch_size:
         ok = ', '.join(str(d) for d in range(1, img_size) if img_size % d == 0)
@@ -534,7 +533,7 @@ class _Mapped(torch.utils.data.Dataset):
     def __getitem__(self, i): return self.fn(self.ds[i])
 
 # %% ../nbs/00_data.ipynb #6df5ee3a
-def loader_throughput(loader, epochs=2):
+def _loader_throughput(loader, epochs=2):
     "Images per second of `loader` alone, after one warm-up batch (synchronising CUDA so the figure is real)."
     next(iter(loader.epoch(0)))
     t, n = time.perf_counter(), 0
@@ -542,3 +541,6 @@ def loader_throughput(loader, epochs=2):
         for batch in loader.epoch(e): n += len(batch[0])   # (x, y) or (x, y, maps)
     if loader.device.type == 'cuda': torch.cuda.synchronize()
     return n / (time.perf_counter() - t)
+
+# %% ../nbs/00_data.ipynb #20d743da
+from . import glyphs as _glyphs  # noqa: F401 -- the known-answer benchmark's datasets (08_glyphs, built on this module), registered wherever DATASETS is read

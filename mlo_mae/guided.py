@@ -12,15 +12,15 @@ from torch.func import functional_call
 from torch.nn.attention import sdpa_kernel, SDPBackend
 
 from .config import register_method
-from .masking import Masking, patch_maps, random_masking, topk_masking, num_kept
+from .masking import Masking, patch_maps, random_masking, topk_masking, _num_kept
 from .hypergradient import hypergradient
-from .mlo import Method, MLOMAE, mask_stats
+from .mlo import Method, MLOMAE, _mask_stats
 
 # %% auto #0
-__all__ = ['guided_masking', 'Guided', 'HardPatches', 'feedback_signal']
+__all__ = ['Guided', 'HardPatches', 'feedback_signal']
 
 # %% ../nbs/09_guided.ipynb #fc10f356
-def guided_masking(patch_map: torch.Tensor, q: float, mask_ratio: float, generator=None) -> Masking:
+def _guided_masking(patch_map: torch.Tensor, q: float, mask_ratio: float, generator=None) -> Masking:
     "Mask each object patch (`patch_map` (B, N) > 0) with probability `q`, the background at the rate that keeps `mask_ratio`."
     if patch_map.ndim != 2: raise ValueError(f"patch_map must be (B, N), got shape {tuple(patch_map.shape)}")
     if not 0 <= q <= 1: raise ValueError(f"q must be in [0, 1], got {q!r}")
@@ -41,13 +41,13 @@ class Guided(Method):
         if maps.ndim == 3: maps = patch_maps(maps.to(xu.device), model.mae.patch_embed.patch_size[0])
         if maps.shape != (xu.shape[0], model.mae.num_patches):
             raise ValueError(f"maps must be (B, H, W) or (B, N) = ({xu.shape[0]}, {model.mae.num_patches}), got {tuple(maps.shape)}")
-        return guided_masking(maps, self.cfg.guide_q, mask_ratio), None
+        return _guided_masking(maps, self.cfg.guide_q, mask_ratio), None
 
 # %% ../nbs/09_guided.ipynb #dfaa5e59
 def _hard_masking(scores, mask_ratio, share):
     "Mask the `share` of the masked patches with the highest `scores`, the rest at random among the others."
     B, N = scores.shape
-    n_hard = round(share * (N - num_kept(N, mask_ratio)))
+    n_hard = round(share * (N - _num_kept(N, mask_ratio)))
     rank = scores.argsort(1, descending=True).argsort(1)              # 0 = predicted hardest
     key = 2 * (rank < n_hard).float() + torch.rand(B, N, device=scores.device)
     return topk_masking(key, mask_ratio)
@@ -80,7 +80,7 @@ class HardPatches(Method):
         scores = model.masking_probs(xu)
         pred_loss = _ranking_loss(scores, per_patch.detach(), mask)
         return rec + pred_loss, dict(rec_loss=rec.detach(), rec_error=rec.detach(), predictor_loss=pred_loss.detach(),
-                                     **mask_stats(scores.detach(), masking.mask))
+                                     **_mask_stats(scores.detach(), masking.mask))
 
 # %% ../nbs/09_guided.ipynb #040153ce
 def _sigma_hypergradient(solver, xu, masking, xtr, ytr, xval, yval, kind='exact'):

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import torch
 
-from .config import TrainConfig, RECIPES, _RECIPE_NAMES, validate, _recipe_row, _fit_model_kw
-from .data import dataset_spec, check_patch_grid
+from .config import TrainConfig, RECIPES, validate, _recipe_row, _fit_model_kw
+from .data import dataset_spec, _check_patch_grid
 from .models import MAE_PRESETS, init_mae_from
-from .masking import num_kept
+from .masking import _num_kept
 from .mlo import MLOModel, build_mlo_model
 
 # %% auto #0
-__all__ = ['resolve_config', 'folder_state', 'read_config', 'plan_run', 'run_folder_lock', 'load_checkpoint', 'build_run_model',
-           'init_from', 'load_run', 'cpu_threads', 'defining_settings', 'run_name', 'cached_run_state']
+__all__ = ['resolve_config', 'folder_state', 'read_config', 'run_folder_lock', 'build_run_model', 'init_from', 'load_run',
+           'cpu_threads', 'run_name', 'cached_run_state']
 
 # %% ../nbs/06_runs.ipynb #ea6b2d6d
 def _default_out_dir(cfg: TrainConfig) -> str:
@@ -45,10 +45,10 @@ def resolve_config(cfg: TrainConfig = None, **overrides) -> TrainConfig:
     if mk['img_size'] != spec.img_size:
         raise ValueError(f"model {cfg.model} takes {mk['img_size']} px images, dataset {cfg.dataset} gives {spec.img_size} px: "
                          f"drop model_kw's img_size, or set img_size={mk['img_size']}")
-    check_patch_grid(mk['img_size'], mk['patch_size'])
+    _check_patch_grid(mk['img_size'], mk['patch_size'])
     n = (mk['img_size'] // mk['patch_size']) ** 2
-    if n - num_kept(n, cfg.mask_ratio) < 1 or num_kept(n, cfg.mask_ratio) < 1:
-        raise ValueError(f"mask_ratio {cfg.mask_ratio} leaves {num_kept(n, cfg.mask_ratio)} of {n} patches visible: "
+    if n - _num_kept(n, cfg.mask_ratio) < 1 or _num_kept(n, cfg.mask_ratio) < 1:
+        raise ValueError(f"mask_ratio {cfg.mask_ratio} leaves {_num_kept(n, cfg.mask_ratio)} of {n} patches visible: "
                          f"at least one must be masked and one seen")
     if cfg.resume and cfg.overwrite: raise ValueError("resume and overwrite exclude each other: choose one")
     cfg.out_dir = cfg.out_dir or _default_out_dir(cfg)
@@ -107,7 +107,7 @@ def read_config(out) -> TrainConfig:
 # %% ../nbs/06_runs.ipynb #c2480ae3
 def _aside(out: Path) -> Path: return out.with_name(out.name + '.replaced')
 
-def plan_run(given: dict) -> TrainConfig:
+def _plan_run(given: dict) -> TrainConfig:
     "The resolved settings of a run asked for with the settings `given` (fresh, `resume` or `overwrite`), checked against its folder."
     cfg = resolve_config(**given)
     out, state = Path(cfg.out_dir), folder_state(cfg.out_dir)
@@ -193,7 +193,7 @@ def _save_checkpoint(path, state: dict):
         raise OSError(f"could not write {path} ({str(e).splitlines()[0][:80]}): is the disk full? "
                       f"free space and resume; the previous checkpoint is intact") from None
 
-def load_checkpoint(path, cfg: TrainConfig = None) -> dict:
+def _load_checkpoint(path, cfg: TrainConfig = None) -> dict:
     "Read a checkpoint (weights only); a clear error if it is corrupt, truncated or from another run's settings."
     try: state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
@@ -217,14 +217,14 @@ def init_from(model: MLOModel, source) -> dict:
     "Start `model`'s MAE from `source`: a run folder, an MAE checkpoint or a timm encoder file; {'encoder': n, 'decoder': n} loaded."
     src = Path(source)
     if src.is_dir():
-        state = load_checkpoint(src/'checkpoint.pt')['model']
+        state = _load_checkpoint(src/'checkpoint.pt')['model']
         return init_mae_from(model.mae, {k[len('mae.'):]: v for k, v in state.items() if k.startswith('mae.')})
     return init_mae_from(model.mae, src)
 
 def load_run(out_dir, device='cpu'):
     "(TrainConfig, MLOModel in eval mode) of the run in `out_dir`, its weights from its checkpoint."
     cfg = read_config(out_dir)
-    state = load_checkpoint(Path(out_dir)/'checkpoint.pt', cfg)
+    state = _load_checkpoint(Path(out_dir)/'checkpoint.pt', cfg)
     n_classes = next(v.shape[0] for k, v in state['model'].items() if k.startswith('head.') and k.endswith('weight') and v.ndim == 2)
     model = build_run_model(cfg, n_classes)
     model.load_state_dict(state['model'])
@@ -242,15 +242,15 @@ def cpu_threads(n=None, device='cpu'):
     finally: torch.set_num_threads(before)
 
 # %% ../nbs/06_runs.ipynb #9b4f8659
-def defining_settings(cfg: TrainConfig) -> dict:
+def _defining_settings(cfg: TrainConfig) -> dict:
     "The settings that define what a run computes: all but the machinery."
     return {k: v for k, v in asdict(cfg).items() if k not in TrainConfig.having('machinery')}
 
 def run_name(cfg: TrainConfig, base: TrainConfig) -> str:
     "Folder name of a cached run: method, the settings differing from `base`, and a hash of the defining settings that differ from their defaults."
-    diff = {k: v for k, v in defining_settings(cfg).items() if k != 'method' and v != getattr(base, k)}
+    diff = {k: v for k, v in _defining_settings(cfg).items() if k != 'method' and v != getattr(base, k)}
     defaults = {f.name: f.default for f in fields(TrainConfig)}
-    given = {k: v for k, v in defining_settings(cfg).items() if v != defaults[k]}   # a setting added later, at its default, renames nothing
+    given = {k: v for k, v in _defining_settings(cfg).items() if v != defaults[k]}   # a setting added later, at its default, renames nothing
     digest = hashlib.sha1(json.dumps(given, sort_keys=True, default=str).encode()).hexdigest()[:6]
     parts = [cfg.method] + [f'{k}{json.dumps(v, sort_keys=True, separators=(",", ":")) if isinstance(v, dict) else v}'
                             for k, v in sorted(diff.items())]
@@ -260,8 +260,8 @@ def cached_run_state(out, cfg: TrainConfig) -> str:
     "'finished', 'resumable', 'fresh' for the cached run `out` of settings `cfg`; refuses a folder made with other settings."
     out = Path(out)
     if folder_state(out) == 'run':
-        saved = defining_settings(read_config(out))
-        want = defining_settings(cfg)
+        saved = _defining_settings(read_config(out))
+        want = _defining_settings(cfg)
         diff = [f"{k}: {saved.get(k)!r} there, {want[k]!r} asked" for k in want if saved.get(k) != want[k]]
         if diff: raise ValueError(f"cached run {out} was made with other settings ({'; '.join(diff)}): delete it or use another root")
         if (out/'final.json').exists(): return 'finished'

@@ -30,8 +30,8 @@ import torch.distributed as dist
 
 from .data import load_dataset, check_dataset, mlo_splits, BatchLoader, class_counts
 from .models import save_timm_encoder
-from .mlo import MLOSolver, get_method, make_optimizers, mask_ratio_schedule, warmup_cosine, to_floats, distributed
-from .runs import (plan_run, run_folder_lock, load_checkpoint, build_run_model, init_from, cpu_threads,
+from .mlo import MLOSolver, get_method, make_optimizers, mask_ratio_schedule, warmup_cosine, _to_floats, distributed
+from .runs import (_plan_run, run_folder_lock, _load_checkpoint, build_run_model, init_from, cpu_threads,
                           _open_run_folder, _forget_replaced, _save_checkpoint, _CHECKPOINT_VERSION)
 from .evaluate import stage_two_test_accuracy, mask_map
 
@@ -141,15 +141,15 @@ def _given(cfg: TrainConfig = None, overrides: dict = None) -> dict:
 def train(cfg: TrainConfig = None, **overrides) -> dict:
     "Train one run (see `TrainConfig`); returns the final summary (also written to `out_dir/final.json`)."
     given = _given(cfg, overrides)
-    cfg = plan_run(given)          # every check of the settings and the folder, before any work
+    cfg = _plan_run(given)          # every check of the settings and the folder, before any work
     rank, world, device = setup_distributed(cfg.device)
     with cpu_threads(cfg.threads, device.type), run_folder_lock(cfg.out_dir) if rank == 0 else nullcontext():
-        if rank == 0: cfg = plan_run(given)   # again, the folder now held: a run that wrote there meanwhile is seen
+        if rank == 0: cfg = _plan_run(given)   # again, the folder now held: a run that wrote there meanwhile is seen
         return _train(cfg, rank, world, device)
 
 def _train(cfg: TrainConfig, rank: int, world: int, device) -> dict:
     "The five parts: prepare, resume, open the folder, the loop, the end."
-    state = load_checkpoint(Path(cfg.out_dir)/'checkpoint.pt', cfg) if cfg.resume else None   # can fail: before the folder
+    state = _load_checkpoint(Path(cfg.out_dir)/'checkpoint.pt', cfg) if cfg.resume else None   # can fail: before the folder
     run = _prepare(cfg, rank, world, device, init=state is None)
     if state is not None: _resume(run, state)
     for s in run.stepped: s.step_update(run.solver.iteration)
@@ -268,7 +268,7 @@ def _iteration(run: _Run) -> tuple:
     r = mask_ratio_schedule(solver.iteration / max(1, run.total - 1)) if cfg.curriculum_mask_ratio else cfg.mask_ratio
     lrs = dict(lr_mae=opts[0].param_groups[0]['lr'], lr_head=opts[1].param_groups[0]['lr'], lr_t=opts[2].param_groups[0]['lr'])
     du, dtr, dval = run.streams
-    m = _mean_over_ranks(to_floats(solver.step(du, next(dtr), next(dval), mask_ratio=r)))  # the one host sync
+    m = _mean_over_ranks(_to_floats(solver.step(du, next(dtr), next(dval), mask_ratio=r)))  # the one host sync
     for s in run.stepped: s.step_update(solver.iteration)
     if run.device.type == 'cuda': torch.cuda.synchronize(run.device)
     dt = time.perf_counter() - t0

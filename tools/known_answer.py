@@ -4,7 +4,7 @@ figures/known_answer/study.csv as it finishes (a cell already there is skipped, 
     python tools/known_answer.py --seeds 0 1 --steps 400            # the study of the README
     python tools/known_answer.py --seeds 0 --steps 20 --out /tmp/ka  # a quick check
 """
-import argparse, csv, json, os, sys, time
+import argparse, csv, json, os, time
 from pathlib import Path
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')
