@@ -187,7 +187,8 @@ def _known_datasets():
     from mlo_mae.data import DATASETS
     return tuple(DATASETS)
 
-_DATASET_HELP = ('cifar10_mini (embedded), cifar10, cifar100, tiny_imagenet, imagenet, imagefolder, or any name registered '
+_DATASET_HELP = ('cifar10_mini (embedded), cifar10, cifar100, tiny_imagenet, imagenet, imagefolder, glyphs, glyphs_distractor, '
+                 'glyphs_shape_only, glyphs_clutter, glyphs_flat, or any name registered '
                  'with register_dataset')
 
 # %% ../nbs/04_config.ipynb #27c48dc2
