@@ -126,7 +126,7 @@ def test_a_toy_dataset_and_a_toy_protocol_need_nothing_else(toy, tmp_path):
     register_dataset(Squares())
     try:
         root = tmp_path / 'study'
-        run_study(root, methods=('mae',), seeds=(0,), dataset='squares', max_steps=2, protocols=('ncm', 'knn'),
+        run_study(root, methods=('mae',), seeds=(0,), dataset='squares', preset='smoke', max_steps=2, protocols=('ncm', 'knn'),
                   common=dict(batch_size=16), threads=1, device='cpu', figure=False)
         row = next(csv.DictReader(open(root / 'study_runs.csv')))
         assert {'ncm', 'knn'} <= set(row) and json.loads((root / 'runs' / row['run'] / 'config.json').read_text())['dataset'] == 'squares'
