@@ -34,7 +34,6 @@ def _guided_masking(patch_map: torch.Tensor, q: float, mask_ratio: float, genera
 class Guided(Method):
     "Masking from per-image maps: object patches at probability `guide_q`, the rest at the rate that keeps the ratio; MAE's unit weights."
     name, label = 'guided', 'guided masking (per-image maps)'
-    needs_maps = True
     def masking(self, model, xu, mask_ratio, maps=None):
         if maps is None:
             raise ValueError("method guided needs per-image maps: train on a dataset whose images carry maps (e.g. glyphs)")
