@@ -228,6 +228,8 @@ class TrainConfig(MLOConfig):
     beta2: float = setting(0.95, "AdamW's beta2", check=lambda b: 0 <= b < 1, why='must be in [0, 1)')
     curriculum_mask_ratio: bool = setting(False, "Appendix D.4: the masking ratio grows 0.5 -> 0.9 over the run")
     warmup_steps: int = setting(0, 'linear learning-rate warm-up before the cosine (the authors use none)', **_non_negative)
+    lr_schedule: str = setting('cosine', "after the warm-up: cosine (to 0 at the run's last iteration: the paper's and MAE's) or constant",
+                               choices=('cosine', 'constant'))
     head_kind: str = setting('linear', "C: a linear layer, or the authors' LayerNorm + Dropout + Linear", choices=('linear', 'authors'))
     norm_pix_loss: bool = setting(False, "MAE's per-patch normalised pixel targets")
     learnable_pos_embed: bool = setting(False, 'learn the position embeddings (the paper: fixed 2-D sin-cos)')

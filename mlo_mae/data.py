@@ -22,7 +22,7 @@ __all__ = ['DATASETS', 'DatasetSpec', 'register_dataset', 'dataset_spec', 'InMem
 _CIFAR10_MEAN, _CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 _CIFAR100_MEAN, _CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # timm's IMAGENET_DEFAULT_*
-_AUGMENTS = ('crop_flip', 'resized_crop')
+_AUGMENTS = ('crop_flip', 'resized_crop', 'none')
 _FACTS = ('name', 'img_size', 'mean', 'std', 'augment', 'num_classes', 'downloads', 'needs_data_dir', 'recipe_size',
           'default_recipe')
 
@@ -400,14 +400,15 @@ class _Fit(torch.nn.Module):
 
 def train_transform(spec: DatasetSpec):
     "The training augmentation `spec.augment` names (Appendix B), ending in float normalised CHW."
+    if spec.augment == 'none': return eval_transform(spec)   # a shift or a flip would change what the image shows
     crop = ([_Fit(spec.img_size), v2.RandomCrop(spec.img_size, padding=_crop_padding(spec))] if spec.augment == 'crop_flip' else
             [v2.RandomResizedCrop(spec.img_size, scale=(0.2, 1.0), interpolation=v2.InterpolationMode.BICUBIC, antialias=True)])
     return v2.Compose([v2.ToImage(), *crop, v2.RandomHorizontalFlip(),
                        v2.ToDtype(torch.float32, scale=True), v2.Normalize(spec.mean, spec.std)])
 
 def eval_transform(spec: DatasetSpec):
-    "Deterministic evaluation transform for `spec`: native size for 'crop_flip', resize and centre crop for 'resized_crop'."
-    resize = ([_Fit(spec.img_size)] if spec.augment == 'crop_flip' else
+    "Deterministic evaluation transform for `spec`: native size for 'crop_flip' and 'none', resize and centre crop for 'resized_crop'."
+    resize = ([_Fit(spec.img_size)] if spec.augment != 'resized_crop' else
               [v2.Resize(int(spec.img_size / 0.875), interpolation=v2.InterpolationMode.BICUBIC, antialias=True), v2.CenterCrop(spec.img_size)])
     return v2.Compose([v2.ToImage(), *resize, v2.ToDtype(torch.float32, scale=True), v2.Normalize(spec.mean, spec.std)])
 
@@ -458,6 +459,8 @@ def _balance_weights(ds) -> torch.Tensor:
     y = _labels(ds)
     return torch.as_tensor(1.0 / np.bincount(y)[y], dtype=torch.float64)
 
+_FAST_AUGMENTS = ('crop_flip', 'none')   # what the batched path below does on the device
+
 class BatchLoader:
     "Seeded, resumable batches `(x, y)` of normalised float images on `device`, `(x, y, maps)` when the dataset has maps."
     def __init__(self, dataset, spec, batch_size, train=True, device='cpu', seed=0, fast=None,
@@ -469,15 +472,15 @@ class BatchLoader:
         self.rank, self.world_size = rank, world_size
         self.drop_last = train if drop_last is None else drop_last
         in_memory = isinstance(dataset, InMemoryImages)
-        self.fast = in_memory and spec.augment == 'crop_flip' if fast is None else fast
+        self.fast = in_memory and spec.augment in _FAST_AUGMENTS if fast is None else fast
         if self.fast and not in_memory: raise ValueError("fast=True needs an InMemoryImages dataset")
-        if self.fast and spec.augment != 'crop_flip':
-            raise ValueError(f"fast=True does crop_flip augmentation, and dataset {spec.name!r} declares {spec.augment!r}: pass fast=False")
+        if self.fast and spec.augment not in _FAST_AUGMENTS:
+            raise ValueError(f"fast=True does crop_flip augmentation (or none), and dataset {spec.name!r} declares {spec.augment!r}: pass fast=False")
         if self.fast and tuple(dataset.images.shape[-2:]) != (spec.img_size,) * 2:
             raise ValueError(f"fast=True needs {spec.img_size} px images (dataset {spec.name!r}), got {tuple(dataset.images.shape[-2:])}: pass fast=False")
         self.maps = getattr(dataset, 'maps', None)
         if self.maps is not None and not self.fast:
-            raise ValueError(f"per-image maps travel only on the fast path (InMemoryImages of a 'crop_flip' dataset at its native "
+            raise ValueError(f"per-image maps travel only on the fast path (InMemoryImages of a 'crop_flip' or 'none' dataset at its native "
                              f"size), and dataset {spec.name!r} here takes the DataLoader path: drop the maps or pass fast=True")
         if self.fast:
             self.images, self.labels = dataset.images.to(self.device), dataset.labels.to(self.device)
@@ -509,7 +512,7 @@ class BatchLoader:
             for x, y in dl: yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
     def _fast_epoch(self, batches, epoch, start):
-        augment, pad = self.train, _crop_padding(self.spec)  # the fast path is 'crop_flip' only
+        augment, pad = self.train and self.spec.augment == 'crop_flip', _crop_padding(self.spec)  # the fast path: 'crop_flip' or 'none'
         if augment:  # drawn per epoch for every position of the permutation, then sliced like the indices:
             # a resumed epoch, and the same global batch split over ranks, augment each image identically
             g = torch.Generator(device=self.device).manual_seed(self.seed * 100_003 + epoch + 1)

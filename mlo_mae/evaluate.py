@@ -47,15 +47,19 @@ class _evaluating:
         for m, mode in zip(self.modules, self.modes): m.train(mode)
 
 # %% ../nbs/20_evaluate.ipynb #a35b76dc
+def _pooled(encoder, x, pool: str):
+    "The encoder's features of `x`: its own `forward_features` for the CLS token, else pooled as `pool` names (an MAE encoder's option)."
+    return encoder.forward_features(x) if pool == 'token' else encoder.forward_features(x, pool=pool)
+
 @torch.no_grad()
-def extract_features(encoder: nn.Module, loader, epoch: int = 0):
-    "(features (N, D) float32, labels (N,) int64): `encoder.forward_features` on every batch of `loader`, eval mode, no grad."
+def extract_features(encoder: nn.Module, loader, epoch: int = 0, pool: str = 'token'):
+    "(features (N, D) float32, labels (N,) int64): `encoder.forward_features` (CLS, or `pool='avg'`: mean patch token) on every batch of `loader`, eval mode, no grad."
     if not hasattr(encoder, 'forward_features'):
         raise ValueError(f"encoder must have forward_features(images) -> (B, D); {type(encoder).__name__} has none")
     dev, feats, labels = _module_device(encoder), [], []
     with _evaluating(encoder):
         for x, y in _batches(loader, epoch):
-            feats.append(encoder.forward_features(x.to(dev)).float())
+            feats.append(_pooled(encoder, x.to(dev), pool).float())
             labels.append(torch.as_tensor(y).to(dev))
     if not feats: raise ValueError("the loader gave no batches")
     return torch.cat(feats), torch.cat(labels).long()
@@ -172,22 +176,22 @@ def _classifier_accuracy(model: Callable, loader, epoch: int = 0, device=None) -
 def linear_probe(encoder: nn.Module, train_loader, eval_loader, epochs: int = 90, lr: float = 0.1,
                  batch_size: int = 256, weight_decay: float = 0., optimizer: str = 'sgd',
                  warmup_epochs: Optional[int] = None, num_classes: Optional[int] = None,
-                 precompute: bool = True, seed: int = 0, progress: bool = False) -> float:
-    "MAE's linear probe on the frozen `encoder`'s CLS features: train on `train_loader`, return accuracy on `eval_loader`."
+                 precompute: bool = True, seed: int = 0, progress: bool = False, pool: str = 'token') -> float:
+    "MAE's linear probe on the frozen `encoder`'s CLS features (`pool='avg'`: mean patch token): train on `train_loader`, return accuracy on `eval_loader`."
     if optimizer not in ('sgd', 'adamw'): raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {optimizer!r}")
     if precompute:
-        feats, labels = extract_features(encoder, train_loader)
+        feats, labels = extract_features(encoder, train_loader, pool=pool)
         C = num_classes or _num_classes(train_loader, labels)
         head = train_linear_probe(feats, labels, C, epochs, lr, batch_size, weight_decay, optimizer,
                                   warmup_epochs, seed, progress)
     else:
         head = _linear_probe_on_the_fly(encoder, train_loader, num_classes, epochs, lr, weight_decay, optimizer,
-                                        warmup_epochs, seed, progress)
+                                        warmup_epochs, seed, progress, pool)
     with _evaluating(encoder):
-        return _classifier_accuracy(lambda x: head(encoder.forward_features(x).float()), eval_loader,
+        return _classifier_accuracy(lambda x: head(_pooled(encoder, x, pool).float()), eval_loader,
                                    device=_module_device(encoder))
 
-def _linear_probe_on_the_fly(encoder, loader, num_classes, epochs, lr, weight_decay, optimizer, warmup_epochs, seed, progress):
+def _linear_probe_on_the_fly(encoder, loader, num_classes, epochs, lr, weight_decay, optimizer, warmup_epochs, seed, progress, pool='token'):
     "The probe trained on features computed per batch (the loader's augmentation applies every epoch)."
     dev, steps_per_epoch = _module_device(encoder), len(loader)
     warmup_epochs = round(epochs / 9) if warmup_epochs is None else warmup_epochs
@@ -195,7 +199,7 @@ def _linear_probe_on_the_fly(encoder, loader, num_classes, epochs, lr, weight_de
     with _evaluating(encoder):
         for e in tqdm(range(epochs), desc='linear probe', disable=not progress):
             for x, y in _batches(loader, e):
-                with torch.no_grad(): f = encoder.forward_features(x.to(dev)).float()
+                with torch.no_grad(): f = _pooled(encoder, x.to(dev), pool).float()
                 y = torch.as_tensor(y).to(dev)
                 if head is None:       # built on the first batch: its width is the encoder's
                     with torch.random.fork_rng(devices=[]):

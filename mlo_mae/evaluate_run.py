@@ -170,23 +170,31 @@ class _Stage2(_Accuracy):
     def reported(self, run):   # train measured exactly this once at the run's end (checked below)
         return dict(accuracy=run.final['stage2_test_accuracy'])
 
-@register_protocol
-class _KNN(_Accuracy):
-    name, label = 'knn', 'weighted k-NN'
-    measures = (Measure('knn', 'k-NN test accuracy (%)', 'k-NN (k=20)'),)
-    options = dict(k=(20, 'neighbours of the k-NN vote'))
-    def run(self, run, k):
-        enc = run.model.encoder
-        trf, trl = ev.extract_features(enc, run.loader(run.train_set)); tef, tel = ev.extract_features(enc, run.loader(run.test_set))
-        return dict(steps_note=_TESTED, k=k, accuracy=100 * ev.knn_accuracy(trf, trl, tef, tel, k=k))
+_POOL = ('token', "the encoder's features: token (its CLS token, MAE's linear probe) or avg (the mean of its patch tokens)")
+
+class _Pooled(_Accuracy):
+    "An accuracy on the frozen encoder's features, pooled as the `pool` option says."
+    def check(self, pool, **_):
+        if pool not in ('token', 'avg'): raise ValueError(f"pool must be token or avg, got {pool!r}")
 
 @register_protocol
-class _LinearProbe(_Accuracy):
-    name, label, options = 'linear_probe', "MAE's linear probe", dict(epochs=(90, 'training epochs of the probe'))
+class _KNN(_Pooled):
+    name, label = 'knn', 'weighted k-NN'
+    measures = (Measure('knn', 'k-NN test accuracy (%)', 'k-NN (k=20)'),)
+    options = dict(k=(20, 'neighbours of the k-NN vote'), pool=_POOL)
+    def run(self, run, k, pool):
+        enc = run.model.encoder
+        (trf, trl), (tef, tel) = (ev.extract_features(enc, run.loader(s), pool=pool) for s in (run.train_set, run.test_set))
+        return dict(steps_note=_TESTED, k=k, pool=pool, accuracy=100 * ev.knn_accuracy(trf, trl, tef, tel, k=k))
+
+@register_protocol
+class _LinearProbe(_Pooled):
+    name, label, options = 'linear_probe', "MAE's linear probe", dict(epochs=(90, 'training epochs of the probe'), pool=_POOL)
     measures = (Measure('linear_probe', 'linear probe test accuracy (%)', 'linear probe'),)
-    def run(self, run, epochs):
-        acc = ev.linear_probe(run.model.encoder, run.loader(run.train_set), run.loader(run.test_set), epochs=epochs, progress=run.progress)
-        return dict(steps_note=_TESTED, epochs=epochs, accuracy=100 * acc)
+    def run(self, run, epochs, pool):
+        acc = ev.linear_probe(run.model.encoder, run.loader(run.train_set), run.loader(run.test_set), epochs=epochs, progress=run.progress,
+                              pool=pool)
+        return dict(steps_note=_TESTED, epochs=epochs, pool=pool, accuracy=100 * acc)
 
 # %% ../nbs/21_evaluate_run.ipynb #b4cc5461
 @register_protocol

@@ -147,9 +147,13 @@ def target(self: MaskedAutoencoderViT, imgs: torch.Tensor) -> torch.Tensor:
     return t
 
 @patch
-def forward_features(self: MaskedAutoencoderViT, imgs: torch.Tensor) -> torch.Tensor:
-    "CLS token after the final norm on the whole (unmasked) image: (B, D), the classifier's input."
-    return self.forward_encoder(imgs, None)[:, 0]
+def forward_features(self: MaskedAutoencoderViT, imgs: torch.Tensor, pool: str = 'token') -> torch.Tensor:
+    "(B, D) on the whole (unmasked) image after the final norm: the CLS token (`pool='token'`, the classifier's input) or the patch tokens' mean ('avg')."
+    if pool not in _POOLS: raise ValueError(f"pool must be one of {', '.join(_POOLS)}, got {pool!r}")
+    x = self.forward_encoder(imgs, None)
+    return x[:, 0] if pool == 'token' else x[:, 1:].mean(1)
+
+_POOLS = ('token', 'avg')   # timm's global_pool names
 
 @patch
 def forward(self: MaskedAutoencoderViT, imgs: torch.Tensor, mask_ratio: float = 0.75, masking: Optional[Masking] = None,

@@ -58,27 +58,29 @@ def plan_study(root, methods=_DEFAULT_METHODS, seeds=_DEFAULT_SEEDS, settings=({
     "The study's cells (methods x seeds x settings), in that order, each resolved and checked; one-line errors before any work."
     common, settings = dict(common or {}), [dict(s) for s in settings]
     load_plugins(common.get('plugins'))   # their methods and protocols, before the names are checked
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in [*methods, *(s['method'] for s in settings if 'method' in s)] if m not in METHODS]
     if unknown: raise ValueError(f"unknown method(s) {', '.join(unknown)}: choose among {', '.join(METHODS)}")
     _check_protocols(protocols, protocol_options)
     if (max_steps is None) == (budget_seconds is None):
         raise ValueError("give exactly one budget, max_steps (iterations) or budget_seconds (training time): every run shares it")
-    if not methods or not seeds or not settings: raise ValueError("a study needs at least one method, one seed and one setting")
+    if not seeds or not settings or not (methods or all('method' in s for s in settings)):
+        raise ValueError("a study needs at least one method, one seed and one setting")
     if len(set(seeds)) != len(seeds) or len(set(methods)) != len(methods): raise ValueError("methods and seeds must not repeat")
-    owned = sorted({k for s in [common, *settings] for k in s} & set(STUDY_OWNS))
+    owned = sorted(({k for s in settings for k in s} - {'method'} | set(common)) & set(STUDY_OWNS))
     if owned: raise ValueError(f"the study sets {', '.join(owned)} itself: give them as its own arguments")
     budget = dict(max_steps=max_steps) if max_steps is not None else dict(budget_seconds=budget_seconds)
     if max_steps is not None and 'epochs' not in common: budget['epochs'] = max_steps   # an epoch has >= 1 iteration: never stops first
     base = resolve_config(dataset=dataset, preset=preset, **budget, **common)
     cells = []
     for setting in settings:
-        for method in methods:
+        rest = {k: v for k, v in setting.items() if k != 'method'}
+        for method in [setting['method']] if 'method' in setting else methods:   # a setting that names its method runs it alone
             for seed in seeds:
-                cfg = resolve_config(method=method, seed=seed, dataset=dataset, preset=preset, **budget, **{**common, **setting})
+                cfg = resolve_config(method=method, seed=seed, dataset=dataset, preset=preset, **budget, **{**common, **rest})
                 get_method(cfg)   # the method's own checks (a prior's mask map), now
                 out = Path(root)/'runs'/runs.run_name(cfg, base)
                 cfg.out_dir = str(out)
-                cells.append(Cell(method, seed, _setting_label(setting), setting, cfg, out))
+                cells.append(Cell(method, seed, _setting_label(setting), rest, cfg, out))
     names = [c.out.name for c in cells]
     if len(set(names)) != len(names): raise ValueError("two cells of the study are the same run: settings repeat")
     return cells
@@ -132,12 +134,12 @@ def _mean_std(xs):
     return (statistics.fmean(xs), statistics.stdev(xs) if len(xs) > 1 else None) if xs else (None, None)
 
 def summarise(rows, reference='mae') -> list:
-    "One row per (setting, method, measure): n, mean, std over seeds, and the paired difference to `reference` (same seed, same setting)."
+    "One row per (setting, method, measure): n, mean, std over seeds, and the paired difference to `reference` (same seed; same setting, else the default one)."
     out = []
     groups = list(dict.fromkeys((r['setting'], r['method']) for r in rows))
     for setting, method in groups:
         mine = [r for r in rows if (r['setting'], r['method']) == (setting, method)]
-        ref = {int(r['seed']): r for r in rows if (r['setting'], r['method']) == (setting, reference) != (setting, method)}
+        ref_setting, ref = _reference_rows(rows, setting, method, reference)
         for m in registered_measures():
             xs = [_num(r.get(m)) for r in mine]
             xs = [x for x in xs if x is not None]
@@ -147,8 +149,16 @@ def summarise(rows, reference='mae') -> list:
                 if int(r['seed']) in ref and _num(r.get(m)) is not None and _num(ref[int(r['seed'])].get(m)) is not None]
             dmean, dstd = _mean_std(diffs)
             out.append(dict(setting=setting, method=method, label=METHODS[method].label, measure=m, n=len(xs), mean=mean, std=std,
-                            reference=reference, diff_mean=dmean, diff_std=dstd, n_pairs=len(diffs)))
+                            reference=reference, reference_setting=ref_setting, diff_mean=dmean, diff_std=dstd, n_pairs=len(diffs)))
     return out
+
+def _reference_rows(rows, setting, method, reference):
+    "(its setting, {seed: row}) of `reference` under `setting`, else under 'default' (a setting that names its own method has no MAE of its own)."
+    if method == reference: return None, {}
+    for s in dict.fromkeys((setting, 'default')):
+        ref = {int(r['seed']): r for r in rows if (r['setting'], r['method']) == (s, reference)}
+        if ref: return s, ref
+    return None, {}
 
 # %% ../nbs/50_study.ipynb #6deddd59
 def plot_study(summary, title='study'):

@@ -243,7 +243,8 @@ def _prepare(cfg: TrainConfig, rank: int, world: int, device, init: bool = True)
     run.model = model.to(device)
     run.opts = make_optimizers(run.model, cfg.lr_mae, cfg.lr_head, cfg.lr_t, cfg.weight_decay, (cfg.beta1, cfg.beta2),
                                fused=True if device.type == 'cuda' else None)
-    scheds = [warmup_cosine(o, run.total, cfg.warmup_steps) for o in run.opts]
+    floor = lambda o: o.param_groups[0]['lr'] if cfg.lr_schedule == 'constant' else 0.   # constant: a cosine whose floor is the rate
+    scheds = [warmup_cosine(o, run.total, cfg.warmup_steps, min_lr=floor(o)) for o in run.opts]
     run.stepped = scheds if method.learns_masks else scheds[:2]     # T's schedule moves only where T learns
     run.solver = MLOSolver(run.model, cfg, *run.opts, amp_dtype=_amp_dtype(cfg, device))
     torch.manual_seed(cfg.seed * 1_000_003 + rank)  # per-rank randomness (MAE's random masks, dropout)

@@ -1,65 +1,75 @@
-"""The known-answer study on the glyph benchmark: one process, one thread, cells run in order, each row appended to
-figures/known_answer/study.csv as it finishes (a cell already there is skipped, so an interrupted study resumes).
+"""The known-answer study on the glyph benchmark: a handful of ordinary studies (`mlo_mae.study`), one folder each under
+figures/known_answer/, their run folders under <study>/runs/ (not committed). A finished run or evaluation is reused, so an
+interrupted study resumes and a second call with more seeds trains only the new cells.
 
-    python tools/known_answer.py --seeds 0 1 --steps 400            # the study of the README
-    python tools/known_answer.py --seeds 0 --steps 20 --out /tmp/ka  # a quick check
+    python tools/known_answer.py                                   # every study of the README, seeds 0 1 2
+    python tools/known_answer.py --only glyphs --seeds 0 1 2 3 4   # two more seeds of one study
+    python tools/known_answer.py --quick --out /tmp/ka             # one seed, a few steps: what nbdev_test runs
 """
-import argparse, csv, json, os, time
+import argparse, json, os
 from pathlib import Path
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')
-import torch
 
-from mlo_mae.known_answer import known_answer_run, _glyph_data
+# The regime (the issue's prototype): ViT width 64, depth 3, patch 4, decoder 64 x 1, batch 64, ratio 0.5, one Stage I
+# step per iteration, AdamW at a constant 1e-3 (at 400 iterations the cosine leaves MAE at the control: SCHEDULES below);
+# the glyph datasets train without augmentation (their class is a shape: 08_glyphs).
+COMMON = dict(model_kw=dict(embed_dim=64, depth=3, num_heads=4, decoder_embed_dim=64, decoder_depth=1, decoder_num_heads=4),
+              batch_size=64, mask_ratio=0.5, unroll_steps=1, t_hidden=64, lr_mae=1e-3, lr_head=1e-3, lr_t=1e-3, lr_schedule='constant')
+PROTOCOLS = ['knn', 'linear_probe', 'stage2', 'object_share', 'feedback']
+OPTIONS = dict(pool='avg', epochs=30)   # mean-pooled patch tokens: on these images the CLS token reads little
+STEPS = 400
+MLO = [dict(method='mlo_mae', t_arch='mlp'), dict(method='mlo_mae', t_arch='per_patch')]      # B.2's T and the per-patch T
+HARD = [dict(method='hard_patches', t_arch='per_patch')]                                      # label-free learned masking
+GUIDED = [dict(method='guided', guide_q=q) for q in (0.0, 0.25, 0.5, 0.75, 1.0)]             # the oracle sweep
+SCHEDULES = [dict(method='mae', lr_schedule='cosine'), dict(method='mae', lr_schedule='cosine', lr_mae=6e-3)]   # the regime search
 
-# (label, method, dataset, settings): the q-sweep, the controls, the two T's, the label-free learned masking
-CELLS = [('untrained', 'untrained', 'glyphs', {}), ('mae', 'mae', 'glyphs', {}),
-         ('guided q=0', 'guided', 'glyphs', dict(guide_q=0.0)), ('guided q=0.5', 'guided', 'glyphs', dict(guide_q=0.5)),
-         ('guided q=1', 'guided', 'glyphs', dict(guide_q=1.0)), ('hard patches', 'hard_patches', 'glyphs', dict(t_arch='per_patch')),
-         ('MLO-MAE (B.2 T)', 'mlo_mae', 'glyphs', dict(t_arch='mlp')), ('MLO-MAE (per-patch T)', 'mlo_mae', 'glyphs', dict(t_arch='per_patch')),
-         ('mae', 'mae', 'glyphs_distractor', {}), ('MLO-MAE (B.2 T)', 'mlo_mae', 'glyphs_distractor', dict(t_arch='mlp')),
-         ('MLO-MAE (per-patch T)', 'mlo_mae', 'glyphs_distractor', dict(t_arch='per_patch'))]
-COLUMNS = ['label', 'method', 'dataset', 'seed', 'steps', 'knn', 'linear', 'object_share', 'object_share_std', 'object_minus_random',
-           'distractor_share', 'distractor_share_std', 'random_share', 'seconds', 'settings']
+def studies(root: Path, steps=STEPS, seconds=60.0):
+    "{name: run_study arguments}, in the order they run (the prior reads the MLO-MAE run of `glyphs`)."
+    base = dict(common=COMMON, protocols=PROTOCOLS, protocol_options=OPTIONS, max_steps=steps)
+    return {
+        'glyphs': dict(base, dataset='glyphs', methods=['untrained', 'mae', 'attmask'],
+                       settings=[{}, *GUIDED, *HARD, *MLO, *SCHEDULES]),
+        'glyphs_distractor': dict(base, dataset='glyphs_distractor', methods=['untrained', 'mae'], settings=[{}, *HARD, *MLO]),
+        'glyphs_seconds': dict(base, dataset='glyphs', methods=['mae'], settings=[{}, GUIDED[2], *HARD, *MLO], max_steps=None,
+                               budget_seconds=seconds),
+        **{f'glyphs_{v}': dict(base, dataset=f'glyphs_{v}', methods=['untrained', 'mae'], protocols=PROTOCOLS[:4])
+           for v in ('flat', 'clutter', 'shape_only')},
+        **{f'mae_{s}_steps': dict(base, dataset='glyphs', methods=['mae'], max_steps=s, protocols=['feedback'], protocol_options={})
+           for s in (steps // 4, steps // 2)},
+    }
 
-def _done(path):
-    if not path.exists(): return set()
-    with open(path) as f: return {(r['label'], r['dataset'], int(r['seed']), int(r['steps'])) for r in csv.DictReader(f)}
-
-def _append(path, row, columns):
-    new = not path.exists()
-    with open(path, 'a', newline='') as f:
-        w = csv.DictWriter(f, columns, extrasaction='ignore')
-        if new: w.writeheader()
-        w.writerow(row)
+def prior_study(root: Path, steps=STEPS):
+    "The position prior of seed 0's MLO-MAE run (B.2's T) of `glyphs`, as a study of its own."
+    import csv
+    rows = list(csv.DictReader(open(root/'glyphs'/'study_runs.csv')))
+    run = next(r['run'] for r in rows if r['method'] == 'mlo_mae' and 't_arch=mlp' in r['setting'] and r['seed'] == '0')
+    return dict(common=dict(COMMON, prior_from=str(root/'glyphs'/'runs'/run)), protocols=PROTOCOLS[:4], protocol_options=OPTIONS,
+                max_steps=steps, dataset='glyphs', methods=['prior'], reference='prior')
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
-    p.add_argument('--steps', type=int, default=400)
-    p.add_argument('--out', default='figures/known_answer')
-    p.add_argument('--feedback_at', type=int, nargs='*', default=[0, 100, 200, 400], help='MAE steps at which the feedback signal is measured')
-    p.add_argument('--datasets', nargs='+', default=['glyphs', 'glyphs_distractor'])
-    p.add_argument('--labels', nargs='+', default=None, help='only these cells (default: all of CELLS)')
+    p.add_argument('--out', default='figures/known_answer', help='the folder of the studies')
+    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    p.add_argument('--only', nargs='+', default=None, help='only these studies (names: glyphs, glyphs_distractor, ..., prior)')
+    p.add_argument('--quick', action='store_true', help='one seed, a few steps, the main study only (under a minute)')
     a = p.parse_args(argv)
+    import torch
+    from mlo_mae.study import run_study
     torch.set_num_threads(1)
-    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-    done, data = _done(out/'study.csv'), {}
-    for seed in a.seeds:
-        for label, method, dataset, settings in CELLS:
-            if dataset not in a.datasets or (a.labels and label not in a.labels) or (label, dataset, seed, a.steps) in done: continue
-            data.setdefault(dataset, _glyph_data(dataset))
-            fb = tuple(s for s in a.feedback_at if s <= a.steps) if method == 'mae' else ()
-            t = time.time()
-            r = known_answer_run(method, seed, a.steps, dataset, data=data[dataset], feedback_at=fb, **settings)
-            _append(out/'study.csv', dict(r, label=label, settings=json.dumps(settings)), COLUMNS)
-            for step, groups in r['feedback'].items():
-                for g, v in groups.items():
-                    _append(out/'feedback.csv', dict(dataset=dataset, seed=seed, step=step, group=g, **v),
-                            ['dataset', 'seed', 'step', 'group', 'mean', 'ci95', 'n'])
-            with open(out/'masks.jsonl', 'a') as f:   # the first 16 D_val images' masks: the figure's examples
-                f.write(json.dumps(dict(label=label, dataset=dataset, seed=seed, steps=a.steps, masks=r['masks'][:16].int().tolist())) + '\n')
-            print(f"{label:24s} {dataset:18s} seed {seed}: knn {r['knn']:.1f} lin {r['linear']:.1f} object {r['object_share']:.3f} "
-                  f"distractor {r.get('distractor_share', float('nan')):.3f} ({time.time() - t:.0f} s)", flush=True)
+    root = Path(a.out)
+    steps, seeds = (3, [0]) if a.quick else (STEPS, a.seeds)
+    todo = studies(root, steps)
+    if a.quick:   # five cells of the main study, short probes
+        todo = {'glyphs': dict(todo['glyphs'], methods=['untrained', 'mae'], settings=[{}, GUIDED[0], GUIDED[-1], MLO[0]],
+                               protocol_options=dict(OPTIONS, epochs=2, batches=2))}
+    for name, kw in todo.items():
+        if a.only and name not in a.only: continue
+        print(f"== {name}", flush=True)
+        res = run_study(root/name, seeds=seeds, threads=1, **kw)
+        print(json.dumps(res['done']), flush=True)
+    if not a.quick and (not a.only or 'prior' in a.only):
+        print("== prior", flush=True)
+        run_study(root/'prior', seeds=seeds, threads=1, **prior_study(root, steps))
 
 if __name__ == '__main__': main()
