@@ -193,9 +193,14 @@ def plot_study(summary, title='study'):
 # %% ../nbs/50_study.ipynb #8dda3bbe
 _DECIMALS = 4   # the CSVs' precision: an accuracy on 500 test images moves in steps of 0.2 points
 
+def _rounded(v: float) -> float:
+    "`v` to 4 decimals, and to 4 significant digits where that keeps more (a feedback signal of 1e-4 is not 0.0001)."
+    if v == 0 or not math.isfinite(v): return v
+    return round(v, max(_DECIMALS, _DECIMALS - 1 - math.floor(math.log10(abs(v)))))
+
 def _write_csv(path, rows):
     cols = list(dict.fromkeys(k for r in rows for k in r))
-    rounded = [{k: round(v, _DECIMALS) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
+    rounded = [{k: _rounded(v) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
     with open(path, 'w', newline='') as f:
         w = csv.DictWriter(f, cols); w.writeheader(); w.writerows(rounded)
 

@@ -123,19 +123,10 @@ def init_check(runs_dir):
     return out
 
 
-def report(runs_dir, wall_minutes=None):
+def _plot(rows, sizes, floor, protocols):
+    "MAE against the untrained band, one panel per size and protocol, saved to PNG."
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    rows = read_rows()
-    for r in rows:
-        for k in ('train_minutes', 'train_seconds', 'knn', 'linear_probe'): r[k] = float(r[k])
-    protocols = [('knn', f'k-NN (k={K})'), ('linear_probe', f'linear probe ({PROBE_EPOCHS} epochs)')]
-    sizes = [s for s in SIZES if any(r['size'] == s for r in rows)]
-    floor = {}
-    for s in sizes:
-        u = [r for r in rows if r['size'] == s and r['method'] == 'untrained']
-        floor[s] = {p: [r[p] for r in u] for p, _ in protocols}
-
     fig, axes = plt.subplots(len(protocols), len(sizes), figsize=(5.2 * len(sizes), 3.6 * len(protocols)), squeeze=False)
     for j, s in enumerate(sizes):
         mae = sorted((r for r in rows if r['size'] == s and r['method'] == 'mae'), key=lambda r: r['train_minutes'])
@@ -158,7 +149,9 @@ def report(runs_dir, wall_minutes=None):
                loc='lower center', ncol=3, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.04, 1, 1)); fig.savefig(PNG, dpi=110)
 
-    # the smallest budget at which MAE beats the untrained encoder (mean of its seeds, and the best seed) by >= MARGIN
+
+def _verdict(rows, sizes, floor, protocols) -> dict:
+    "Per size and protocol: the smallest budget at which MAE beats the untrained encoder (mean of its seeds, and the best seed) by >= MARGIN."
     verdict = {}
     for s in sizes:
         mae = sorted((r for r in rows if r['size'] == s and r['method'] == 'mae'), key=lambda r: r['train_minutes'])
@@ -172,34 +165,55 @@ def report(runs_dir, wall_minutes=None):
                                        smallest_minutes_vs_mean=hit and hit['train_minutes'],
                                        smallest_minutes_vs_best_seed=hit_max and hit_max['train_minutes'],
                                        measured_up_to=max((r['train_minutes'] for r in mae), default=None))
+    return verdict
+
+
+def _protocol() -> dict:
+    "How the curve is measured: the data, the training, the budgets, the control and the evaluation."
+    return dict(
+        dataset='cifar10, full: 50,000 train / 10,000 test images',
+        dataset_note='the rebuilt offline copy (/work/shared/data/cifar10, pixels decoded from JPEG quality ~75, mean abs '
+                     'error 5.8 grey levels vs the official pixels, labels exact): accuracy on it is close to, not '
+                     'identical with, accuracy on the official release',
+        sizes=SIZES,
+        training=dict(COMMON, method='mae', seed=0, note='preset smoke (lr_mae 1e-3, weight decay 0.05, unroll_steps 2: '
+                      'two Stage I steps of 64 images and one Stage II head step per iteration, mask ratio 0.75, no '
+                      'warm-up), batch_size 64. Stage I images: D_tr (the default du=dtr: 40,000 of the 50,000 train '
+                      'images; D_val holds 10,000). epochs=1000 only sets the cosine schedule (1000 epochs x 312 '
+                      'iterations): within the measured budgets the learning rate stays within ~1% of 1e-3, i.e. '
+                      'nearly constant, so each point is a snapshot of one run, not a run annealed to that budget. '
+                      'budget_seconds counts training time only (the summed time of the iterations), and each budget '
+                      'is reached by resume=True of the same run.'),
+        budgets_minutes={s: [m for ss, m in SCHEDULE if ss == s] for s in SIZES},
+        control="method 'untrained' (registered): the encoder at its initialisation (one Stage II head step, E and D "
+                f"never move), seeds {list(UNTRAINED_SEEDS)}, same sizes and evaluation",
+        evaluation=f'frozen encoder, CLS features (forward_features) of all 50,000 train and 10,000 test images (no '
+                   f'augmentation), extracted once per point; k-NN: mlo_mae.evaluate.knn_accuracy (DINO weighted '
+                   f'cosine, k={K}, T=0.07); linear probe: mlo_mae.evaluate.train_linear_probe (MAE: BatchNorm without '
+                   f'affine + linear, SGD lr 0.1, batch 256, {PROBE_EPOCHS} epochs, warm-up 10 + cosine, seed 0) on the '
+                   f'precomputed train features, accuracy on the test features (the same as mlo_mae.evaluate.linear_probe '
+                   f'with precompute=True, checked on one encoder: 32.29 both). The test split is only measured.',
+        threads='one CPU thread (torch.set_num_threads(1), OMP_NUM_THREADS=1); the second core was shared with other work',
+        margin_points=MARGIN)
+
+
+def report(runs_dir, wall_minutes=None):
+    rows = read_rows()
+    for r in rows:
+        for k in ('train_minutes', 'train_seconds', 'knn', 'linear_probe'): r[k] = float(r[k])
+    protocols = [('knn', f'k-NN (k={K})'), ('linear_probe', f'linear probe ({PROBE_EPOCHS} epochs)')]
+    sizes = [s for s in SIZES if any(r['size'] == s for r in rows)]
+    floor = {}
+    for s in sizes:
+        u = [r for r in rows if r['size'] == s and r['method'] == 'untrained']
+        floor[s] = {p: [r[p] for r in u] for p, _ in protocols}
+
+    _plot(rows, sizes, floor, protocols)
+    verdict = _verdict(rows, sizes, floor, protocols)
     info = dict(
         question='On the CPU, is there a training budget at which MAE beats an untrained (random) encoder by >= 5 points, '
                  'by k-NN (k=20) and by the linear probe on frozen CLS features?',
-        protocol=dict(
-            dataset='cifar10, full: 50,000 train / 10,000 test images',
-            dataset_note='the rebuilt offline copy (/work/shared/data/cifar10, pixels decoded from JPEG quality ~75, mean abs '
-                         'error 5.8 grey levels vs the official pixels, labels exact): accuracy on it is close to, not '
-                         'identical with, accuracy on the official release',
-            sizes=SIZES,
-            training=dict(COMMON, method='mae', seed=0, note='preset smoke (lr_mae 1e-3, weight decay 0.05, unroll_steps 2: '
-                          'two Stage I steps of 64 images and one Stage II head step per iteration, mask ratio 0.75, no '
-                          'warm-up), batch_size 64. Stage I images: D_tr (the default du=dtr: 40,000 of the 50,000 train '
-                          'images; D_val holds 10,000). epochs=1000 only sets the cosine schedule (1000 epochs x 312 '
-                          'iterations): within the measured budgets the learning rate stays within ~1% of 1e-3, i.e. '
-                          'nearly constant, so each point is a snapshot of one run, not a run annealed to that budget. '
-                          'budget_seconds counts training time only (the summed time of the iterations), and each budget '
-                          'is reached by resume=True of the same run.'),
-            budgets_minutes={s: [m for ss, m in SCHEDULE if ss == s] for s in SIZES},
-            control="method 'untrained' (registered): the encoder at its initialisation (one Stage II head step, E and D "
-                    f"never move), seeds {list(UNTRAINED_SEEDS)}, same sizes and evaluation",
-            evaluation=f'frozen encoder, CLS features (forward_features) of all 50,000 train and 10,000 test images (no '
-                       f'augmentation), extracted once per point; k-NN: mlo_mae.evaluate.knn_accuracy (DINO weighted '
-                       f'cosine, k={K}, T=0.07); linear probe: mlo_mae.evaluate.train_linear_probe (MAE: BatchNorm without '
-                       f'affine + linear, SGD lr 0.1, batch 256, {PROBE_EPOCHS} epochs, warm-up 10 + cosine, seed 0) on the '
-                       f'precomputed train features, accuracy on the test features (the same as mlo_mae.evaluate.linear_probe '
-                       f'with precompute=True, checked on one encoder: 32.29 both). The test split is only measured.',
-            threads='one CPU thread (torch.set_num_threads(1), OMP_NUM_THREADS=1); the second core was shared with other work',
-            margin_points=MARGIN),
+        protocol=_protocol(),
         hardware=dict(machine=platform.machine(), cpu=_cpu_name(), cores=os.cpu_count(), torch=torch.__version__,
                       python=platform.python_version()),
         date=datetime.date.today().isoformat(),
