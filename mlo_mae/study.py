@@ -65,7 +65,9 @@ def plan_study(root, methods=_DEFAULT_METHODS, seeds=_DEFAULT_SEEDS, settings=({
         raise ValueError("give exactly one budget, max_steps (iterations) or budget_seconds (training time): every run shares it")
     if not seeds or not settings or not (methods or all('method' in s for s in settings)):
         raise ValueError("a study needs at least one method, one seed and one setting")
-    if len(set(seeds)) != len(seeds) or len(set(methods)) != len(methods): raise ValueError("methods and seeds must not repeat")
+    own_seeds = [list(s['seeds']) for s in settings if 'seeds' in s]
+    if any(len(set(x)) != len(x) or not x for x in [list(seeds), *own_seeds]) or len(set(methods)) != len(methods):
+        raise ValueError("methods and seeds must not repeat (and a setting's own seeds must be a non-empty list)")
     owned = sorted(({k for s in settings for k in s} - {'method'} | set(common)) & set(STUDY_OWNS))
     if owned: raise ValueError(f"the study sets {', '.join(owned)} itself: give them as its own arguments")
     budget = dict(max_steps=max_steps) if max_steps is not None else dict(budget_seconds=budget_seconds)
@@ -73,14 +75,14 @@ def plan_study(root, methods=_DEFAULT_METHODS, seeds=_DEFAULT_SEEDS, settings=({
     base = resolve_config(dataset=dataset, preset=preset, **budget, **common)
     cells = []
     for setting in settings:
-        rest = {k: v for k, v in setting.items() if k != 'method'}
+        rest = {k: v for k, v in setting.items() if k not in ('method', 'seeds')}
         for method in [setting['method']] if 'method' in setting else methods:   # a setting that names its method runs it alone
-            for seed in seeds:
+            for seed in setting.get('seeds', seeds):                             # ... and one that names its seeds, those
                 cfg = resolve_config(method=method, seed=seed, dataset=dataset, preset=preset, **budget, **{**common, **rest})
                 get_method(cfg)   # the method's own checks (a prior's mask map), now
                 out = Path(root)/'runs'/runs.run_name(cfg, base)
                 cfg.out_dir = str(out)
-                cells.append(Cell(method, seed, _setting_label(setting), rest, cfg, out))
+                cells.append(Cell(method, seed, _setting_label({k: v for k, v in setting.items() if k != 'seeds'}), rest, cfg, out))
     names = [c.out.name for c in cells]
     if len(set(names)) != len(names): raise ValueError("two cells of the study are the same run: settings repeat")
     return cells

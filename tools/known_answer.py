@@ -3,7 +3,7 @@ figures/known_answer/, their run folders under <study>/runs/ (not committed). A 
 interrupted study resumes and a second call with more seeds trains only the new cells.
 
     python tools/known_answer.py                                   # every study of the README, seeds 0 1 2
-    python tools/known_answer.py --only glyphs --seeds 0 1 2 3 4   # two more seeds of one study
+    python tools/known_answer.py --only glyphs_flat --seeds 0 1 2 3 4   # more seeds of one study (FIVE: cells with their own)
     python tools/known_answer.py --quick --out /tmp/ka             # one seed, a few steps: what nbdev_test runs
 """
 import argparse, json, os
@@ -19,6 +19,7 @@ COMMON = dict(model_kw=dict(embed_dim=64, depth=3, num_heads=4, decoder_embed_di
 PROTOCOLS = ['knn', 'linear_probe', 'stage2', 'object_share', 'feedback']
 OPTIONS = dict(pool='avg', epochs=30)   # mean-pooled patch tokens: on these images the CLS token reads little
 STEPS = 400
+FIVE = dict(seeds=[0, 1, 2, 3, 4])   # the cells whose spreads overlap at three seeds: MAE, the controls, q = 0.5 and MLO-MAE
 MLO = [dict(method='mlo_mae', t_arch='mlp'), dict(method='mlo_mae', t_arch='per_patch')]      # B.2's T and the per-patch T
 HARD = [dict(method='hard_patches', t_arch='per_patch')]                                      # label-free learned masking
 GUIDED = [dict(method='guided', guide_q=q) for q in (0.0, 0.25, 0.5, 0.75, 1.0)]             # the oracle sweep
@@ -29,7 +30,8 @@ def studies(root: Path, steps=STEPS, seconds=60.0):
     base = dict(common=COMMON, protocols=PROTOCOLS, protocol_options=OPTIONS, max_steps=steps)
     return {
         'glyphs': dict(base, dataset='glyphs', methods=['untrained', 'mae', 'attmask'],
-                       settings=[{}, *GUIDED, *HARD, *MLO, *SCHEDULES]),
+                       settings=[FIVE, *GUIDED[:2], dict(GUIDED[2], **FIVE), *GUIDED[3:], *HARD, *(dict(m, **FIVE) for m in MLO),
+                                 *SCHEDULES]),
         'glyphs_distractor': dict(base, dataset='glyphs_distractor', methods=['untrained', 'mae'], settings=[{}, *HARD, *MLO]),
         'glyphs_seconds': dict(base, dataset='glyphs', methods=['mae'], settings=[{}, GUIDED[2], *HARD, *MLO], max_steps=None,
                                budget_seconds=seconds),
@@ -41,10 +43,10 @@ def studies(root: Path, steps=STEPS, seconds=60.0):
 
 def prior_study(root: Path, steps=STEPS):
     "The position prior of seed 0's MLO-MAE run (B.2's T) of `glyphs`, as a study of its own."
-    import csv
-    rows = list(csv.DictReader(open(root/'glyphs'/'study_runs.csv')))
-    run = next(r['run'] for r in rows if r['method'] == 'mlo_mae' and 't_arch=mlp' in r['setting'] and r['seed'] == '0')
-    return dict(common=dict(COMMON, prior_from=str(root/'glyphs'/'runs'/run)), protocols=PROTOCOLS[:4], protocol_options=OPTIONS,
+    from mlo_mae.study import plan_study
+    kw = {k: v for k, v in studies(root, steps)['glyphs'].items() if k != 'reference'}
+    run = next(c.out for c in plan_study(root/'glyphs', seeds=[0], **kw) if c.method == 'mlo_mae' and c.cfg.t_arch == 'mlp')
+    return dict(common=dict(COMMON, prior_from=str(run)), protocols=PROTOCOLS[:4], protocol_options=OPTIONS,
                 max_steps=steps, dataset='glyphs', methods=['prior'], reference='prior')
 
 def main(argv=None):
@@ -60,7 +62,7 @@ def main(argv=None):
     root = Path(a.out)
     steps, seeds = (3, [0]) if a.quick else (STEPS, a.seeds)
     todo = studies(root, steps)
-    if a.quick:   # five cells of the main study, short probes
+    if a.quick:   # five cells of the main study, one seed, short probes
         todo = {'glyphs': dict(todo['glyphs'], methods=['untrained', 'mae'], settings=[{}, GUIDED[0], GUIDED[-1], MLO[0]],
                                protocol_options=dict(OPTIONS, epochs=2, batches=2))}
     for name, kw in todo.items():
