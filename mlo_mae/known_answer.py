@@ -71,7 +71,7 @@ def dval_masks(run, max_images: int = 1000) -> dict:
                        zip(x.split(256), g.maps[idx].to(run.device).split(256))]).cpu()
     return dict(images=g.images[idx], masks=masks, object=patch_maps(g.maps[idx], p), distractor=patch_maps(g.distractor_maps[idx], p))
 
-# %% ../nbs/23_known_answer.ipynb #220fcbe1
+# %% ../nbs/23_known_answer.ipynb #9bdc108a
 def _feedback_batches(run, n: int, gen) -> list:
     "`n` seeded (x_u, groups, x_tr, y_tr, x_val, y_val) of the run's D_u, D_tr and D_val; groups: each D_u image's object, background and distractor patches."
     g, cfg, spec = _glyphs_of(run, 'feedback'), run.cfg, run.spec

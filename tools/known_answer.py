@@ -19,7 +19,7 @@ COMMON = dict(model_kw=dict(embed_dim=64, depth=3, num_heads=4, decoder_embed_di
 PROTOCOLS = ['knn', 'linear_probe', 'stage2', 'object_share', 'feedback']
 OPTIONS = dict(pool='avg', epochs=30)   # mean-pooled patch tokens: on these images the CLS token reads little
 STEPS = 400
-FIVE = dict(seeds=[0, 1, 2, 3, 4])   # the cells whose spreads overlap at three seeds: MAE, the controls, q = 0.5 and MLO-MAE
+FIVE = dict(seeds=[0, 1, 2, 3, 4])   # the cells whose spreads overlap MAE's at three seeds (the controls, AttMask, q = 0.25-0.75, MLO-MAE, the prior)
 MLO = [dict(method='mlo_mae', t_arch='mlp'), dict(method='mlo_mae', t_arch='per_patch')]      # B.2's T and the per-patch T
 HARD = [dict(method='hard_patches', t_arch='per_patch')]                                      # label-free learned masking
 GUIDED = [dict(method='guided', guide_q=q) for q in (0.0, 0.25, 0.5, 0.75, 1.0)]             # the oracle sweep
@@ -30,7 +30,7 @@ def studies(root: Path, steps=STEPS, seconds=60.0):
     base = dict(common=COMMON, protocols=PROTOCOLS, protocol_options=OPTIONS, max_steps=steps)
     return {
         'glyphs': dict(base, dataset='glyphs', methods=['untrained', 'mae', 'attmask'],
-                       settings=[FIVE, *GUIDED[:2], dict(GUIDED[2], **FIVE), *GUIDED[3:], *HARD, *(dict(m, **FIVE) for m in MLO),
+                       settings=[FIVE, GUIDED[0], *(dict(g, **FIVE) for g in GUIDED[1:4]), GUIDED[4], *HARD, *(dict(m, **FIVE) for m in MLO),
                                  *SCHEDULES]),
         'glyphs_distractor': dict(base, dataset='glyphs_distractor', methods=['untrained', 'mae'], settings=[{}, *HARD, *MLO]),
         'glyphs_seconds': dict(base, dataset='glyphs', methods=['mae'], settings=[{}, GUIDED[2], *HARD, *MLO], max_steps=None,
@@ -47,7 +47,7 @@ def prior_study(root: Path, steps=STEPS):
     kw = {k: v for k, v in studies(root, steps)['glyphs'].items() if k != 'reference'}
     run = next(c.out for c in plan_study(root/'glyphs', seeds=[0], **kw) if c.method == 'mlo_mae' and c.cfg.t_arch == 'mlp')
     return dict(common=dict(COMMON, prior_from=str(run)), protocols=PROTOCOLS[:4], protocol_options=OPTIONS,
-                max_steps=steps, dataset='glyphs', methods=['prior'], reference='prior')
+                max_steps=steps, dataset='glyphs', methods=['prior'], settings=[FIVE], reference='prior')
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
