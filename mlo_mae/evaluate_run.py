@@ -14,7 +14,7 @@ import torch
 
 from .config import METHODS, load_plugins, _plugins_in
 from .data import load_dataset, dataset_spec, BatchLoader, mlo_splits
-from .models import ClassificationHead
+from .models import ClassificationHead, POOLS
 from .mlo import get_method
 from .runs import load_run, read_config, cpu_threads, run_folder_lock
 from . import evaluate as ev
@@ -99,10 +99,11 @@ class LoadedRun:
     test_set = property(lambda self: self.split('test'))
     spec = property(lambda self: self._spec or dataset_spec(self.cfg.dataset).at_size(self.cfg.img_size))   # the size the run trained at
 
-    @property
-    def dval(self):
-        "D_val: the training images the run held out for Stage III (never the test split)."
-        return mlo_splits(self.train_set, self.cfg.val_fraction, self.cfg.split_seed, self.cfg.du).dval
+    @cached_property
+    def splits(self):
+        "The run's own seeded D_u, D_tr and D_val of its training images (never the test split), with their indices."
+        return mlo_splits(self.train_set, self.cfg.val_fraction, self.cfg.split_seed, self.cfg.du)
+    dval = property(lambda self: self.splits.dval)   # the images the run held out for Stage III
 
     def loader(self, ds, train: bool = False, batch_size: Optional[int] = None) -> BatchLoader:
         "A `BatchLoader` of `ds` on the run's device: every image once, in order (`train=True`: the training augmentation)."
@@ -175,7 +176,7 @@ _POOL = ('token', "the encoder's features: token (its CLS token, MAE's linear pr
 class _Pooled(_Accuracy):
     "An accuracy on the frozen encoder's features, pooled as the `pool` option says."
     def check(self, pool, **_):
-        if pool not in ('token', 'avg'): raise ValueError(f"pool must be token or avg, got {pool!r}")
+        if pool not in POOLS: raise ValueError(f"pool must be {' or '.join(POOLS)}, got {pool!r}")
 
 @register_protocol
 class _KNN(_Pooled):

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import torch
 
-from .data import mlo_splits
+from .data import _normalize   # uint8 -> normalised by the dataset's statistics, as BatchLoader does
 from .masking import patch_maps
 from .mlo import MLOSolver, make_optimizers
 from .evaluate_run import Measure, Protocol, register_protocol, LoadedRun
@@ -29,11 +29,6 @@ def _shares(mask, obj, dis=None) -> dict:
     return dict(out, random_share=rate.mean().item())
 
 # %% ../nbs/23_known_answer.ipynb #8cff91af
-def _normalize(images, spec):
-    "uint8 (B, 3, H, W) -> float normalised by the dataset's mean and std (as BatchLoader does)."
-    mean, std = (torch.tensor(v, device=images.device).view(1, 3, 1, 1) for v in (spec.mean, spec.std))
-    return (images.float() / 255 - mean) / std
-
 def _masks_of(model, method, x, mask_ratio, maps):
     "The method's masks of `x`, its per-pixel maps handed over (methods that do not read them ignore them)."
     with torch.no_grad(): m, _ = method.masking(model, x, mask_ratio, maps)
@@ -64,7 +59,7 @@ def dval_masks(run, max_images: int = 1000) -> dict:
     "The masks (B, N) a run's method draws for its first `max_images` D_val glyph images, beside the images and their object and distractor patches."
     run = run if isinstance(run, LoadedRun) else LoadedRun(run, progress=False)
     g, cfg, model = _glyphs_of(run, 'object_share'), run.cfg, run.model
-    idx = mlo_splits(run.train_set, cfg.val_fraction, cfg.split_seed, cfg.du).dval_index[:max_images]
+    idx = run.splits.dval_index[:max_images]
     p = model.mae.patch_embed.patch_size[0]
     x = _normalize(g.images[idx].to(run.device), run.spec)
     masks = torch.cat([_masks_of(model, run.method, xb, cfg.mask_ratio, mb) for xb, mb in
@@ -75,8 +70,8 @@ def dval_masks(run, max_images: int = 1000) -> dict:
 def _feedback_batches(run, n: int, gen) -> list:
     "`n` seeded (x_u, groups, x_tr, y_tr, x_val, y_val) of the run's D_u, D_tr and D_val; groups: each D_u image's object, background and distractor patches."
     g, cfg, spec = _glyphs_of(run, 'feedback'), run.cfg, run.spec
-    sp = mlo_splits(run.train_set, cfg.val_fraction, cfg.split_seed, cfg.du)
-    du = sp.dtr_index if cfg.du == 'dtr' else torch.arange(len(g.labels))
+    sp = run.splits
+    du = sp.dtr_index if cfg.du == 'dtr' else torch.arange(len(g.labels))   # D_u: D_tr (the paper's) or every training image
     p, b = run.model.mae.patch_embed.patch_size[0], cfg.batch_size
     pick = lambda index: index[torch.randint(0, len(index), (b,), generator=gen)]
     image, label = (lambda i: _normalize(g.images[i].to(run.device), spec)), (lambda i: g.labels[i].to(run.device))

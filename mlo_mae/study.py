@@ -76,13 +76,14 @@ def plan_study(root, methods=_DEFAULT_METHODS, seeds=_DEFAULT_SEEDS, settings=({
     cells = []
     for setting in settings:
         rest = {k: v for k, v in setting.items() if k not in ('method', 'seeds')}
+        label = _setting_label({k: v for k, v in setting.items() if k != 'seeds'})   # its seeds are not part of its name
         for method in [setting['method']] if 'method' in setting else methods:   # a setting that names its method runs it alone
             for seed in setting.get('seeds', seeds):                             # ... and one that names its seeds, those
                 cfg = resolve_config(method=method, seed=seed, dataset=dataset, preset=preset, **budget, **{**common, **rest})
                 get_method(cfg)   # the method's own checks (a prior's mask map), now
                 out = Path(root)/'runs'/runs.run_name(cfg, base)
                 cfg.out_dir = str(out)
-                cells.append(Cell(method, seed, _setting_label({k: v for k, v in setting.items() if k != 'seeds'}), rest, cfg, out))
+                cells.append(Cell(method, seed, label, rest, cfg, out))
     names = [c.out.name for c in cells]
     if len(set(names)) != len(names): raise ValueError("two cells of the study are the same run: settings repeat")
     return cells
