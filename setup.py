@@ -13,6 +13,9 @@ requirements = cfg.get('requirements', '').split()
 dev_requirements = cfg.get('dev_requirements', '').split()
 tensorboard_requirements = cfg.get('tensorboard_requirements', '').split()   # tensorboard=True's writer
 scripts = [s for s in cfg.get('console_scripts', '').split() if s]
+# the package's own methods, datasets and protocols: entry points name = module, read by mlo_mae.registry
+extensions = {f'mlo_mae.{kind}': [' = '.join(e.split('=')) for e in cfg.get(kind, '').split()]
+              for kind in ('methods', 'datasets', 'protocols')}
 
 setuptools.setup(
     name=cfg['lib_name'],
@@ -35,6 +38,6 @@ setuptools.setup(
     python_requires='>=' + min_python,
     install_requires=requirements,
     extras_require={'dev': dev_requirements, 'tensorboard': tensorboard_requirements},
-    entry_points={'console_scripts': scripts, 'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
+    entry_points={'console_scripts': scripts, 'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"], **extensions},
     zip_safe=False,
 )

@@ -4,12 +4,15 @@
 
 # %% ../nbs/04_config.ipynb #3d6d1343
 from __future__ import annotations
-import argparse, dataclasses, difflib, importlib, importlib.util, json, math, typing
+import argparse, dataclasses, difflib, importlib, importlib.util, json, math, sys, typing
 from dataclasses import dataclass, field, fields
 from typing import Optional
 
+from .registry import Registry, declared, flag_value, load_plugins
+
 # %% auto #0
-__all__ = ['METHODS', 'RECIPES', 'setting', 'validate', 'register_method', 'load_plugins', 'MLOConfig', 'TrainConfig',
+__all__ = ['POSITIVE', 'NON_NEGATIVE', 'AT_LEAST_ONE', 'UNIT_INTERVAL', 'METHODS', 'register_method', 'RECIPES', 'setting',
+           'validate', 'method_option_settings', 'method_options', 'with_options', 'MLOConfig', 'TrainConfig',
            'cli_parser', 'parse_args']
 
 # %% ../nbs/04_config.ipynb #a3c0f91f
@@ -32,93 +35,123 @@ def validate(cfg, registries=True):
     for f in fields(cfg): _check_value(f, getattr(cfg, f.name), registries)
     return cfg
 
-_finite = lambda v: isinstance(v, (int, float)) and math.isfinite(v)   # inf and nan pass no comparison rule below
-_positive = dict(check=lambda v: _finite(v) and v > 0, why='must be a finite number > 0')
-_non_negative = dict(check=lambda v: _finite(v) and v >= 0, why='must be a finite number >= 0')
-_at_least_one = dict(check=lambda v: v >= 1, why='must be >= 1')
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)   # inf and nan pass no comparison rule below
+
+
+# the rules most settings share: setting(0.01, 'help', **NON_NEGATIVE)
+POSITIVE = dict(check=lambda v: _finite(v) and v > 0, why='must be a finite number > 0')
+NON_NEGATIVE = dict(check=lambda v: _finite(v) and v >= 0, why='must be a finite number >= 0')
+AT_LEAST_ONE = dict(check=lambda v: v >= 1, why='must be >= 1')
+UNIT_INTERVAL = dict(check=lambda v: _finite(v) and 0 <= v <= 1, why='must be in [0, 1]')
 
 # %% ../nbs/04_config.ipynb #2e802ab8
-METHODS = {}   # name -> Method subclass (see 05_mlo)
+def _check_method(cls, registered: dict):
+    "A method's options: each a `setting`, none named like a setting of a run (its flag would be two)."
+    bad = [k for k, f in cls.options.items() if not isinstance(f, dataclasses.Field) or 'help' not in f.metadata]
+    if bad:
+        raise ValueError(f"method {cls.name}: option(s) {', '.join(bad)} must be declared with setting(default, help, ...)")
+    clash = sorted(set(cls.options) & {f.name for f in fields(TrainConfig)})
+    if clash:
+        raise ValueError(f"method {cls.name}: option(s) {', '.join(clash)} are settings of every run: choose other names")
 
-def register_method(cls):
-    "Class decorator: `cls` becomes `MLOConfig(method=cls.name)`, in the solver, the runner, its CLI and the figures."
-    METHODS[cls.name] = cls
-    return cls
 
-def _known_methods():
-    importlib.import_module('mlo_mae.mlo')  # registers the built-in methods (05_mlo, and 09_guided which it imports) (imports torch: only when a method is checked)
-    load_plugins()   # and the environment's and installed packages' plugins
-    return tuple(METHODS)
+METHODS = Registry('method', check=_check_method)
+register_method = METHODS.register   # class decorator: `cls` becomes `MLOConfig(method=cls.name)` everywhere
 
-# %% ../nbs/04_config.ipynb #b7152607
-_PLUGINS_ENV = 'MLO_MAE_PLUGINS'
-_IMPORTED = set()   # plugins imported by this process: each once
 
-def _import_plugin(name: str):
-    "Import the module `name`, or the Python file `name` ending in `.py`; a one-line error if it cannot be."
-    import importlib.util, sys
-    from pathlib import Path
-    key = str(Path(name).expanduser().resolve()) if name.endswith('.py') else name
-    if key in _IMPORTED: return
-    try:
-        if name.endswith('.py'):
-            if not Path(key).is_file(): raise FileNotFoundError(f'no file {key}')
-            spec = importlib.util.spec_from_file_location(f'mlo_mae_plugin_{Path(key).stem}', key)
-            module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-        else: importlib.import_module(name)
-    except Exception as e: raise ValueError(f"plugin {name} could not be imported ({type(e).__name__}: {e})") from None
-    _IMPORTED.add(key)
+def method_option_settings(method: str) -> dict:
+    "{name: setting} of the options the registered `method` declares."
+    declared = dict(METHODS[method].options)
+    for k, f in declared.items():
+        f.name = k   # a setting's rule names it in its errors
+    return declared
 
-def load_plugins(plugins: str = None) -> tuple:
-    "Import the plugins named in `plugins` (comma-separated modules or `.py` files), in $MLO_MAE_PLUGINS and by installed `mlo_mae.plugins` entry points; what they register is then known everywhere."
-    import os
-    from importlib.metadata import entry_points
-    for name in f"{plugins or ''},{os.environ.get(_PLUGINS_ENV, '')}".split(','):
-        if name.strip(): _import_plugin(name.strip())
-    for ep in entry_points(group='mlo_mae.plugins'): _import_plugin(ep.value.split(':')[0])
-    return tuple(sorted(_IMPORTED))
 
-def _plugins_in(argv) -> Optional[str]:
-    "The value of `--plugins` in the command line `argv` (before a parser that needs the registries is built)."
-    argv = list(argv)
-    for i, a in enumerate(argv):
-        if a == '--plugins' and i + 1 < len(argv): return argv[i + 1]
-        if a.startswith('--plugins='): return a.split('=', 1)[1]
-    return None
+def _option_type(f: dataclasses.Field) -> type:
+    return str if f.default is None else type(f.default)
+
+
+def method_options(method: str, given: Optional[dict] = None) -> dict:
+    "The options of `method`: each its default, then as `given`, converted and checked; one line for an unknown or bad one."
+    declared, given = method_option_settings(method), dict(given or {})
+    for k in given:
+        if k not in declared:
+            near = difflib.get_close_matches(k, [*declared, *(f.name for f in fields(TrainConfig))], n=1)
+            own = f"its options: {', '.join(declared)}" if declared else 'it has none'
+            hint = f"; did you mean {near[0]}?" if near else ''
+            raise ValueError(f"{k} is not a setting, nor an option of method {method} ({own}){hint}")
+    out = {}
+    for k, f in declared.items():
+        try:
+            out[k] = _convert(_option_type(f), given.get(k, f.default))
+        except (ValueError, TypeError, argparse.ArgumentTypeError) as e:
+            raise ValueError(f"option {k}: {e}") from None
+        _check_value(f, out[k])
+    return out
+
+
+def with_options(settings: dict, cls=None) -> dict:
+    "`settings` with every name that is not a field of `cls` (default `TrainConfig`) moved into `options`: a method's own settings given by name."
+    known = {f.name for f in fields(cls or TrainConfig)}
+    own = {k: v for k, v in settings.items() if k not in known}
+    if not own:
+        return dict(settings)
+    out = {k: v for k, v in settings.items() if k in known}
+    out['options'] = {**(settings.get('options') or {}), **own}
+    return out
+
+def _given_options(params: dict, method: str, known) -> dict:
+    "{'options': ...} of `params`, names that are not settings (papermill's cell lists every method's options: those at their defaults are not given)."
+    declared = {}
+    for name, cls in METHODS.items():
+        for k in cls.options:
+            declared.setdefault(k, method_option_settings(name)[k])
+    own = {}
+    for k, v in params.items():
+        if k not in declared:
+            near = difflib.get_close_matches(k, [*known, *declared], n=1)
+            raise ValueError(f"{k} is not a setting" + (f": did you mean {near[0]}?" if near else ': see --help for the list'))
+        f = method_option_settings(method).get(k, declared[k])
+        try:
+            v = _convert(_option_type(f), v)
+        except (ValueError, TypeError, argparse.ArgumentTypeError) as e:
+            raise ValueError(f"parameter {k}: {e}") from None
+        if v != f.default:
+            own[k] = v
+    return dict(options=own) if own else {}
 
 # %% ../nbs/04_config.ipynb #10f8e7bc
 @dataclass
 class MLOConfig:
     "What one iteration of a method does (defaults: the paper's CIFAR setting, Table 12)."
-    method: str = setting('mlo_mae', 'pretraining method: mlo_mae, mae, umae, blo_mae, supervised, attmask, untrained, prior, guided, hard_patches, or any name '
-                          'registered with register_method', choices=_known_methods, study_owned=True)
+    method: str = setting('mlo_mae', f"pretraining method: {', '.join(declared('method'))}, or one a plugin registers",
+                          choices=lambda: METHODS.names(), study_owned=True)
     mask_ratio: Optional[float] = setting(0.75, 'share of the patches masked (Table 12)', check=lambda r: 0 < r < 1,
                                           why='must be in (0, 1): at 0 nothing is left to reconstruct')
-    unroll_steps: Optional[int] = setting(2, 'Stage I steps per Stage II and III step (Table 7)', **_at_least_one)
-    t_every: int = setting(1, 'a Stage III step every k iterations (Table 16)', **_at_least_one)
+    unroll_steps: Optional[int] = setting(2, 'Stage I steps per Stage II and III step (Table 7)', **AT_LEAST_ONE)
+    t_every: int = setting(1, 'a Stage III step every k iterations (Table 16)', **AT_LEAST_ONE)
     hypergradient: str = setting('finite_difference', "Stage III's hypergradient: Appendix A.2's T path, forward mode (exact), or autograd through the unroll",
                                  choices=('finite_difference', 'forward', 'exact'))
     c_path: str = setting('exact', "Eq. 11's C-path product: exactly, first-order, in the look-ahead pass (cheaper), or A.2's finite difference",
                           choices=('exact', 'finite_difference'))
-    alpha: float = setting(0.01, "Eq. 12's step: eps is alpha / ||v||", **_positive)
+    alpha: float = setting(0.01, "Eq. 12's step: eps is alpha / ||v||", **POSITIVE)
     reuse_stage_one: bool = setting(False, "Eq. 6 reuses Stage I's gradient: Stage III runs before the last Stage I step (off: Algorithm 1's order)")
     lr_factors: bool = setting(True, "eta_E, eta_C in the unrolled Jacobians (False: the authors' code)")
     detach_t_input: bool = setting(True, "T reads E's patch embeddings as a fixed input (False: attached, the authors' code)")
     t_pos_embed: bool = setting(False, "add E's position embedding to T's input")
     t_arch: str = setting('mlp', "T's architecture: B.2's MLP over all patches, or one MLP shared by each patch", choices=lambda: tuple(importlib.import_module('mlo_mae.masking').MASKING_NETS))
-    guide_q: float = setting(1.0, "guided masking: each object patch is masked with this probability (09_guided)", check=lambda q: 0 <= q <= 1, why='must be in [0, 1]')
-    hard_share: float = setting(0.5, 'hard-patch mining: share of the masked patches chosen as the predicted hardest', check=lambda s: 0 <= s <= 1, why='must be in [0, 1]')
     straight_through: bool = setting(False, 'Eq. 1 weights: hard mask forward, sigma backward (Appendix A.4)')
     stage_two: str = setting('linear', "Stage II: a linear head on frozen E, or Eq. 13's fine-tuned copy F",
                              choices=('linear', 'finetune'))
-    prox_lambda: float = setting(0.01, "Eq. 13's proximal weight", **_non_negative)
-    blo_gamma: float = setting(1.0, "Eq. 5's weight of the reconstruction loss (BLO-MAE)", **_non_negative)
-    umae_weight: float = setting(0.01, "U-MAE's weight of the uniformity term", **_non_negative)
-    clip_grad: Optional[float] = setting(None, 'max gradient norm of each optimizer step (default: no clipping)', **_positive)
-    prior_from: Optional[str] = setting(None, "run folder of an MLO-MAE run whose mask_map.json gives the prior control's masks")
+    prox_lambda: float = setting(0.01, "Eq. 13's proximal weight", **NON_NEGATIVE)
+    clip_grad: Optional[float] = setting(None, 'max gradient norm of each optimizer step (default: no clipping)', **POSITIVE)
+    options: Optional[dict] = setting(None, "the method's own settings, {name: value} (JSON); each is also given by its own name: "
+                                      "--guide_q 0.5 (see --method NAME --help)")
 
-    def __post_init__(self): validate(self)
+    def __post_init__(self):
+        validate(self)
+        self.options = method_options(self.method, self.options)
 
     @classmethod
     def having(cls, role: str) -> tuple:
@@ -127,17 +160,19 @@ class MLOConfig:
 
     @classmethod
     def from_parameters(cls, params: dict, registries=False) -> dict:
-        "`params` (papermill's, or any dict) as settings: each name a setting, each value converted as the CLI reads its text and checked; one line for the first bad one."
+        "`params` (papermill's, or any dict) as settings: each name a setting or a method's option, each value converted as the CLI reads its text and checked; one line for the first bad one."
         known, hints = {f.name: f for f in fields(cls)}, typing.get_type_hints(cls)
-        out = {}
+        out, own = {}, {}
         for k, v in params.items():
             if k not in known:
-                near = difflib.get_close_matches(k, known, n=1)
-                raise ValueError(f"{k} is not a setting" + (f": did you mean {near[0]}?" if near else ': see --help for the list'))
-            try: out[k] = _convert(_base_type(hints[k]), v)
-            except (ValueError, TypeError, argparse.ArgumentTypeError) as e: raise ValueError(f"parameter {k}: {e}") from None
+                own[k] = v
+                continue
+            try:
+                out[k] = _convert(_base_type(hints[k]), v)
+            except (ValueError, TypeError, argparse.ArgumentTypeError) as e:
+                raise ValueError(f"parameter {k}: {e}") from None
             _check_value(known[k], out[k], registries)
-        return out
+        return {**out, **_given_options(own, out.get('method', known['method'].default), known)}
 
     def mlo_config(self) -> 'MLOConfig':
         "Only the method's settings (a `TrainConfig` holds more)."
@@ -187,9 +222,7 @@ def _known_datasets():
     from mlo_mae.data import DATASETS
     return tuple(DATASETS)
 
-_DATASET_HELP = ('cifar10_mini (embedded), cifar10, cifar100, tiny_imagenet, imagenet, imagefolder, glyphs, glyphs_distractor, '
-                 'glyphs_shape_only, glyphs_clutter, glyphs_flat, or any name registered '
-                 'with register_dataset')
+_DATASET_HELP = f"dataset: {', '.join(declared('dataset'))} (cifar10_mini is embedded in the package), or one a plugin registers"
 
 # %% ../nbs/04_config.ipynb #27c48dc2
 @dataclass
@@ -213,44 +246,44 @@ class TrainConfig(MLOConfig):
     plugins: Optional[str] = setting(None, "your own methods, datasets or protocols: modules or .py files to import first "
                                      "(comma-separated; also $MLO_MAE_PLUGINS)")
     # stopping rules
-    epochs: Optional[int] = setting(None, 'epochs of D_u (of D_tr for supervised)', **_at_least_one, resumable=True)
-    max_steps: Optional[int] = setting(None, 'stop after this many iterations (matched-steps comparisons)', **_at_least_one, resumable=True, study_owned=True)
-    budget_seconds: Optional[float] = setting(None, 'stop after this much training time, summed over resumes', **_positive, resumable=True, study_owned=True)
+    epochs: Optional[int] = setting(None, 'epochs of D_u (of D_tr for supervised)', **AT_LEAST_ONE, resumable=True)
+    max_steps: Optional[int] = setting(None, 'stop after this many iterations (matched-steps comparisons)', **AT_LEAST_ONE, resumable=True, study_owned=True)
+    budget_seconds: Optional[float] = setting(None, 'stop after this much training time, summed over resumes', **POSITIVE, resumable=True, study_owned=True)
     # Tables 11-12
     model: Optional[str] = setting(None, 'MAE preset of 02_models (vit_base_patch2_32, vit_tiny_patch2_32, vit_micro_patch4_32, ...)')
     model_kw: Optional[dict] = setting(None, 'overrides of the model preset, e.g. {"patch_size": 4, "depth": 6} (JSON)')
-    batch_size: Optional[int] = setting(None, 'images per batch of each stage (global, over all processes)', **_at_least_one)
-    lr_mae: Optional[float] = setting(None, 'learning rate of E and D', **_positive)
-    lr_head: Optional[float] = setting(None, 'learning rate of C (and F)', **_positive)
-    lr_t: Optional[float] = setting(None, 'learning rate of T', **_positive)
-    weight_decay: Optional[float] = setting(None, 'AdamW weight decay', **_non_negative)
+    batch_size: Optional[int] = setting(None, 'images per batch of each stage (global, over all processes)', **AT_LEAST_ONE)
+    lr_mae: Optional[float] = setting(None, 'learning rate of E and D', **POSITIVE)
+    lr_head: Optional[float] = setting(None, 'learning rate of C (and F)', **POSITIVE)
+    lr_t: Optional[float] = setting(None, 'learning rate of T', **POSITIVE)
+    weight_decay: Optional[float] = setting(None, 'AdamW weight decay', **NON_NEGATIVE)
     beta1: float = setting(0.9, "AdamW's beta1", check=lambda b: 0 <= b < 1, why='must be in [0, 1)')
     beta2: float = setting(0.95, "AdamW's beta2", check=lambda b: 0 <= b < 1, why='must be in [0, 1)')
     curriculum_mask_ratio: bool = setting(False, "Appendix D.4: the masking ratio grows 0.5 -> 0.9 over the run")
-    warmup_steps: int = setting(0, 'linear learning-rate warm-up before the cosine (the authors use none)', **_non_negative)
+    warmup_steps: int = setting(0, 'linear learning-rate warm-up before the cosine (the authors use none)', **NON_NEGATIVE)
     lr_schedule: str = setting('cosine', "after the warm-up: cosine (to 0 at the run's last iteration: the paper's and MAE's) or constant",
                                choices=('cosine', 'constant'))
     head_kind: str = setting('linear', "C: a linear layer, or the authors' LayerNorm + Dropout + Linear", choices=('linear', 'authors'))
     norm_pix_loss: bool = setting(False, "MAE's per-patch normalised pixel targets")
     learnable_pos_embed: bool = setting(False, 'learn the position embeddings (the paper: fixed 2-D sin-cos)')
-    t_hidden: int = setting(512, "T's hidden width (Appendix B.2)", **_at_least_one)
-    img_size: Optional[int] = setting(None, "train at this image size, resizing the images (default: the dataset's own)", **_at_least_one)
-    patch_size: Optional[int] = setting(None, "the ViT's patch size (default: the recipe's, scaled to img_size); must divide img_size", **_at_least_one)
+    t_hidden: int = setting(512, "T's hidden width (Appendix B.2)", **AT_LEAST_ONE)
+    img_size: Optional[int] = setting(None, "train at this image size, resizing the images (default: the dataset's own)", **AT_LEAST_ONE)
+    patch_size: Optional[int] = setting(None, "the ViT's patch size (default: the recipe's, scaled to img_size); must divide img_size", **AT_LEAST_ONE)
     # data
     val_fraction: float = setting(0.2, 'share of the labelled training images held out as D_val', check=lambda v: 0 < v < 1,
                                   why='must be in (0, 1)')
     du: str = setting('dtr', "Stage I's images: D_tr (paper B.3) or all training images (the authors)", choices=('dtr', 'all'))
     split_seed: int = setting(0, 'seed of the D_tr / D_val split')
     class_balance: bool = setting(False, 'draw D_tr and D_val batches class-balanced (a weighted sampler in Stages II and III)')
-    num_workers: int = setting(4, 'data-loading processes (the in-memory fast path uses none)', **_non_negative, machinery=True)
+    num_workers: int = setting(4, 'data-loading processes (the in-memory fast path uses none)', **NON_NEGATIVE, machinery=True)
     # machinery
     device: Optional[str] = setting(None, 'cpu, cuda or cuda:N (default: cuda when available)', machinery=True)
     threads: Optional[int] = setting(None, 'CPU threads of this process (default: 1 on the CPU, where more collapses when '
-                                     'another process shares the cores; PyTorch\'s choice on a GPU)', **_at_least_one, machinery=True)
+                                     'another process shares the cores; PyTorch\'s choice on a GPU)', **AT_LEAST_ONE, machinery=True)
     amp: Optional[str] = setting(None, 'autocast of Stages I-II (default: bf16 on CUDA, none on the CPU)', choices=('bf16', 'fp16', 'none'))
     tf32: bool = setting(False, 'TF32 matmuls on CUDA, Stage III included (see 30_benchmark)')
-    checkpoint_every: int = setting(200, 'a checkpoint every this many iterations', **_at_least_one, machinery=True)
-    checkpoint_minutes: float = setting(10.0, 'and at least every this many minutes of training', **_positive, machinery=True)
+    checkpoint_every: int = setting(200, 'a checkpoint every this many iterations', **AT_LEAST_ONE, machinery=True)
+    checkpoint_minutes: float = setting(10.0, 'and at least every this many minutes of training', **POSITIVE, machinery=True)
     progress: bool = setting(True, 'show a progress bar', machinery=True)
     tensorboard: bool = setting(False, "also log every metric to TensorBoard in <out_dir>/tensorboard", machinery=True,
                                 check=lambda v: not v or importlib.util.find_spec('tensorboard') is not None,
@@ -264,6 +297,7 @@ class TrainConfig(MLOConfig):
                                     for p in self.plugins.split(',') if p.strip())
             load_plugins(self.plugins)
         validate(self)
+        self.options = method_options(self.method, self.options)
 
 # %% ../nbs/04_config.ipynb #7c45d45a
 def _parse_bool(s: str) -> bool:
@@ -302,21 +336,42 @@ def _base_type(t):
     args = [a for a in typing.get_args(t) if a is not type(None)]
     return args[0] if typing.get_origin(t) is typing.Union and len(args) == 1 else t
 
-def cli_parser(cls=None, prog='mlo_mae.train', description='Train MLO-MAE or a baseline.', choices=True) -> argparse.ArgumentParser:
-    "An `argparse` parser with one flag per field of the dataclass `cls` (default `TrainConfig`); unset flags are left out."
+def _add_flag(p, name: str, t: type, f: dataclasses.Field, choices: bool):
+    "One flag `--name` of type `t` for the setting `f`: its help, its default, its fixed choices."
+    md = f.metadata
+    kw = dict(help=f"{md.get('help', '')} (default: {f.default})".replace('%', '%%'), default=argparse.SUPPRESS)
+    c = md.get('choices')
+    if choices and c is not None and not callable(c):
+        kw['choices'] = c   # a registry's names are checked later
+    if t is bool:
+        p.add_argument(f'--{name}', nargs='?', const=True, type=_parse_bool, metavar='BOOL', **kw)
+    elif t is dict:
+        p.add_argument(f'--{name}', type=_read_json, metavar='JSON', **kw)
+    else:
+        p.add_argument(f'--{name}', type=t, **kw, **({} if 'choices' in kw else dict(metavar=t.__name__.upper())))
+
+
+def cli_parser(cls=None, prog='mlo_mae.train', description='Train MLO-MAE or a baseline.', choices=True, method: str = None):
+    "An `argparse` parser with one flag per field of the dataclass `cls` (default `TrainConfig`) and one per option of `method`; unset flags are left out."
     cls = cls or TrainConfig
-    p = _Parser(prog=prog, description=description, argument_default=argparse.SUPPRESS)
+    p = _Parser(prog=prog, description=description, argument_default=argparse.SUPPRESS,
+                epilog="A method's own settings are flags too: add --method NAME to --help to list them.")
     hints = typing.get_type_hints(cls)
     for f in fields(cls):
-        t, md = _base_type(hints[f.name]), f.metadata
-        kw = dict(help=f"{md.get('help', '')} (default: {f.default})".replace('%', '%%'), default=argparse.SUPPRESS)
-        c = md.get('choices')
-        if choices and c is not None and not callable(c): kw['choices'] = c     # a registry's names are checked later
-        if t is bool: p.add_argument(f'--{f.name}', nargs='?', const=True, type=_parse_bool, metavar='BOOL', **kw)
-        elif t is dict: p.add_argument(f'--{f.name}', type=_read_json, metavar='JSON', **kw)
-        else: p.add_argument(f'--{f.name}', type=t, **kw, **({} if 'choices' in kw else dict(metavar=t.__name__.upper())))
+        _add_flag(p, f.name, _base_type(hints[f.name]), f, choices)
+    if method is not None:
+        group = p.add_argument_group(f"the options of method {method}")
+        for k, f in method_option_settings(method).items():
+            _add_flag(group, k, _option_type(f), f, choices)
     return p
 
+
 def parse_args(argv=None, cls=None) -> dict:
-    "The flags given on the command line, as keyword arguments of `cls` (default `TrainConfig`)."
-    return vars(cli_parser(cls).parse_args(argv))
+    "The flags given on the command line, as keyword arguments of `cls` (default `TrainConfig`): the options of `--method` in `options`."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    method = flag_value(argv, 'method')
+    args = vars(cli_parser(cls, method=method).parse_args(argv))
+    own = {k: args.pop(k) for k in (method_option_settings(method) if method else ()) if k in args}
+    if own:
+        args['options'] = {**args.get('options', {}), **own}
+    return args

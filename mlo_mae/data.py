@@ -13,8 +13,10 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
+from .registry import Registry
+
 # %% auto #0
-__all__ = ['DATASETS', 'DatasetSpec', 'register_dataset', 'dataset_spec', 'InMemoryImages', 'CifarSpec', 'ImageFolderSpec',
+__all__ = ['DATASETS', 'register_dataset', 'DatasetSpec', 'dataset_spec', 'InMemoryImages', 'CifarSpec', 'ImageFolderSpec',
            'load_dataset', 'check_dataset', 'Splits', 'mlo_splits', 'train_transform', 'eval_transform',
            'random_crop_flip', 'class_counts', 'BatchLoader']
 
@@ -77,20 +79,20 @@ class DatasetSpec:
         for k, v in dict(img_size=img_size, augment=_augment_at(img_size), recipe_size=img_size).items(): object.__setattr__(new, k, v)
         return new
 
-DATASETS = {}   # name -> DatasetSpec instance
+def _check_spec(spec, registered: dict):
+    if not isinstance(spec, DatasetSpec):
+        raise TypeError(f"register_dataset takes a DatasetSpec or a subclass, got {spec!r}")
 
-def register_dataset(spec_or_cls):
-    "File a `DatasetSpec` under its name: decorate a subclass (instantiated once) or call with an instance; returns its argument."
-    spec = spec_or_cls() if isinstance(spec_or_cls, type) else spec_or_cls
-    if not isinstance(spec, DatasetSpec): raise TypeError(f"register_dataset takes a DatasetSpec or a subclass, got {spec_or_cls!r}")
-    DATASETS[spec.name] = spec
-    return spec_or_cls
 
-def dataset_spec(name:str) -> DatasetSpec:
+# name -> DatasetSpec instance: a decorated subclass is instantiated once
+DATASETS = Registry('dataset', make=lambda obj: obj() if isinstance(obj, type) else obj, check=_check_spec)
+register_dataset = DATASETS.register   # decorate a subclass, or call with an instance; returns its argument
+
+
+def dataset_spec(name: str) -> DatasetSpec:
     "The registered `DatasetSpec` of `name`, or a one-line error naming the registered ones."
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}, or register one with register_dataset")
     return DATASETS[name]
+
 
 def _augment_at(size):
     "B.4's native-size crop and flip up to 64 px (CIFAR, Tiny-ImageNet, 28-px medical sets); MAE's resized crops above."
@@ -544,6 +546,3 @@ def _loader_throughput(loader, epochs=2):
         for batch in loader.epoch(e): n += len(batch[0])   # (x, y) or (x, y, maps)
     if loader.device.type == 'cuda': torch.cuda.synchronize()
     return n / (time.perf_counter() - t)
-
-# %% ../nbs/00_data.ipynb #20d743da
-from . import glyphs as _glyphs  # noqa: F401 -- the known-answer benchmark's datasets (08_glyphs, built on this module), registered wherever DATASETS is read

@@ -12,7 +12,8 @@ from typing import Optional
 
 import torch
 
-from .config import METHODS, load_plugins, _plugins_in
+from .config import METHODS
+from .registry import Registry, flag_value, load_plugins
 from .data import load_dataset, dataset_spec, BatchLoader, mlo_splits
 from .models import ClassificationHead, POOLS
 from .mlo import get_method
@@ -20,10 +21,9 @@ from .runs import load_run, read_config, cpu_threads, run_folder_lock
 from . import evaluate as ev
 
 # %% auto #0
-__all__ = ['PROTOCOLS', 'Measure', 'Protocol', 'register_protocol', 'registered_measures', 'LoadedRun', 'evaluate_run', 'main']
+__all__ = ['PROTOCOLS', 'register_protocol', 'Measure', 'Protocol', 'registered_measures', 'LoadedRun', 'evaluate_run', 'main']
 
 # %% ../nbs/21_evaluate_run.ipynb #a3685764
-PROTOCOLS = {}   # name -> Protocol subclass, in the order registered: the CLIs' choices, the study's columns, the README's
 _OWN = ('run_dir', 'protocol', 'device', 'overwrite', 'threads', 'data_dir', 'progress', 'batch_size')   # evaluate_run's own keywords
 
 @dataclass(frozen=True)
@@ -60,17 +60,25 @@ class Protocol:
         "The result the run's training already reported (a study reads it instead of evaluating), or None."
         return None
 
-def register_protocol(cls):
-    "Class decorator: `cls` becomes `evaluate_run(run, cls.name)`, its flags in the CLIs, its columns in a study, its labels in figures and README."
-    if not (isinstance(cls, type) and issubclass(cls, Protocol)): raise TypeError(f"register_protocol takes a Protocol subclass, got {cls!r}")
-    if not cls.name or not cls.label: raise ValueError(f"{cls.__name__}: a protocol needs a name and a label")
-    taken = {m.column: p.name for p in PROTOCOLS.values() if p.name != cls.name for m in p.measures}
+def _check_protocol(cls, registered: dict):
+    "A protocol's name, label, columns (no other protocol's) and options, checked when it is registered."
+    if not (isinstance(cls, type) and issubclass(cls, Protocol)):
+        raise TypeError(f"register_protocol takes a Protocol subclass, got {cls!r}")
+    if not cls.name or not cls.label:
+        raise ValueError(f"{cls.__name__}: a protocol needs a name and a label")
+    taken = {m.column: p.name for p in registered.values() for m in p.measures}
     clash = [m.column for m in cls.measures if m.column in taken]
-    if clash: raise ValueError(f"protocol {cls.name!r}: the column(s) {', '.join(clash)} belong to {', '.join(sorted({taken[c] for c in clash}))}")
+    if clash:
+        raise ValueError(f"protocol {cls.name!r}: the column(s) {', '.join(clash)} belong to {', '.join(sorted({taken[c] for c in clash}))}")
     bad = [o for o, spec in cls.options.items() if o in _OWN or not (isinstance(spec, tuple) and len(spec) in (2, 3))]
-    if bad: raise ValueError(f"protocol {cls.name!r}: option(s) {', '.join(bad)} must be (default, help[, parse]) and not one of {', '.join(_OWN)}")
-    PROTOCOLS[cls.name] = cls
-    return cls
+    if bad:
+        raise ValueError(f"protocol {cls.name!r}: option(s) {', '.join(bad)} must be (default, help[, parse]) and not one of {', '.join(_OWN)}")
+
+
+# name -> Protocol subclass: the CLIs' choices, the study's columns, the README's
+PROTOCOLS = Registry('protocol', check=_check_protocol)
+register_protocol = PROTOCOLS.register   # class decorator: `cls` becomes `evaluate_run(run, cls.name)`, its flags, its columns, its labels
+
 
 def registered_measures(percent: Optional[bool] = None) -> dict:
     "{column: Measure} of every registered protocol, in registration order (`percent=True`: the accuracies only)."
@@ -112,8 +120,7 @@ class LoadedRun:
 
 # %% ../nbs/21_evaluate_run.ipynb #6cb7f55a
 def _protocol(name: str) -> Protocol:
-    "The registered protocol `name`, instantiated; a one-line error naming the registered ones."
-    if name not in PROTOCOLS: raise ValueError(f"unknown protocol {name!r}: choose one of {', '.join(PROTOCOLS)}")
+    "The registered protocol `name`, instantiated; a one-line error naming the nearest."
     return PROTOCOLS[name]()
 
 def _options(proto: Protocol, options: dict) -> dict:
@@ -287,7 +294,7 @@ def _given_options(args: dict, parsers: dict) -> dict:
     return {o: (parsers[o](v) if parsers[o] else v) for o, v in given.items() if v is not None}
 
 def main(argv=None):
-    try: load_plugins(_plugins_in(sys.argv[1:] if argv is None else argv))   # their protocols become choices below
+    try: load_plugins(flag_value(sys.argv[1:] if argv is None else argv))   # their protocols become choices below
     except ValueError as e: sys.exit(f"error: {e}")
     p = argparse.ArgumentParser(prog='mlo_mae.evaluate_run', description='Evaluate a run folder by a registered protocol.')
     p.add_argument('--plugins', default=None, help='modules or .py files registering your own protocols (comma-separated; the run\'s own are imported too)')
@@ -305,11 +312,6 @@ def main(argv=None):
     except (ValueError, OSError, RuntimeError) as e: sys.exit(f"error: {e}")
     print(_readable(res), file=sys.stderr)   # for the reader; stdout keeps the JSON for scripts
     print(json.dumps(res))
-
-# %% ../nbs/21_evaluate_run.ipynb #bdf16e88
-# the protocols of notebooks built on this module, registered wherever PROTOCOLS is read: report and reconstruct (22_reports),
-# object_share (23_known_answer)
-from . import reports as _reports, known_answer as _known_answer  # noqa: F401
 
 # %% ../nbs/21_evaluate_run.ipynb #c8adfa2a
 #| eval: false

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 from torch.nn.attention import sdpa_kernel, SDPBackend
 
-from .config import register_method
+from .config import UNIT_INTERVAL, register_method, setting
 from .masking import Masking, patch_maps, random_masking, topk_masking, _num_kept
 from .hypergradient import hypergradient
 from .mlo import Method, MLOMAE, _mask_stats
@@ -34,13 +34,14 @@ def _guided_masking(patch_map: torch.Tensor, q: float, mask_ratio: float, genera
 class Guided(Method):
     "Masking from per-image maps: object patches at probability `guide_q`, the rest at the rate that keeps the ratio; MAE's unit weights."
     name, label = 'guided', 'guided masking (per-image maps)'
+    options = dict(guide_q=setting(1.0, 'the probability that each object patch is masked', **UNIT_INTERVAL))
     def masking(self, model, xu, mask_ratio, maps=None):
         if maps is None:
             raise ValueError("method guided needs per-image maps: train on a dataset whose images carry maps (e.g. glyphs)")
         if maps.ndim == 3: maps = patch_maps(maps.to(xu.device), model.mae.patch_embed.patch_size[0])
         if maps.shape != (xu.shape[0], model.mae.num_patches):
             raise ValueError(f"maps must be (B, H, W) or (B, N) = ({xu.shape[0]}, {model.mae.num_patches}), got {tuple(maps.shape)}")
-        return _guided_masking(maps, self.cfg.guide_q, mask_ratio), None
+        return _guided_masking(maps, self.cfg.options['guide_q'], mask_ratio), None
 
 # %% ../nbs/09_guided.ipynb #dfaa5e59
 def _hard_masking(scores, mask_ratio, share):
@@ -63,11 +64,12 @@ def _ranking_loss(scores, losses, mask):
 class HardPatches(Method):
     "Hard-patch mining: T's slot predicts each patch's reconstruction loss (trained in Stage I, no labels); the hardest predicted are masked."
     name, label = 'hard_patches', 'hard-patch mining'
+    options = dict(hard_share=setting(0.5, 'the share of the masked patches chosen as the predicted hardest', **UNIT_INTERVAL))
     stage_one_roles = ('E', 'D', 'T')
 
     def masking(self, model, xu, mask_ratio, maps=None):
         with torch.no_grad(): scores = model.masking_probs(xu)
-        return _hard_masking(scores, mask_ratio, self.cfg.hard_share), None
+        return _hard_masking(scores, mask_ratio, self.cfg.options['hard_share']), None
 
     def stage_one_loss(self, model, xu, mask_ratio, xtr=None, ytr=None, maps=None):
         masking, _ = self.masking(model, xu, mask_ratio)

@@ -16,7 +16,7 @@ from torch.func import functional_call
 from torch.nn.attention import sdpa_kernel, SDPBackend
 from timm.scheduler import CosineLRScheduler
 
-from .config import MLOConfig, METHODS, register_method, validate
+from .config import MLOConfig, METHODS, NON_NEGATIVE, register_method, setting, validate
 from .masking import MaskingNet, MASKING_NETS, topk_masking, random_masking, weighted_reconstruction_loss, uniformity_loss
 from .models import MaskedAutoencoderViT, ClassificationHead, mae_model
 from .hypergradient import hypergradient, unrolled_val_loss, phase
@@ -43,6 +43,7 @@ def _images(batch):
 class Method:
     "MAE, and the base of every method: what one iteration does. Subclasses override only what differs."
     name, label = 'mae', 'MAE'
+    options = {}                    # name -> setting(...): the method's own settings (04_config), in cfg.options
     learns_masks = False            # a Stage III trains T (its optimizer and schedule step)
     has_stage_two = True            # a separate Stage II step of the head on frozen features
     stage_one_roles = ('E', 'D')    # the parameters a Stage I step moves
@@ -83,17 +84,21 @@ class Method:
 
     def images_per_iteration(self, batch_size: int) -> int: return batch_size * self.cfg.unroll_steps
 
+# %% ../nbs/05_mlo.ipynb #dc4012c3
 @register_method
 class UMAE(Method):
     "U-MAE: MAE's loss plus the uniformity term on the CLS tokens of the masked input."
     name, label = 'umae', 'U-MAE'
+    options = dict(umae_weight=setting(0.01, "the weight of the uniformity term (U-MAE's)", **NON_NEGATIVE))
+
     def stage_one_loss(self, model, xu, mask_ratio, xtr=None, ytr=None, maps=None):
         masking, _ = self.masking(model, xu, mask_ratio, maps)
         rec, plain, latent = model.masked_reconstruction(xu, masking)
-        loss = rec + self.cfg.umae_weight * uniformity_loss(latent[:, 0])
+        loss = rec + self.cfg.options['umae_weight'] * uniformity_loss(latent[:, 0])
         probs = masking.mask.new_full(masking.mask.shape, 1 - mask_ratio)
         return loss, dict(rec_loss=rec.detach(), rec_error=plain, **_mask_stats(probs, masking.mask))
 
+# %% ../nbs/05_mlo.ipynb #31946182
 @register_method
 class MLOMAE(Method):
     "MLO-MAE (Eq. 4): T's N*r most probable patches masked, each weighted by its sigma (Eq. 1); T trained by Stage III."
@@ -113,24 +118,27 @@ class MLOMAE(Method):
         val = lambda E, C: _call(model, {**E, **C}, 'classification_loss', xval, yval)
         return rec, tr, val
 
+# %% ../nbs/05_mlo.ipynb #44767594
 @register_method
 class BLOMAE(MLOMAE):
     "BLO-MAE (Eq. 5): E, D and C together on L_cls(D_tr) + gamma * L_rec(D_u) below, T above; no separate Stage II."
     name, label = 'blo_mae', 'BLO-MAE'
+    options = dict(blo_gamma=setting(1.0, "Eq. 5's weight of the reconstruction loss", **NON_NEGATIVE))
     has_stage_two, stage_one_roles = False, ('E', 'D', 'C')
     def stage_one_loss(self, model, xu, mask_ratio, xtr=None, ytr=None, maps=None):
         rec, log = super().stage_one_loss(model, xu, mask_ratio, maps=maps)
         cls = model.classification_loss(xtr, ytr)
-        return cls + self.cfg.blo_gamma * rec, dict(log, tr_loss=cls.detach())
+        return cls + self.cfg.options['blo_gamma'] * rec, dict(log, tr_loss=cls.detach())
 
     def stage_losses(self, model, xu, xtr, ytr, xval, yval, mask_ratio):
         "Eq. 5: `rec_loss` is the lower level's joint loss; C is not a level, so it does not move in the look-ahead (no C path)."
         rec, _, val = super().stage_losses(model, xu, xtr, ytr, xval, yval, mask_ratio)
         C0 = model.named_groups()['C']
-        rec_blo = lambda E, T: _call(model, {**E, **C0}, 'classification_loss', xtr, ytr) + self.cfg.blo_gamma * rec(E, T)
+        rec_blo = lambda E, T: _call(model, {**E, **C0}, 'classification_loss', xtr, ytr) + self.cfg.options['blo_gamma'] * rec(E, T)
         no_step = lambda E, C: torch.zeros((), device=xtr.device)  # a constant: C' = C and the C-path product is 0 under every option
         return rec_blo, no_step, val
 
+# %% ../nbs/05_mlo.ipynb #571f8b91
 @register_method
 class Supervised(Method):
     "Table 1's ViT without pretraining: E and C trained together on L_cls(D_tr); no masks, no decoder."
@@ -487,17 +495,15 @@ def _num_patches(cfg):
 class Prior(Method):
     "Control: the N*r positions a finished MLO-MAE run's T masks most often (`prior_from`'s mask_map.json), the same for every image; MAE's unit weights."
     name, label = 'prior', 'position prior (control)'
+    options = dict(prior_from=setting(None, "the run folder of an MLO-MAE run whose mask_map.json gives the masks"))
     def __init__(self, cfg: MLOConfig):
         super().__init__(cfg)
-        if cfg.prior_from is None: raise ValueError("method prior needs prior_from: the run folder of an MLO-MAE run (its mask_map.json)")
-        self.frequency = torch.tensor(_read_mask_map(cfg.prior_from)['frequency'])
+        if cfg.options['prior_from'] is None: raise ValueError("method prior needs prior_from: the run folder of an MLO-MAE run (its mask_map.json)")
+        self.frequency = torch.tensor(_read_mask_map(cfg.options['prior_from'])['frequency'])
         if _num_patches(cfg) is not None: self._check(_num_patches(cfg))
     def _check(self, n):
         if len(self.frequency) != n:
-            raise ValueError(f"prior_from {self.cfg.prior_from}: its mask map has {len(self.frequency)} positions, this model {n} patches")
+            raise ValueError(f"prior_from {self.cfg.options['prior_from']}: its mask map has {len(self.frequency)} positions, this model {n} patches")
     def masking(self, model, xu, mask_ratio, maps=None):
         N = model.mae.num_patches; self._check(N)
         return topk_masking(self.frequency.to(xu.device).expand(xu.shape[0], N), mask_ratio), None
-
-# %% ../nbs/05_mlo.ipynb #7ad55d02
-from . import guided as _guided  # noqa: F401 -- guided masking and hard-patch mining (09_guided, built on this module), registered wherever METHODS is read

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .config import TrainConfig, RECIPES, validate, _recipe_row, _fit_model_kw
+from .config import METHODS, TrainConfig, RECIPES, validate, with_options, _recipe_row, _fit_model_kw
 from .data import dataset_spec, _check_patch_grid
 from .models import MAE_PRESETS, init_mae_from
 from .masking import _num_kept
@@ -27,10 +27,11 @@ def _default_out_dir(cfg: TrainConfig) -> str:
 
 def resolve_config(cfg: TrainConfig = None, **overrides) -> TrainConfig:
     "A complete, checked `TrainConfig`: the preset under the overrides; one-line errors before any work."
-    names = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(overrides) - names)
-    if unknown: raise ValueError(f"unknown setting(s) {', '.join(unknown)}; see TrainConfig (or --help) for the list")
-    cfg = dataclasses.replace(cfg or TrainConfig(), **overrides)   # validates every field
+    overrides = with_options(overrides)   # a method's own settings, given by name, into its options
+    base = cfg or TrainConfig()
+    if overrides.get('method', base.method) != base.method and 'options' not in overrides:
+        overrides['options'] = None   # another method: its own options, at their defaults
+    cfg = dataclasses.replace(base, **overrides)   # validates every field, the method's options too
     registered = dataset_spec(cfg.dataset)
     own = registered.image_size(cfg.data_dir)   # an image folder of small images: their own size (00_data)
     cfg.img_size = cfg.img_size or (own if own != registered.img_size else None)   # None: the dataset's size (run names unchanged)
@@ -102,7 +103,9 @@ def read_config(out) -> TrainConfig:
     try: saved = json.loads(path.read_text())
     except json.JSONDecodeError: raise ValueError(f"{path} is not valid JSON: restore it or start a new run") from None
     known = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in saved.items() if k in known})
+    own = METHODS[saved.get('method', 'mlo_mae')].options   # folders written before options had their own key kept them flat
+    options = {**{k: v for k, v in saved.items() if k in own}, **(saved.get('options') or {})}
+    return TrainConfig(**{k: v for k, v in saved.items() if k in known and k != 'options'}, options=options)
 
 # %% ../nbs/06_runs.ipynb #c2480ae3
 def _aside(out: Path) -> Path: return out.with_name(out.name + '.replaced')
@@ -244,13 +247,14 @@ def cpu_threads(n=None, device='cpu'):
 # %% ../nbs/06_runs.ipynb #9b4f8659
 def _defining_settings(cfg: TrainConfig) -> dict:
     "The settings that define what a run computes: all but the machinery."
-    return {k: v for k, v in asdict(cfg).items() if k not in TrainConfig.having('machinery')}
+    own = {k: v for k, v in cfg.options.items() if v != METHODS[cfg.method].options[k].default}   # by name, as given
+    return {**{k: v for k, v in asdict(cfg).items() if k not in TrainConfig.having('machinery') and k != 'options'}, **own}
 
 def run_name(cfg: TrainConfig, base: TrainConfig) -> str:
     "Folder name of a cached run: method, the settings differing from `base`, and a hash of the defining settings that differ from their defaults."
-    diff = {k: v for k, v in _defining_settings(cfg).items() if k != 'method' and v != getattr(base, k)}
+    diff = {k: v for k, v in _defining_settings(cfg).items() if k != 'method' and v != _defining_settings(base).get(k)}
     defaults = {f.name: f.default for f in fields(TrainConfig)}
-    given = {k: v for k, v in _defining_settings(cfg).items() if v != defaults[k]}   # a setting added later, at its default, renames nothing
+    given = {k: v for k, v in _defining_settings(cfg).items() if k not in defaults or v != defaults[k]}   # a setting added later, at its default, renames nothing
     digest = hashlib.sha1(json.dumps(given, sort_keys=True, default=str).encode()).hexdigest()[:6]
     parts = [cfg.method] + [f'{k}{json.dumps(v, sort_keys=True, separators=(",", ":")) if isinstance(v, dict) else v}'
                             for k, v in sorted(diff.items())]

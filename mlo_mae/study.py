@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from .config import METHODS, TrainConfig, load_plugins, _plugins_in
+from .config import METHODS, TrainConfig
+from .registry import flag_value, load_plugins
 from . import runs
 from .runs import resolve_config, cached_run_state, folder_state
 from .mlo import get_method
@@ -72,7 +73,8 @@ def plan_study(root, methods=_DEFAULT_METHODS, seeds=_DEFAULT_SEEDS, settings=({
     if owned: raise ValueError(f"the study sets {', '.join(owned)} itself: give them as its own arguments")
     budget = dict(max_steps=max_steps) if max_steps is not None else dict(budget_seconds=budget_seconds)
     if max_steps is not None and 'epochs' not in common: budget['epochs'] = max_steps   # an epoch has >= 1 iteration: never stops first
-    base = resolve_config(dataset=dataset, preset=preset, **budget, **common)
+    shared = {k: v for k, v in common.items() if k in TrainConfig.__dataclass_fields__}   # a method's option is the method's, not the base's
+    base = resolve_config(dataset=dataset, preset=preset, **budget, **shared)
     cells = []
     for setting in settings:
         rest = {k: v for k, v in setting.items() if k not in ('method', 'seeds')}
@@ -248,7 +250,7 @@ def run_study(root, methods=_DEFAULT_METHODS, seeds=_DEFAULT_SEEDS, settings=({}
 # %% ../nbs/50_study.ipynb #5dcccac2
 def main(argv=None):
     "Entry point of `python -m mlo_mae.study`."
-    try: load_plugins(_plugins_in(sys.argv[1:] if argv is None else argv))   # their protocols become choices below
+    try: load_plugins(flag_value(sys.argv[1:] if argv is None else argv))   # their protocols become choices below
     except ValueError as e: sys.exit(f"error: {e}")
     p = argparse.ArgumentParser(prog='mlo_mae.study', description='Run a study: methods x seeds x settings, each a run folder under ROOT.')
     p.add_argument('root', help="the study's folder: runs/, study_runs.csv, study_summary.csv, study.png")
