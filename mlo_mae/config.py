@@ -369,6 +369,7 @@ def cli_parser(cls=None, prog='mlo_mae.train', description='Train MLO-MAE or a b
 def parse_args(argv=None, cls=None) -> dict:
     "The flags given on the command line, as keyword arguments of `cls` (default `TrainConfig`): the options of `--method` in `options`."
     argv = sys.argv[1:] if argv is None else list(argv)
+    load_plugins(flag_value(argv, 'plugins'))   # a plugin's method and its options, before they are flags
     method = flag_value(argv, 'method')
     args = vars(cli_parser(cls, method=method).parse_args(argv))
     own = {k: args.pop(k) for k in (method_option_settings(method) if method else ()) if k in args}

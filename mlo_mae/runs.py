@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from .config import METHODS, TrainConfig, RECIPES, validate, with_options, _recipe_row, _fit_model_kw
+from .registry import load_plugins
 from .data import dataset_spec, _check_patch_grid
 from .models import MAE_PRESETS, init_mae_from
 from .masking import _num_kept
@@ -103,6 +104,7 @@ def read_config(out) -> TrainConfig:
     try: saved = json.loads(path.read_text())
     except json.JSONDecodeError: raise ValueError(f"{path} is not valid JSON: restore it or start a new run") from None
     known = {f.name for f in fields(TrainConfig)}
+    load_plugins(saved.get('plugins'))   # the run's own method may be a plugin's
     own = METHODS[saved.get('method', 'mlo_mae')].options   # folders written before options had their own key kept them flat
     options = {**{k: v for k, v in saved.items() if k in own}, **(saved.get('options') or {})}
     return TrainConfig(**{k: v for k, v in saved.items() if k in known and k != 'options'}, options=options)

@@ -6,7 +6,7 @@ import json, os, subprocess, sys, textwrap
 
 PLUGIN = textwrap.dedent('''
     import torch
-    from mlo_mae.config import register_method
+    from mlo_mae.config import UNIT_INTERVAL, register_method, setting
     from mlo_mae.mlo import Method
     from mlo_mae.masking import topk_masking
     from mlo_mae.evaluate_run import Measure, Protocol, register_protocol
@@ -15,6 +15,8 @@ PLUGIN = textwrap.dedent('''
     class FirstPatches(Method):
         "Mask the first N*r patches of every image (row by row): a masking rule of one's own."
         name, label = 'first_patches', 'first patches'
+        options = dict(first_share=setting(1.0, 'the share of the masked patches taken from the first ones', **UNIT_INTERVAL))
+
         def masking(self, model, xu, mask_ratio, maps=None):
             N = model.mae.num_patches
             score = torch.arange(N, 0, -1, device=xu.device, dtype=torch.float32).expand(xu.shape[0], N)
@@ -45,12 +47,16 @@ def test_a_plugin_method_and_protocol_from_a_file(tmp_path):
     common = ['--out_dir', str(run), '--batch_size', '16', '--progress', 'false', '--num_workers', '0', '--device', 'cpu']
     r = cli('mlo_mae.train', '--method', 'first_patches', '--max_steps', '2', *common)
     assert r.returncode != 0 and 'first_patches' in r.stderr                      # unknown without the plugin
-    r = cli('mlo_mae.train', '--plugins', str(plugin), '--method', 'first_patches', '--max_steps', '2', *common)
+    r = cli('mlo_mae.train', '--plugins', str(plugin), '--method', 'first_patches', '--first_share', '1.5', '--max_steps', '2', *common)
+    assert r.returncode != 0 and 'first_share must be in [0, 1], got 1.5' in r.stderr and not run.exists()   # its own rule
+    r = cli('mlo_mae.train', '--plugins', str(plugin), '--method', 'first_patches', '--first_share', '0.5', '--max_steps', '2', *common)
     assert r.returncode == 0, r.stderr[-2000:]
     cfg = json.loads((run / 'config.json').read_text())
     assert cfg['plugins'] == str(plugin.resolve()) and cfg['method'] == 'first_patches'
+    assert cfg['options'] == {'first_share': 0.5}                                  # the plugin method's own setting, from its flag
     r = cli('mlo_mae.train', '--resume', '--out_dir', str(run), '--max_steps', '3', '--progress', 'false')  # the run's own plugin
     assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((run / 'config.json').read_text())['options'] == {'first_share': 0.5}   # and its own options
     assert json.loads((run / 'final.json').read_text())['steps'] == 3
     r = cli('mlo_mae.evaluate_run', str(run), '--protocol', 'first_share', '--device', 'cpu')
     assert r.returncode == 2 and 'first_share' in r.stderr                        # not a choice without the plugin
@@ -59,6 +65,16 @@ def test_a_plugin_method_and_protocol_from_a_file(tmp_path):
     assert json.loads(r.stdout)['share'] == 1.0                                    # every one of the first N*r masked
     r = cli('mlo_mae.evaluate_run', str(run), '--protocol', 'knn', '--device', 'cpu')   # the run's method, from its settings
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_a_taken_name_and_a_nameless_method_are_refused_in_one_line(tmp_path):
+    for body, says in (("class Mine(Method):\n    name = 'mae'\n", "method name 'mae' is taken by mlo_mae.mlo.Method"),
+                       ("class Mine(Method):\n    label = 'no name'\n", 'method Mine declares no name of its own')):
+        plugin = tmp_path / 'clash.py'
+        plugin.write_text(f"from mlo_mae.config import register_method\nfrom mlo_mae.mlo import Method\n@register_method\n{body}")
+        r = cli('mlo_mae.train', '--plugins', str(plugin), '--out_dir', str(tmp_path / 'run'), '--max_steps', '1')
+        assert r.returncode != 0 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not (tmp_path / 'run').exists()
 
 
 def test_a_broken_plugin_is_one_line(tmp_path):

@@ -122,22 +122,27 @@ def test_help_answers_at_once_and_lists_every_setting():
     took = time.perf_counter() - t
     assert r.returncode == 0 and took < 2.0, took
     for f in fields(TrainConfig): assert f'--{f.name}' in r.stdout, f.name
-    assert 'umae_weight' in r.stdout and '(default: 0.01)' in r.stdout
+    assert '--method NAME' in r.stdout and 'umae' in r.stdout
+    r = cli('--method', 'umae', '--help')            # a method's own settings: flags of that method
+    assert r.returncode == 0 and '--umae_weight' in r.stdout and '(default: 0.01)' in r.stdout, r.stdout[-500:]
 
 
 def test_notebook_parameters_are_the_settings():
-    "nbs/10_train.ipynb's parameters cell is every TrainConfig setting, its default and its help, as declared (nothing else)."
+    "nbs/10_train.ipynb's parameters cell is every TrainConfig setting and every method's option, its default and its help, as declared (nothing else)."
     from dataclasses import fields
-    from mlo_mae.config import TrainConfig, MLOConfig
+    from mlo_mae.config import METHODS, TrainConfig, MLOConfig
     nb = json.loads((Path(__file__).resolve().parents[1] / 'nbs' / '10_train.ipynb').read_text())
     cell = next(c for c in nb['cells'] if 'parameters' in c['metadata'].get('tags', []))
     own = [f for f in fields(TrainConfig) if f.name not in MLOConfig.__dataclass_fields__]
-    method = [f for f in fields(TrainConfig) if f.name in MLOConfig.__dataclass_fields__]
+    method = [f for f in fields(TrainConfig) if f.name in MLOConfig.__dataclass_fields__ and f.name != 'options']
     line = lambda f: f"{f.name} = {f.default!r}  # {f.metadata['help']}"
-    want = ['# the run (04_config)', *map(line, own), "# the method's settings (04_config, 05_mlo)", *map(line, method)]
+    options = [(k, f, n) for n, cls in METHODS.items() for k, f in cls.options.items()]
+    want = ['# the run (04_config)', *map(line, own), "# the method's settings (04_config, 05_mlo)", *map(line, method),
+            "# each method's own settings (its options)", *(f"{k} = {f.default!r}  # {n}: {f.metadata['help']}" for k, f, n in options)]
     assert ''.join(cell['source']).splitlines() == want
     from papermill.translators import PythonTranslator   # papermill reads every one (a '=' in a help text once hid one)
-    assert [p.name for p in PythonTranslator.inspect({'source': ''.join(cell['source'])})] == [f.name for f in own + method]
+    names = [f.name for f in own + method] + [k for k, _, _ in options]
+    assert [p.name for p in PythonTranslator.inspect({'source': ''.join(cell['source'])})] == names
 
 
 def test_existing_folder_is_never_overwritten(uninterrupted):

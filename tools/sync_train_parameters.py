@@ -1,19 +1,25 @@
 #!/usr/bin/env python
 """Rewrite nbs/10_train.ipynb's `parameters` cell from the settings' declarations (04_config): every TrainConfig field,
-its default and its help, as tests/test_train.py checks. Run it after adding or changing a setting."""
+its default and its help, then every registered method's own options, as tests/test_train.py checks. Run it after
+adding or changing a setting or an option."""
 import json
 from dataclasses import fields
 from pathlib import Path
 
-from mlo_mae.config import TrainConfig, MLOConfig
+from mlo_mae.config import METHODS, MLOConfig, TrainConfig
 
-NB = Path(__file__).resolve().parent.parent/'nbs'/'10_train.ipynb'
+NB = Path(__file__).resolve().parent.parent / 'nbs' / '10_train.ipynb'
+
 
 def parameter_lines() -> list:
     own = [f for f in fields(TrainConfig) if f.name not in MLOConfig.__dataclass_fields__]
-    method = [f for f in fields(TrainConfig) if f.name in MLOConfig.__dataclass_fields__]
-    line = lambda f: f"{f.name} = {f.default!r}  # {f.metadata['help']}"
-    return ['# the run (04_config)', *map(line, own), "# the method's settings (04_config, 05_mlo)", *map(line, method)]
+    method = [f for f in fields(TrainConfig) if f.name in MLOConfig.__dataclass_fields__ and f.name != 'options']
+    line = lambda name, f, what='': f"{name} = {f.default!r}  # {what}{f.metadata['help']}"
+    options = [line(k, f, f'{name}: ') for name, cls in METHODS.items() for k, f in cls.options.items()]
+    return ['# the run (04_config)', *(line(f.name, f) for f in own),
+            "# the method's settings (04_config, 05_mlo)", *(line(f.name, f) for f in method),
+            "# each method's own settings (its options)", *options]
+
 
 if __name__ == '__main__':
     nb = json.loads(NB.read_text())
@@ -21,4 +27,4 @@ if __name__ == '__main__':
     lines = parameter_lines()
     cell['source'] = [l + '\n' for l in lines[:-1]] + [lines[-1]]
     NB.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
-    print(f"{NB.name}: {len(lines) - 2} parameters")
+    print(f"{NB.name}: {len(lines) - 3} parameters")
