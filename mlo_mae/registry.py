@@ -121,9 +121,13 @@ class Registry:
         return self._declared
 
     def names(self) -> tuple:
-        "Every name: the declared ones in alphabetical order (an order that does not depend on what was imported first), then plugins' as registered."
+        "Every name: by declaring module (alphabetically), within one as registered (by name until it is imported); then plugins' as registered."
         load_plugins()
-        return tuple(dict.fromkeys([*sorted(self.declared()), *self._entries]))
+        modules = sorted(set(self.declared().values()))
+        registered = list(self._entries)
+        rank = lambda n: modules.index(self.declared()[n]) if n in self.declared() else len(modules)
+        key = lambda n: (rank(n), registered.index(n) if n in self._entries else len(registered), n)
+        return tuple(sorted({*self.declared(), *self._entries}, key=key))
 
     def load(self, name: str = None):
         "Import the module that declares `name` (None: every declared module), as a plugin is imported."
