@@ -16,7 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torch.nn.attention import sdpa_kernel, SDPBackend
 
 from .models import MAE_PRESETS
-from .data import load_dataset, BatchLoader, _loader_throughput
+from .data import load_dataset, BatchLoader, loader_throughput
 from .config import MLOConfig
 from .hypergradient import cosine_similarity, relative_error, hypergradient, observe_phases, phase
 from .hypergradient import _hypergradient_unfused, _mixed_hvp_fd
@@ -262,7 +262,7 @@ def _measure_loader(batch_size, device, epochs=2) -> dict:
     "The real loader's fast path: `BatchLoader` over cifar10_mini (2,500 images) on `device`, images/s."
     train, _, spec = load_dataset('cifar10_mini')
     loader = BatchLoader(train, spec, batch_size, device=device)
-    return dict(kind='loader', dataset='cifar10_mini', batch_size=batch_size, loader_img_s=_loader_throughput(loader, epochs))
+    return dict(kind='loader', dataset='cifar10_mini', batch_size=batch_size, loader_img_s=loader_throughput(loader, epochs))
 
 # %% ../nbs/30_benchmark.ipynb #7ab1a30e
 def _log(msg): print(msg, file=sys.stderr, flush=True)

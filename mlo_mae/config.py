@@ -12,8 +12,8 @@ from .registry import Registry, declared, flag_value, load_plugins
 
 # %% auto #0
 __all__ = ['POSITIVE', 'NON_NEGATIVE', 'AT_LEAST_ONE', 'UNIT_INTERVAL', 'METHODS', 'register_method', 'RECIPES', 'setting',
-           'validate', 'method_option_settings', 'method_options', 'with_options', 'MLOConfig', 'TrainConfig',
-           'cli_parser', 'parse_args']
+           'validate', 'method_option_settings', 'method_options', 'with_options', 'MLOConfig', 'recipe_row',
+           'fit_model_kw', 'TrainConfig', 'cli_parser', 'parse_args']
 
 # %% ../nbs/04_config.ipynb #a3c0f91f
 def setting(default, help: str, choices=None, check=None, why: str = None, *, machinery=False, resumable=False, study_owned=False):
@@ -200,7 +200,7 @@ RECIPES = {
 _RECIPE_NAMES = tuple(dict.fromkeys(p for p, _ in RECIPES))
 _ROWS = (32, 64, 224)   # the sizes recipes are written for
 
-def _recipe_row(preset: str, size: int) -> int:
+def recipe_row(preset: str, size: int) -> int:
     "The row of recipe `preset` a `size`-px dataset trains with: its own size's, else (a size no row is written for) the nearest on a log scale."
     rows = [s for p, s in RECIPES if p == preset]
     if size in rows: return size
@@ -208,7 +208,7 @@ def _recipe_row(preset: str, size: int) -> int:
         raise ValueError(f"preset {preset!r} has no {size}-px setting: choose one of {', '.join(p for p in _RECIPE_NAMES if (p, size) in RECIPES)}")
     return min(rows, key=lambda r: abs(math.log(size / r)))
 
-def _fit_model_kw(preset_kw: dict, model_kw, img_size: int, patch_size=None):
+def fit_model_kw(preset_kw: dict, model_kw, img_size: int, patch_size=None):
     "`model_kw` for `img_size`-px images: unchanged where the model takes them; else that size and `patch_size`, or the model's patch scaled to the nearest divisor."
     kw = {**preset_kw, **(model_kw or {})}
     if 'img_size' in (model_kw or {}) or (kw['img_size'] == img_size and patch_size in (None, kw['patch_size'])):

@@ -16,9 +16,9 @@ from torchvision.transforms import v2
 from .registry import Registry
 
 # %% auto #0
-__all__ = ['DATASETS', 'register_dataset', 'DatasetSpec', 'dataset_spec', 'InMemoryImages', 'CifarSpec', 'ImageFolderSpec',
-           'load_dataset', 'check_dataset', 'Splits', 'mlo_splits', 'train_transform', 'eval_transform',
-           'random_crop_flip', 'class_counts', 'BatchLoader']
+__all__ = ['DATASETS', 'register_dataset', 'DatasetSpec', 'dataset_spec', 'check_patch_grid', 'InMemoryImages', 'CifarSpec',
+           'ImageFolderSpec', 'load_dataset', 'check_dataset', 'Splits', 'mlo_splits', 'train_transform',
+           'eval_transform', 'random_crop_flip', 'normalize_images', 'class_counts', 'BatchLoader', 'loader_throughput']
 
 # %% ../nbs/00_data.ipynb #1818ad2e
 _CIFAR10_MEAN, _CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -98,7 +98,7 @@ def _augment_at(size):
     "B.4's native-size crop and flip up to 64 px (CIFAR, Tiny-ImageNet, 28-px medical sets); MAE's resized crops above."
     return 'crop_flip' if size <= 64 else 'resized_crop'
 
-def _check_patch_grid(img_size:int, patch_size:int):
+def check_patch_grid(img_size:int, patch_size:int):
     "A ViT cuts the image into whole patches: refuse sizes that don't divide, naming the patch sizes that do."
     if patch_size <= 0 or img_size % patch_size:
         ok = ', '.join(str(d) for d in range(1, img_size) if img_size % d == 0)
@@ -434,7 +434,7 @@ def random_crop_flip(x, padding=4, generator=None, params=None):
     b = torch.arange(B, device=dev).view(B, 1, 1)
     return padded.permute(0, 2, 3, 1)[b, rows, cols].permute(0, 3, 1, 2)
 
-def _normalize(x, spec):
+def normalize_images(x, spec):
     "uint8 (B,3,H,W) -> float normalised by the dataset's mean and std."
     mean = torch.tensor(spec.mean, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(spec.std, device=x.device).view(1, 3, 1, 1)
@@ -527,7 +527,7 @@ class BatchLoader:
                 pk = [p[k * self.batch_size:(k + 1) * self.batch_size] for p in params]
                 x = random_crop_flip(x, pad, params=pk)
                 if m is not None: m = random_crop_flip(m[:, None], pad, params=pk)[:, 0]   # the image's own crop and flip
-            yield (_normalize(x, self.spec), self.labels[b]) + (() if m is None else (m,))
+            yield (normalize_images(x, self.spec), self.labels[b]) + (() if m is None else (m,))
 
     def __iter__(self): return self.epoch(0)
 
@@ -538,7 +538,7 @@ class _Mapped(torch.utils.data.Dataset):
     def __getitem__(self, i): return self.fn(self.ds[i])
 
 # %% ../nbs/00_data.ipynb #6df5ee3a
-def _loader_throughput(loader, epochs=2):
+def loader_throughput(loader, epochs=2):
     "Images per second of `loader` alone, after one warm-up batch (synchronising CUDA so the figure is real)."
     next(iter(loader.epoch(0)))
     t, n = time.perf_counter(), 0

@@ -21,7 +21,8 @@ from .runs import load_run, read_config, cpu_threads, run_folder_lock
 from . import evaluate as ev
 
 # %% auto #0
-__all__ = ['PROTOCOLS', 'register_protocol', 'Measure', 'Protocol', 'registered_measures', 'LoadedRun', 'evaluate_run', 'main']
+__all__ = ['PROTOCOLS', 'register_protocol', 'TESTED_ONCE', 'Measure', 'Protocol', 'registered_measures', 'LoadedRun',
+           'resolve_options', 'evaluate_run', 'add_protocol_flags', 'given_protocol_options', 'main']
 
 # %% ../nbs/21_evaluate_run.ipynb #a3685764
 _OWN = ('run_dir', 'protocol', 'device', 'overwrite', 'threads', 'data_dir', 'progress', 'batch_size')   # evaluate_run's own keywords
@@ -123,7 +124,7 @@ def _protocol(name: str) -> Protocol:
     "The registered protocol `name`, instantiated; a one-line error naming the nearest."
     return PROTOCOLS[name]()
 
-def _options(proto: Protocol, options: dict) -> dict:
+def resolve_options(proto: Protocol, options: dict) -> dict:
     "The protocol's options: its defaults, then those given (None keeps the default); one-line errors before any work."
     options = {k: v for k, v in options.items() if v is not None}
     unknown = sorted(set(options) - set(proto.options))
@@ -137,7 +138,7 @@ def _options(proto: Protocol, options: dict) -> dict:
 def evaluate_run(run_dir, protocol: str = 'stage2', device='cpu', overwrite: bool = False, threads=None, data_dir=None,
                  progress: bool = True, batch_size: int = 256, **options) -> dict:
     "Evaluate the run in `run_dir` by the registered `protocol` with its `options`; the result is returned and written to `run_dir/eval_<protocol>.json`."
-    proto = _protocol(protocol); opts = _options(proto, options)
+    proto = _protocol(protocol); opts = resolve_options(proto, options)
     run_dir = Path(run_dir); out = run_dir/f'eval_{protocol}.json'
     if out.exists() and not overwrite: raise FileExistsError(f"{out} exists: pass --overwrite (overwrite=True in Python) to replace it")
     cfg = read_config(run_dir)
@@ -162,7 +163,7 @@ def _readable(res: dict) -> str:
     return f"{run_dir.name} ({res['method']}): {'; '.join(vals) or proto.label}" + (f" ({about})" if about else '')
 
 # %% ../nbs/21_evaluate_run.ipynb #5ba25995
-_TESTED = 'evaluated once, nothing selected on the test split'
+TESTED_ONCE = 'evaluated once, nothing selected on the test split'
 
 class _Accuracy(Protocol):
     "A protocol whose result is one test accuracy in % (`accuracy`): its one measure's column."
@@ -174,7 +175,7 @@ class _Stage2(_Accuracy):
     measures = (Measure('stage2', 'Stage II test accuracy (%)', 'Stage II test acc.'),)
     def run(self, run):
         m = run.model
-        return dict(steps_note=_TESTED, accuracy=100 * ev.stage_two_test_accuracy(m.encoder, m.head, run.loader(run.test_set)))
+        return dict(steps_note=TESTED_ONCE, accuracy=100 * ev.stage_two_test_accuracy(m.encoder, m.head, run.loader(run.test_set)))
     def reported(self, run):   # train measured exactly this once at the run's end (checked below)
         return dict(accuracy=run.final['stage2_test_accuracy'])
 
@@ -193,7 +194,7 @@ class _KNN(_Pooled):
     def run(self, run, k, pool):
         enc = run.model.encoder
         (trf, trl), (tef, tel) = (ev.extract_features(enc, run.loader(s), pool=pool) for s in (run.train_set, run.test_set))
-        return dict(steps_note=_TESTED, k=k, pool=pool, accuracy=100 * ev.knn_accuracy(trf, trl, tef, tel, k=k))
+        return dict(steps_note=TESTED_ONCE, k=k, pool=pool, accuracy=100 * ev.knn_accuracy(trf, trl, tef, tel, k=k))
 
 @register_protocol
 class _LinearProbe(_Pooled):
@@ -202,7 +203,7 @@ class _LinearProbe(_Pooled):
     def run(self, run, epochs, pool):
         acc = ev.linear_probe(run.model.encoder, run.loader(run.train_set), run.loader(run.test_set), epochs=epochs, progress=run.progress,
                               pool=pool)
-        return dict(steps_note=_TESTED, epochs=epochs, pool=pool, accuracy=100 * acc)
+        return dict(steps_note=TESTED_ONCE, epochs=epochs, pool=pool, accuracy=100 * acc)
 
 # %% ../nbs/21_evaluate_run.ipynb #b4cc5461
 @register_protocol
@@ -220,7 +221,7 @@ class _Finetune(_Accuracy):
         recipe['epochs'] = epochs
         acc = ev.finetune(run.model.encoder, new_head, run.loader(run.train_set, train=True, batch_size=bs), run.loader(run.test_set),
                           progress=run.progress, **recipe)
-        return dict(steps_note=_TESTED, recipe=recipe, epochs=epochs, accuracy=100 * acc)
+        return dict(steps_note=TESTED_ONCE, recipe=recipe, epochs=epochs, accuracy=100 * acc)
 
 @register_protocol
 class _Similarity(Protocol):
@@ -228,7 +229,7 @@ class _Similarity(Protocol):
     measures = (Measure('similarity_ratio', 'intra- over inter-class cosine similarity (test)', 'similarity ratio', percent=False),)
     def run(self, run):
         intra, inter = ev.class_similarities(*ev.extract_features(run.model.encoder, run.loader(run.test_set)))
-        return dict(steps_note=_TESTED, intra=float(intra), inter=float(inter), ratio=float(intra / inter))
+        return dict(steps_note=TESTED_ONCE, intra=float(intra), inter=float(inter), ratio=float(intra / inter))
     def row(self, result): return dict(similarity_ratio=result['ratio'])
 
 def _name_paths(words) -> dict:
@@ -246,7 +247,7 @@ class _Robustness(Protocol):
         if not folders: raise ValueError("robustness needs --folders name=path ... (folders={name: path} in Python)")
     def run(self, run, folders):
         acc = ev.robustness_eval(ev.EncoderClassifier(run.model.encoder, run.model.head), folders, run.spec, run.train_set.classes)
-        return dict(steps_note=_TESTED, folders={n: str(p) for n, p in folders.items()}, accuracy={n: 100 * a for n, a in acc.items()})
+        return dict(steps_note=TESTED_ONCE, folders={n: str(p) for n, p in folders.items()}, accuracy={n: 100 * a for n, a in acc.items()})
     def row(self, result): return {}
 
 # %% ../nbs/21_evaluate_run.ipynb #ecc91a54
@@ -275,7 +276,7 @@ class _Masks(Protocol):
         return dict(mask_iou=r['mean_pairwise_iou'], mask_random_iou=r['random_iou'], sigma_mean=s.get('mean'), sigma_std=s.get('std'))
 
 # %% ../nbs/21_evaluate_run.ipynb #b87e631a
-def _option_flags(parser, protocols=None) -> dict:
+def add_protocol_flags(parser, protocols=None) -> dict:
     "Add one flag per option of the registered `protocols` (default: all) to `parser`; {option: parse or None}."
     decl = {}
     for p in (protocols or PROTOCOLS.values()):
@@ -288,7 +289,7 @@ def _option_flags(parser, protocols=None) -> dict:
         group.add_argument(f'--{o}', default=None, help='; '.join(f'{n}: {t} (default: {d})' for n, d, t, _ in ds), **kw)
     return {o: ds[0][3] for o, ds in decl.items()}
 
-def _given_options(args: dict, parsers: dict) -> dict:
+def given_protocol_options(args: dict, parsers: dict) -> dict:
     "The protocol options given on the command line, parsed, popped from `args`."
     given = {o: args.pop(o) for o in parsers}
     return {o: (parsers[o](v) if parsers[o] else v) for o, v in given.items() if v is not None}
@@ -305,10 +306,10 @@ def main(argv=None):
     p.add_argument('--batch_size', type=int, default=256, help='images per batch (default: 256)')
     p.add_argument('--data_dir', default=None, help="the dataset's folder on this machine (default: the run's)")
     p.add_argument('--threads', type=int, default=None, help='CPU threads (default: 1 on the CPU)')
-    parsers = _option_flags(p)
+    parsers = add_protocol_flags(p)
     a = vars(p.parse_args(argv)); a.pop('plugins')
     device = a.pop('device') or ('cuda' if torch.cuda.is_available() else 'cpu')
-    try: res = evaluate_run(a.pop('run_dir'), a.pop('protocol'), device, **_given_options(a, parsers), **a)
+    try: res = evaluate_run(a.pop('run_dir'), a.pop('protocol'), device, **given_protocol_options(a, parsers), **a)
     except (ValueError, OSError, RuntimeError) as e: sys.exit(f"error: {e}")
     print(_readable(res), file=sys.stderr)   # for the reader; stdout keeps the JSON for scripts
     print(json.dumps(res))

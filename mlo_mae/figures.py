@@ -17,8 +17,11 @@ from .train import train
 from .evaluate_run import registered_measures
 
 # %% auto #0
-__all__ = ['PAPER', 'run_summary', 'label_runs', 'read_study', 'study_runs', 'compared_runs', 'figure_paths', 'save_figure',
-           'SmallRuns', 'Seeds', 'Draw']
+__all__ = ['PAPER', 'SMALL_RUN_BASE', 'CONTROL', 'COMPARED', 'DEFAULT_STEPS', 'MASK_RATIOS', 'UNROLL_STEPS', 'FIG2_METHODS',
+           'small_run_settings', 'small_run_name', 'small_run', 'default_runs', 'run_summary', 'label_runs',
+           'figure_run_specs', 'small_run_job', 'train_runs', 'read_study', 'study_runs', 'seed_stats', 'picture_seed',
+           'compared_runs', 'figure_paths', 'save_figure', 'binomial_se', 'ours_label', 'paper_vs_ours', 'to_rgb',
+           'patch_map_image', 'masked_image', 'cam_overlay', 'centre_share']
 
 # %% ../nbs/40_figures.ipynb #b1d250ab
 _PAPER_LABEL = 'paper (ViT-B, full CIFAR-10)'
@@ -34,33 +37,33 @@ _FIG3_NOTE = ("paper's ratios for its 10 points read from a text extraction (tic
 PAPER.update(label=_PAPER_LABEL, fig3_note=_FIG3_NOTE)   # how figures name the paper's panel; Figure 3's placement, said beside it
 
 # %% ../nbs/40_figures.ipynb #4df77d1c
-_SMALL_RUN_BASE = dict(dataset='cifar10_mini', preset='smoke')
+SMALL_RUN_BASE = dict(dataset='cifar10_mini', preset='smoke')
 
 def _resolved(method, settings) -> TrainConfig:
     bad = sorted(set(settings) & {'dataset', 'preset', 'method', 'out_dir', 'resume', 'overwrite'})
     if bad: raise ValueError(f"a small run fixes {', '.join(bad)} (cifar10_mini, smoke, its own folder): pass other settings")
     if 'max_steps' in settings and 'epochs' not in settings: settings = {**settings, 'epochs': settings['max_steps']}
-    return resolve_config(method=method, **_SMALL_RUN_BASE, **settings)
+    return resolve_config(method=method, **SMALL_RUN_BASE, **settings)
 
-def _run_settings(method: str, **settings) -> dict:
+def small_run_settings(method: str, **settings) -> dict:
     "The settings that define a small run: the method and those differing from the smoke preset's, sorted by name."
     cfg, base = _resolved(method, settings), _resolved('mlo_mae', {})
     diff = {k: v for k, v in _defining_settings(cfg).items() if v != getattr(base, k) and k != 'epochs'}
     return dict(sorted({**diff, 'method': method}.items()))
 
-def _run_name(method: str, **settings) -> str:
+def small_run_name(method: str, **settings) -> str:
     "Folder name of a small run: method, differing settings, and a hash of every setting (`06_runs`)."
     cfg = _resolved(method, settings)
     return runs.run_name(cfg, dataclasses.replace(_resolved('mlo_mae', {}), epochs=cfg.epochs))  # epochs follow max_steps
 
 # %% ../nbs/40_figures.ipynb #72f244c9
-def _small_run(root, method: str = 'mlo_mae', threads: int = 1, **settings) -> Path:
+def small_run(root, method: str = 'mlo_mae', threads: int = 1, **settings) -> Path:
     "Folder of a run on cifar10_mini with the smoke preset and `settings`; trained once (on `threads` CPU threads), then reused from `root/<name>`."
     cfg = _resolved(method, settings)          # every check before any work
-    out = Path(root)/_run_name(method, **settings)
+    out = Path(root)/small_run_name(method, **settings)
     state = cached_run_state(out, cfg)
     if state == 'finished': print(f"reusing {out}"); return out
-    kw = dict(_SMALL_RUN_BASE, method=method, out_dir=str(out), progress=False, num_workers=0, threads=threads, epochs=cfg.epochs, **settings)
+    kw = dict(SMALL_RUN_BASE, method=method, out_dir=str(out), progress=False, num_workers=0, threads=threads, epochs=cfg.epochs, **settings)
     if state == 'resumable': kw['resume'] = True; print(f"resuming the interrupted run {out}")
     elif out.exists() and any(out.iterdir()): kw['overwrite'] = True; print(f"restarting the interrupted run {out} (no checkpoint)")
     else: print(f"training {out}")
@@ -69,12 +72,12 @@ def _small_run(root, method: str = 'mlo_mae', threads: int = 1, **settings) -> P
 
 
 # %% ../nbs/40_figures.ipynb #3a9d1195
-_CONTROL = 'untrained'   # the registered control (05_mlo): the random encoder, only its Stage II head trains
-_COMPARED = (_CONTROL, 'mae', 'mlo_mae')   # the methods of Figures 4-6 and Table 13, control first
+CONTROL = 'untrained'   # the registered control (05_mlo): the random encoder, only its Stage II head trains
+COMPARED = (CONTROL, 'mae', 'mlo_mae')   # the methods of Figures 4-6 and Table 13, control first
 
-def _default_runs(root, steps: int, methods=_COMPARED) -> dict:
+def default_runs(root, steps: int, methods=COMPARED) -> dict:
     "{method: folder}: the small runs of `methods` (the control, MAE, MLO-MAE) at `steps` iterations, shared by the figures."
-    return {m: _small_run(root, m, max_steps=steps) for m in methods}
+    return {m: small_run(root, m, max_steps=steps) for m in methods}
 
 _TEST_IMAGES = {}   # (dataset, data_dir) -> its test split's size: each dataset counted once per process
 
@@ -112,40 +115,39 @@ def label_runs(runs, required=('mae', 'mlo_mae')) -> dict:
     return labelled
 
 # %% ../nbs/40_figures.ipynb #41f93e05
-_DEFAULT_STEPS = 1000
-_MASK_RATIOS = (0.25, 0.5, 0.75, 0.9)
-_UNROLL_STEPS = (1, 2, 5)
-_FIG2_METHODS = (_CONTROL, 'mae', 'mlo_mae', 'blo_mae')   # Figure 2's bars: the control, MAE, three levels, two levels
+DEFAULT_STEPS = 1000
+MASK_RATIOS = (0.25, 0.5, 0.75, 0.9)
+UNROLL_STEPS = (1, 2, 5)
+FIG2_METHODS = (CONTROL, 'mae', 'mlo_mae', 'blo_mae')   # Figure 2's bars: the control, MAE, three levels, two levels
 
-def _figure_run_specs(steps: int = _DEFAULT_STEPS, mask_ratios=_MASK_RATIOS, unroll_steps=_UNROLL_STEPS, ablations: bool = True,
+def figure_run_specs(steps: int = DEFAULT_STEPS, mask_ratios=MASK_RATIOS, unroll_steps=UNROLL_STEPS, ablations: bool = True,
                      pair: bool = True, seeds=(0,), have=()) -> list:
     "[(method, settings)] of the small runs: the compared methods (`pair`), Figure 2's and the sweeps' (`ablations`, each sweep point and its control at every seed of `seeds`); no run twice, none of `have` at the default setting."
-    specs = [(m, {}) for m in _COMPARED] if pair else []
+    specs = [(m, {}) for m in COMPARED] if pair else []
     if ablations:
-        specs += [(m, {}) for m in _FIG2_METHODS]
+        specs += [(m, {}) for m in FIG2_METHODS]
         for s in seeds:
             seed = dict(seed=s) if s != 0 else {}
-            specs += [(_CONTROL, seed)] + [('mlo_mae', dict(mask_ratio=r, **seed)) for r in mask_ratios]
+            specs += [(CONTROL, seed)] + [('mlo_mae', dict(mask_ratio=r, **seed)) for r in mask_ratios]
             specs += [('mlo_mae', dict(unroll_steps=k, **seed)) for k in unroll_steps]
     specs = [(m, kw) for m, kw in specs if not (m in have and not kw)]
     unique = {}
-    for m, kw in specs: unique.setdefault(_run_name(m, max_steps=steps, **kw), (m, dict(max_steps=steps, **kw)))
+    for m, kw in specs: unique.setdefault(small_run_name(m, max_steps=steps, **kw), (m, dict(max_steps=steps, **kw)))
     return list(unique.values())
 
-def _small_run_job(args):
+def small_run_job(args):
     root, method, settings = args
-    return _small_run(root, method, **settings)
+    return small_run(root, method, **settings)
 
-def _train_runs(root, specs, jobs: int = 1) -> list:
+def train_runs(root, specs, jobs: int = 1) -> list:
     "Folders of the small runs `specs` ([(method, settings)]), those not cached trained in `jobs` processes."
     if jobs < 1: raise ValueError(f"jobs must be >= 1, got {jobs}")
-    for m, kw in specs: _run_name(m, **kw)    # every check before any work
+    for m, kw in specs: small_run_name(m, **kw)    # every check before any work
     todo = [(str(root), m, kw) for m, kw in specs]
-    if jobs == 1 or len(todo) < 2: return [_small_run_job(t) for t in todo]
+    if jobs == 1 or len(todo) < 2: return [small_run_job(t) for t in todo]
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
-    from mlo_mae.figures import _small_run_job as job   # by its module's name: a spawned process imports it from there
-    # longest first (unrolling depth x iterations), so that the last job to start is a short one
+    from mlo_mae.figures import small_run_job as job   # by its module's name: a spawned process imports it from there    # longest first (unrolling depth x iterations), so that the last job to start is a short one
     order = sorted(range(len(todo)), key=lambda i: -todo[i][2].get('max_steps', 0) * todo[i][2].get('unroll_steps', 2))
     with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=mp.get_context('spawn')) as pool:
         done = dict(zip(order, pool.map(job, [todo[i] for i in order])))
@@ -184,18 +186,18 @@ def study_runs(rows, method: str, setting: str = 'default') -> dict:
     "{seed: row} of `method`'s runs at `setting` in study rows, by seed."
     return dict(sorted((r['seed'], r) for r in rows if r['method'] == method and r['setting'] == setting))
 
-def _seed_stats(values) -> dict:
+def seed_stats(values) -> dict:
     "n, mean and sample standard deviation (n - 1; None for a single value) of one number per seed (None values skipped)."
     xs = [float(x) for x in values if x is not None]
     if not xs: return dict(n=0, mean=None, std=None)
     return dict(n=len(xs), mean=statistics.fmean(xs), std=statistics.stdev(xs) if len(xs) > 1 else None)
 
-def _picture_seed(by_seed: dict) -> int:
+def picture_seed(by_seed: dict) -> int:
     "The seed whose run a figure draws: 0 when there is one, else the smallest."
     return 0 if 0 in by_seed else min(by_seed)
 
-def compared_runs(runs=None, study=None, root=None, steps: int = _DEFAULT_STEPS,
-                  methods=_COMPARED, required=('mae', 'mlo_mae')) -> tuple:
+def compared_runs(runs=None, study=None, root=None, steps: int = DEFAULT_STEPS,
+                  methods=COMPARED, required=('mae', 'mlo_mae')) -> tuple:
     "({method: {seed: folder}}, [methods without runs]): from a study, from the user's `runs`, or the small runs at `steps`."
     if runs and study: raise ValueError("give runs or study, not both")
     if study:
@@ -205,7 +207,7 @@ def compared_runs(runs=None, study=None, root=None, steps: int = _DEFAULT_STEPS,
     elif runs:
         found = {m: {run_summary(f)['seed']: f} for m, f in label_runs(runs, required).items()}
     else:
-        found = {m: {0: f} for m, f in _default_runs(root, steps, methods).items()}
+        found = {m: {0: f} for m, f in default_runs(root, steps, methods).items()}
     absent = [m for m in required if m not in found]
     if absent: raise ValueError(f"no run of {', '.join(absent)} in {'the study ' + str(study) if study else 'the runs given'}")
     for m, by_seed in found.items():
@@ -226,7 +228,7 @@ def _repo_root(start=None):
         if (d/'settings.ini').exists() and (d/'nbs').is_dir(): return d
     return None
 
-def figure_paths(out_dir=None, runs_root=None, steps: int = _DEFAULT_STEPS, test_steps: int = 2):
+def figure_paths(out_dir=None, runs_root=None, steps: int = DEFAULT_STEPS, test_steps: int = 2):
     "(out_dir, runs_root, steps) of a figure notebook; a temporary folder and `test_steps` under nbdev_test."
     if _in_test():
         import atexit, shutil
@@ -269,12 +271,12 @@ def save_figure(fig, data, out_dir, name: str, dpi: int = 150) -> list:
 _MODEL_LABELS = {'vit_micro_patch4_32': 'micro ViT', 'vit_tiny_patch2_32': 'ViT-Ti', 'vit_small_patch2_32': 'ViT-S',
                 'vit_base_patch2_32': 'ViT-B', 'vit_base_patch16_224': 'ViT-B'}
 
-def _binomial_se(accuracy_pct: float, n: int) -> float:
+def binomial_se(accuracy_pct: float, n: int) -> float:
     "One standard error (in points) of a test accuracy of `accuracy_pct` % measured on `n` images."
     p = accuracy_pct / 100
     return 100 * math.sqrt(p * (1 - p) / n) if n else float('nan')
 
-def _ours_label(summaries) -> str:
+def ours_label(summaries) -> str:
     "'ours (micro ViT, cifar10_mini, 300 iterations, CPU)' from `run_summary` dicts."
     summaries = list(summaries)
     join = lambda xs: '/'.join(str(x) for x in dict.fromkeys(xs))
@@ -282,7 +284,7 @@ def _ours_label(summaries) -> str:
     device = join(s['device'].split(':')[0].upper().replace('CUDA', 'GPU') for s in summaries)
     return f"ours ({model}, {join(s['dataset'] for s in summaries)}, {join(s['steps'] for s in summaries)} iterations, {device})"
 
-def _paper_vs_ours(paper: dict, ours: dict, title: str, xlabel: str, ylabel: str, ours_label: str,
+def paper_vs_ours(paper: dict, ours: dict, title: str, xlabel: str, ylabel: str, ours_label: str,
                   ours_err: dict = None, kind: str = 'bar', paper_label: str = _PAPER_LABEL, fmt: str = '{:.1f}',
                   paper_note: str = None, baseline: float = None, figsize=(10, 4.4), err_label: str = 'one standard error',
                   control: dict = None):
@@ -336,29 +338,29 @@ def _paper_vs_ours(paper: dict, ours: dict, title: str, xlabel: str, ylabel: str
     return fig
 
 # %% ../nbs/40_figures.ipynb #aab425f4
-def _to_rgb(x: torch.Tensor, spec) -> np.ndarray:
+def to_rgb(x: torch.Tensor, spec) -> np.ndarray:
     "(3, H, W) image normalised with `spec`'s mean and std -> (H, W, 3) float array in [0, 1]."
     mean, std = torch.tensor(spec.mean).view(3, 1, 1), torch.tensor(spec.std).view(3, 1, 1)
     return (x.detach().cpu().float() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
 
-def _patch_map(values, grid) -> np.ndarray:
+def patch_map_image(values, grid) -> np.ndarray:
     "(N,) per-patch values, row-major, -> (grid_h, grid_w) array."
     return np.asarray(torch.as_tensor(values).detach().cpu().float()).reshape(tuple(grid))
 
-def _masked_image(rgb: np.ndarray, mask, grid, fill: float = 0.5) -> np.ndarray:
+def masked_image(rgb: np.ndarray, mask, grid, fill: float = 0.5) -> np.ndarray:
     "`rgb` (H, W, 3) with the patches where `mask` (N,) is 1 painted grey (`fill`)."
     H, W = rgb.shape[:2]
-    m = _patch_map(mask, grid).repeat(H // grid[0], 0).repeat(W // grid[1], 1).astype(bool)
+    m = patch_map_image(mask, grid).repeat(H // grid[0], 0).repeat(W // grid[1], 1).astype(bool)
     out = rgb.copy(); out[m] = fill
     return out
 
-def _cam_overlay(rgb: np.ndarray, cam: np.ndarray, alpha: float = 0.5, cmap: str = 'jet') -> np.ndarray:
+def cam_overlay(rgb: np.ndarray, cam: np.ndarray, alpha: float = 0.5, cmap: str = 'jet') -> np.ndarray:
     "`cam` (H, W) in [0, 1] coloured with `cmap` and blended over `rgb` (H, W, 3)."
     import matplotlib
     heat = matplotlib.colormaps[cmap](np.clip(cam, 0, 1))[..., :3]
     return (1 - alpha) * rgb + alpha * heat
 
-def _centre_share(maps) -> np.ndarray:
+def centre_share(maps) -> np.ndarray:
     "(B,) share of each (B, h, w) map's total in its central half (rows and columns h/4..3h/4): 0.25 for a uniform map."
     a = np.asarray(torch.as_tensor(maps).detach().cpu().double())
     if a.ndim != 3: raise ValueError(f"maps must be (B, h, w), got shape {a.shape}")
@@ -366,21 +368,3 @@ def _centre_share(maps) -> np.ndarray:
     centre = a[:, h // 4: h - h // 4, w // 4: w - w // 4].sum((1, 2))
     total = a.sum((1, 2))
     return np.where(total > 0, centre / np.where(total > 0, total, 1), np.nan)
-
-# %% ../nbs/40_figures.ipynb #05f5e822
-class SmallRuns:
-    "The small runs figures share (cifar10_mini, smoke preset): the compared methods and their control, the sweeps, the default budget, and how a run is named, trained and found."
-    BASE, CONTROL, COMPARED, FIG2_METHODS = _SMALL_RUN_BASE, _CONTROL, _COMPARED, _FIG2_METHODS
-    STEPS, MASK_RATIOS, UNROLL_STEPS = _DEFAULT_STEPS, _MASK_RATIOS, _UNROLL_STEPS
-    settings, name, run = staticmethod(_run_settings), staticmethod(_run_name), staticmethod(_small_run)
-    defaults, specs, train = staticmethod(_default_runs), staticmethod(_figure_run_specs), staticmethod(_train_runs)
-
-class Seeds:
-    "One number per seed: its statistics (n, mean, sample standard deviation), and which seed's run a figure draws."
-    stats, picture = staticmethod(_seed_stats), staticmethod(_picture_seed)
-
-class Draw:
-    "What figures draw with: the paper beside ours, labels and error bars, images, per-patch maps, Grad-CAM overlays and their centre share."
-    paper_vs_ours, ours_label, binomial_se = staticmethod(_paper_vs_ours), staticmethod(_ours_label), staticmethod(_binomial_se)
-    to_rgb, patch_map, masked_image = staticmethod(_to_rgb), staticmethod(_patch_map), staticmethod(_masked_image)
-    cam_overlay, centre_share = staticmethod(_cam_overlay), staticmethod(_centre_share)

@@ -12,9 +12,9 @@ from torch.func import functional_call
 from torch.nn.attention import sdpa_kernel, SDPBackend
 
 from .config import UNIT_INTERVAL, register_method, setting
-from .masking import Masking, patch_maps, random_masking, topk_masking, _num_kept
+from .masking import Masking, patch_maps, random_masking, topk_masking, num_kept
 from .hypergradient import hypergradient
-from .mlo import Method, MLOMAE, _mask_stats
+from .mlo import Method, MLOMAE, mask_stats
 
 # %% auto #0
 __all__ = ['Guided', 'HardPatches', 'feedback_signal']
@@ -47,7 +47,7 @@ class Guided(Method):
 def _hard_masking(scores, mask_ratio, share):
     "Mask the `share` of the masked patches with the highest `scores`, the rest at random among the others."
     B, N = scores.shape
-    n_hard = round(share * (N - _num_kept(N, mask_ratio)))
+    n_hard = round(share * (N - num_kept(N, mask_ratio)))
     rank = scores.argsort(1, descending=True).argsort(1)              # 0 = predicted hardest
     key = 2 * (rank < n_hard).float() + torch.rand(B, N, device=scores.device)
     return topk_masking(key, mask_ratio)
@@ -81,7 +81,7 @@ class HardPatches(Method):
         scores = model.masking_probs(xu)
         pred_loss = _ranking_loss(scores, per_patch.detach(), mask)
         return rec + pred_loss, dict(rec_loss=rec.detach(), rec_error=rec.detach(), predictor_loss=pred_loss.detach(),
-                                     **_mask_stats(scores.detach(), masking.mask))
+                                     **mask_stats(scores.detach(), masking.mask))
 
 # %% ../nbs/09_guided.ipynb #040153ce
 def _sigma_hypergradient(solver, xu, masking, xtr, ytr, xval, yval, kind='exact'):

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import torch
 
-from .data import _normalize   # uint8 -> normalised by the dataset's statistics, as BatchLoader does
+from .data import normalize_images   # uint8 -> normalised by the dataset's statistics, as BatchLoader does
 from .masking import patch_maps
 from .mlo import MLOSolver, make_optimizers
 from .evaluate_run import Measure, Protocol, register_protocol, LoadedRun
@@ -61,7 +61,7 @@ def dval_masks(run, max_images: int = 1000) -> dict:
     g, cfg, model = _glyphs_of(run, 'object_share'), run.cfg, run.model
     idx = run.splits.dval_index[:max_images]
     p = model.mae.patch_embed.patch_size[0]
-    x = _normalize(g.images[idx].to(run.device), run.spec)
+    x = normalize_images(g.images[idx].to(run.device), run.spec)
     masks = torch.cat([_masks_of(model, run.method, xb, cfg.mask_ratio, mb) for xb, mb in
                        zip(x.split(256), g.maps[idx].to(run.device).split(256))]).cpu()
     return dict(images=g.images[idx], masks=masks, object=patch_maps(g.maps[idx], p), distractor=patch_maps(g.distractor_maps[idx], p))
@@ -74,7 +74,7 @@ def _feedback_batches(run, n: int, gen) -> list:
     du = sp.dtr_index if cfg.du == 'dtr' else torch.arange(len(g.labels))   # D_u: D_tr (the paper's) or every training image
     p, b = run.model.mae.patch_embed.patch_size[0], cfg.batch_size
     pick = lambda index: index[torch.randint(0, len(index), (b,), generator=gen)]
-    image, label = (lambda i: _normalize(g.images[i].to(run.device), spec)), (lambda i: g.labels[i].to(run.device))
+    image, label = (lambda i: normalize_images(g.images[i].to(run.device), spec)), (lambda i: g.labels[i].to(run.device))
     out = []
     for _ in range(n):
         i, j, k = pick(du), pick(sp.dtr_index), pick(sp.dval_index)

@@ -22,8 +22,9 @@ from .models import MaskedAutoencoderViT, ClassificationHead, mae_model
 from .hypergradient import hypergradient, unrolled_val_loss, phase
 
 # %% auto #0
-__all__ = ['get_method', 'Method', 'UMAE', 'MLOMAE', 'BLOMAE', 'Supervised', 'MLOModel', 'build_mlo_model', 'distributed',
-           'MLOSolver', 'make_optimizers', 'mask_ratio_schedule', 'warmup_cosine', 'AttMask', 'Untrained', 'Prior']
+__all__ = ['get_method', 'Method', 'UMAE', 'MLOMAE', 'BLOMAE', 'Supervised', 'MLOModel', 'build_mlo_model', 'mask_stats',
+           'to_floats', 'distributed', 'MLOSolver', 'make_optimizers', 'mask_ratio_schedule', 'warmup_cosine',
+           'AttMask', 'Untrained', 'Prior']
 
 # %% ../nbs/05_mlo.ipynb #f36caad4
 def get_method(cfg: MLOConfig) -> 'Method':
@@ -59,7 +60,7 @@ class Method:
         masking, weights = self.masking(model, xu, mask_ratio, maps)
         loss, plain, _ = model.masked_reconstruction(xu, masking, weights)
         probs = masking.mask.new_full(masking.mask.shape, 1 - mask_ratio) if weights is None else weights.detach()
-        return loss, dict(rec_loss=loss.detach(), rec_error=plain, **_mask_stats(probs, masking.mask))
+        return loss, dict(rec_loss=loss.detach(), rec_error=plain, **mask_stats(probs, masking.mask))
 
     def iteration(self, solver, du_batches, dtr_batch, dval_batch, mask_ratio):
         "Algorithm 1: `unroll_steps` Stage I steps, a Stage II step, and a Stage III step every `t_every` iterations if the method learns masks."
@@ -96,7 +97,7 @@ class UMAE(Method):
         rec, plain, latent = model.masked_reconstruction(xu, masking)
         loss = rec + self.cfg.options['umae_weight'] * uniformity_loss(latent[:, 0])
         probs = masking.mask.new_full(masking.mask.shape, 1 - mask_ratio)
-        return loss, dict(rec_loss=rec.detach(), rec_error=plain, **_mask_stats(probs, masking.mask))
+        return loss, dict(rec_loss=rec.detach(), rec_error=plain, **mask_stats(probs, masking.mask))
 
 # %% ../nbs/05_mlo.ipynb #31946182
 @register_method
@@ -248,14 +249,14 @@ def build_mlo_model(model='vit_micro_patch4_32', num_classes=10, cfg: MLOConfig 
                     cfg.detach_t_input, cfg.t_pos_embed, cfg.straight_through, cfg.stage_two == 'finetune')
 
 # %% ../nbs/05_mlo.ipynb #a44014ee
-def _mask_stats(probs, mask):
+def mask_stats(probs, mask):
     "Mean and std of the masking probabilities, and the normalised entropy of where masks fall (tensors: no host sync)."
     freq = mask.float().mean(0)
     p = freq / freq.sum().clamp_min(1e-12)
     coverage = -(p * p.clamp_min(1e-12).log()).sum() / math.log(mask.shape[1])
     return dict(prob_mean=probs.mean(), prob_std=probs.std(), mask_coverage=coverage)
 
-def _to_floats(log: dict) -> dict:
+def to_floats(log: dict) -> dict:
     "A step's log with its tensors read back in one host sync: the only one per logged iteration."
     keys = [k for k, v in log.items() if torch.is_tensor(v)]
     values = torch.stack([log[k].detach().float().reshape(()) for k in keys]).tolist() if keys else []
@@ -384,7 +385,7 @@ class MLOSolver:
         return dict(hypergrad_norm=norm, t_skipped=self.t_skipped)
 
     def step(self, du_batches, dtr_batch, dval_batch, mask_ratio=None):
-        "One iteration of the method (`Method.iteration`): a dict of tensors to log (`_to_floats` reads them back)."
+        "One iteration of the method (`Method.iteration`): a dict of tensors to log (`to_floats` reads them back)."
         with phase('iteration'):
             out = self.method.iteration(self, du_batches, dtr_batch, dval_batch, mask_ratio)
         self.iteration += 1

@@ -12,7 +12,7 @@ import torch
 
 from .masking import random_masking
 from .mlo import Method
-from .evaluate_run import Measure, Protocol, register_protocol, _TESTED
+from .evaluate_run import Measure, Protocol, register_protocol, TESTED_ONCE
 from . import evaluate as ev
 
 # %% auto #0
@@ -65,7 +65,7 @@ class _Report(Protocol):
         rep = class_report(y, yhat, test.classes)
         csv_path, png_path = _write_confusion(rep, run.run_dir/'eval_report_confusion',
                                               f"{run.cfg.method} on {run.cfg.dataset}: test confusion (rows: true class)")
-        return dict(steps_note=_TESTED, test_images=len(y), **{**rep, 'accuracy': 100 * rep['accuracy']},
+        return dict(steps_note=TESTED_ONCE, test_images=len(y), **{**rep, 'accuracy': 100 * rep['accuracy']},
                     confusion_csv=csv_path, confusion_png=png_path)
     def row(self, r): return dict(macro_f1=r['macro']['f1'])
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import torch
 
-from .config import METHODS, TrainConfig, RECIPES, validate, with_options, _recipe_row, _fit_model_kw
+from .config import METHODS, TrainConfig, RECIPES, validate, with_options, recipe_row, fit_model_kw
 from .registry import load_plugins
-from .data import dataset_spec, _check_patch_grid
+from .data import dataset_spec, check_patch_grid
 from .models import MAE_PRESETS, init_mae_from
-from .masking import _num_kept
+from .masking import num_kept
 from .mlo import MLOModel, build_mlo_model
 
 # %% auto #0
@@ -39,18 +39,18 @@ def resolve_config(cfg: TrainConfig = None, **overrides) -> TrainConfig:
     spec = registered.at_size(cfg.img_size)
     cfg.preset = cfg.preset or spec.default_recipe
     adapt = cfg.model is None or cfg.img_size is not None or cfg.patch_size is not None   # a model the user named keeps its size unless one is asked
-    for k, v in RECIPES[cfg.preset, _recipe_row(cfg.preset, spec.recipe_size)].items():
+    for k, v in RECIPES[cfg.preset, recipe_row(cfg.preset, spec.recipe_size)].items():
         if getattr(cfg, k) is None: setattr(cfg, k, v)
     if cfg.model not in MAE_PRESETS: raise ValueError(f"unknown model {cfg.model!r}: choose one of {', '.join(MAE_PRESETS)}")
-    if adapt: cfg.model_kw = _fit_model_kw(MAE_PRESETS[cfg.model], cfg.model_kw, spec.img_size, cfg.patch_size)   # sizes no row is written for (04_config)
+    if adapt: cfg.model_kw = fit_model_kw(MAE_PRESETS[cfg.model], cfg.model_kw, spec.img_size, cfg.patch_size)   # sizes no row is written for (04_config)
     mk = {**MAE_PRESETS[cfg.model], **(cfg.model_kw or {})}
     if mk['img_size'] != spec.img_size:
         raise ValueError(f"model {cfg.model} takes {mk['img_size']} px images, dataset {cfg.dataset} gives {spec.img_size} px: "
                          f"drop model_kw's img_size, or set img_size={mk['img_size']}")
-    _check_patch_grid(mk['img_size'], mk['patch_size'])
+    check_patch_grid(mk['img_size'], mk['patch_size'])
     n = (mk['img_size'] // mk['patch_size']) ** 2
-    if n - _num_kept(n, cfg.mask_ratio) < 1 or _num_kept(n, cfg.mask_ratio) < 1:
-        raise ValueError(f"mask_ratio {cfg.mask_ratio} leaves {_num_kept(n, cfg.mask_ratio)} of {n} patches visible: "
+    if n - num_kept(n, cfg.mask_ratio) < 1 or num_kept(n, cfg.mask_ratio) < 1:
+        raise ValueError(f"mask_ratio {cfg.mask_ratio} leaves {num_kept(n, cfg.mask_ratio)} of {n} patches visible: "
                          f"at least one must be masked and one seen")
     if cfg.resume and cfg.overwrite: raise ValueError("resume and overwrite exclude each other: choose one")
     cfg.out_dir = cfg.out_dir or _default_out_dir(cfg)

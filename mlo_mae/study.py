@@ -16,7 +16,7 @@ from . import runs
 from .runs import resolve_config, cached_run_state, folder_state
 from .mlo import get_method
 from .train import train, RunInterrupted
-from .evaluate_run import evaluate_run, PROTOCOLS, LoadedRun, registered_measures, _options, _option_flags, _given_options
+from .evaluate_run import evaluate_run, PROTOCOLS, LoadedRun, registered_measures, resolve_options, add_protocol_flags, given_protocol_options
 
 # %% auto #0
 __all__ = ['STUDY_OWNS', 'Cell', 'plan_study', 'evaluate_cell', 'summarise', 'plot_study', 'run_study', 'main']
@@ -52,7 +52,7 @@ def _check_protocols(protocols, protocol_options) -> None:
     given = {k: v for k, v in (protocol_options or {}).items() if v is not None}
     untaken = sorted(set(given) - {o for p in protocols for o in PROTOCOLS[p].options})
     if untaken: raise ValueError(f"no protocol of the study ({', '.join(protocols)}) takes the option(s) {', '.join(untaken)}")
-    for p in protocols: _options(PROTOCOLS[p](), _taken(PROTOCOLS[p], given))
+    for p in protocols: resolve_options(PROTOCOLS[p](), _taken(PROTOCOLS[p], given))
 
 def plan_study(root, methods=_DEFAULT_METHODS, seeds=_DEFAULT_SEEDS, settings=({},), dataset='cifar10_mini', preset=None,
                max_steps=None, budget_seconds=None, common=None, protocols=_DEFAULT_PROTOCOLS, protocol_options=None) -> list:
@@ -267,11 +267,11 @@ def main(argv=None):
     p.add_argument('--reference', default='mae', help='the method of the paired differences (default: mae)')
     p.add_argument('--device', default=None, help='cpu, cuda or cuda:N (default: cuda when available)')
     p.add_argument('--threads', type=int, default=None, help='CPU threads (default: 1 on the CPU)')
-    parsers = _option_flags(p)
+    parsers = add_protocol_flags(p)
     a = vars(p.parse_args(argv))
     if a.get('plugins'): a['common'] = {**(a['common'] or {}), 'plugins': a['plugins']}
     a.pop('plugins')
-    try: res = run_study(a.pop('root'), protocol_options=_given_options(a, parsers), **a)
+    try: res = run_study(a.pop('root'), protocol_options=given_protocol_options(a, parsers), **a)
     except RunInterrupted as e: sys.exit(print(f"interrupted: {e}", file=sys.stderr) or 130)
     except (ValueError, OSError, RuntimeError) as e: sys.exit(f"error: {e}")
     print(json.dumps(dict(files=[str(f) for f in res['files']], done=res['done'])))

@@ -30,7 +30,7 @@ import torch.distributed as dist
 
 from .data import load_dataset, check_dataset, mlo_splits, BatchLoader, class_counts
 from .models import save_timm_encoder
-from .mlo import MLOSolver, get_method, make_optimizers, mask_ratio_schedule, warmup_cosine, _to_floats, distributed
+from .mlo import MLOSolver, get_method, make_optimizers, mask_ratio_schedule, warmup_cosine, to_floats, distributed
 from .runs import (_plan_run, run_folder_lock, _load_checkpoint, build_run_model, init_from, cpu_threads,
                           _open_run_folder, _forget_replaced, _save_checkpoint, _CHECKPOINT_VERSION)
 from .evaluate import stage_two_test_accuracy, mask_map
@@ -269,7 +269,7 @@ def _iteration(run: _Run) -> tuple:
     r = mask_ratio_schedule(solver.iteration / max(1, run.total - 1)) if cfg.curriculum_mask_ratio else cfg.mask_ratio
     lrs = dict(lr_mae=opts[0].param_groups[0]['lr'], lr_head=opts[1].param_groups[0]['lr'], lr_t=opts[2].param_groups[0]['lr'])
     du, dtr, dval = run.streams
-    m = _mean_over_ranks(_to_floats(solver.step(du, next(dtr), next(dval), mask_ratio=r)))  # the one host sync
+    m = _mean_over_ranks(to_floats(solver.step(du, next(dtr), next(dval), mask_ratio=r)))  # the one host sync
     for s in run.stepped: s.step_update(solver.iteration)
     if run.device.type == 'cuda': torch.cuda.synchronize(run.device)
     dt = time.perf_counter() - t0

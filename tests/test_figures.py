@@ -39,8 +39,8 @@ def test_a_notebook_runs_under_in_test(tmp_path):
 def test_given_runs_reach_the_notebooks(tmp_path):
     "Run folders passed on the command line are what the figures are drawn from: no small run is trained."
     sys.path.insert(0, str(ROOT))
-    from mlo_mae.figures import SmallRuns
-    runs = {m: SmallRuns.run(tmp_path/'mine', m, max_steps=1) for m in ('untrained', 'mae', 'mlo_mae')}
+    from mlo_mae.figures import small_run
+    runs = {m: small_run(tmp_path/'mine', m, max_steps=1) for m in ('untrained', 'mae', 'mlo_mae')}
     out = tmp_path/'out'
     r = tool('--out_dir', out, '--runs_mae', runs['mae'], '--runs_mlo', runs['mlo_mae'], '--runs_untrained', runs['untrained'],
              '--only', '41', '42', timeout=600)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from mlo_mae.evaluate import extract_features
-from mlo_mae.evaluate_run import PROTOCOLS, Measure, Protocol, register_protocol, evaluate_run, _option_flags
+from mlo_mae.evaluate_run import PROTOCOLS, Measure, Protocol, register_protocol, evaluate_run, add_protocol_flags
 from mlo_mae.study import run_study, plot_study
 from mlo_mae.train import train
 
@@ -84,7 +84,7 @@ def test_evaluate_run_runs_a_registered_protocol(toy, run):
 
 
 def test_its_option_is_a_flag(toy):
-    p = argparse.ArgumentParser(); _option_flags(p)
+    p = argparse.ArgumentParser(); add_protocol_flags(p)
     assert p.parse_args(['--no-cosine']).cosine is False and p.parse_args([]).cosine is None
 
 

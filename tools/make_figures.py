@@ -21,7 +21,7 @@ notebooks go to OUT_DIR/notebooks/, never into nbs/. Notebooks run with nbs/ as 
 import argparse, json, os, sys, time
 from pathlib import Path
 
-from mlo_mae.figures import (SmallRuns, read_study, study_runs)
+from mlo_mae.figures import (read_study, study_runs, COMPARED, DEFAULT_STEPS, FIG2_METHODS, MASK_RATIOS, UNROLL_STEPS, figure_run_specs, train_runs)
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = {'41': '41_fig_masks.ipynb', '42': '42_fig_gradcam.ipynb', '43': '43_fig_tsne.ipynb', '45': '45_fig_ablations.ipynb'}
@@ -31,9 +31,9 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog='make_figures', description='Run the figure notebooks (nbs/41-45) with papermill.')
     p.add_argument('--out_dir', default=str(ROOT/'figures'), help='where the figures go (default: figures/)')
     p.add_argument('--runs_root', default=None, help='cache of the small runs (default: OUT_DIR/runs)')
-    p.add_argument('--steps', type=int, default=SmallRuns.STEPS, help=f'iterations of each small run (default {SmallRuns.STEPS})')
-    p.add_argument('--mask_ratios', type=float, nargs='+', default=list(SmallRuns.MASK_RATIOS), help='masking ratios of Figure 3')
-    p.add_argument('--unroll_steps', type=int, nargs='+', default=list(SmallRuns.UNROLL_STEPS), help='unrolling depths of Table 7')
+    p.add_argument('--steps', type=int, default=DEFAULT_STEPS, help=f'iterations of each small run (default {DEFAULT_STEPS})')
+    p.add_argument('--mask_ratios', type=float, nargs='+', default=list(MASK_RATIOS), help='masking ratios of Figure 3')
+    p.add_argument('--unroll_steps', type=int, nargs='+', default=list(UNROLL_STEPS), help='unrolling depths of Table 7')
     p.add_argument('--jobs', type=int, default=min(2, os.cpu_count() or 1), help='processes training the small runs')
     p.add_argument('--seeds', type=int, nargs='+', default=[0], help='seeds of each sweep point and its control (default: 0)')
     p.add_argument('--study', nargs='+', help='study folder(s) written by mlo_mae.study.run_study (Figures 2, 4, 5, 6, Table 13)')
@@ -94,7 +94,7 @@ def study_has(a) -> tuple:
     "The methods of Figures 2-6 that --study provides at the default setting and at --steps iterations (none to train for them)."
     if not a.study: return ()
     rows = read_study(a.study)
-    return tuple(m for m in dict.fromkeys((*SmallRuns.COMPARED, *SmallRuns.FIG2_METHODS))
+    return tuple(m for m in dict.fromkeys((*COMPARED, *FIG2_METHODS))
                  if (found := study_runs(rows, m)) and all(r.get('steps') == a.steps for r in found.values()))
 
 
@@ -102,7 +102,7 @@ def runs_to_train(a, params) -> list:
     "[(method, settings)] of the small runs the selected notebooks would train themselves."
     pair = any('runs' not in params[k] and 'study' not in params[k] for k in ('41', '42', '43') if k in params)
     ablations = '45' in params and 'runs' not in params['45']
-    return SmallRuns.specs(a.steps, a.mask_ratios, a.unroll_steps, ablations=ablations, pair=pair, seeds=a.seeds, have=study_has(a))
+    return figure_run_specs(a.steps, a.mask_ratios, a.unroll_steps, ablations=ablations, pair=pair, seeds=a.seeds, have=study_has(a))
 
 
 def main(argv=None):
@@ -119,7 +119,7 @@ def main(argv=None):
     elif specs:
         root = Path(a.runs_root).resolve() if a.runs_root else out/'runs'
         print(f"{len(specs)} small runs of {a.steps} iterations in {root} ({a.jobs} processes)", flush=True)
-        SmallRuns.train(root, specs, a.jobs)
+        train_runs(root, specs, a.jobs)
         print(f"small runs ready in {time.time() - t_all:.0f} s", flush=True)
     for key, nb_params in params.items():
         nb = NOTEBOOKS[key]
