@@ -16,7 +16,7 @@ from torchvision.transforms import v2
 # %% auto #0
 __all__ = ['DATASETS', 'DatasetSpec', 'register_dataset', 'dataset_spec', 'InMemoryImages', 'CifarSpec', 'ImageFolderSpec',
            'load_dataset', 'check_dataset', 'Splits', 'mlo_splits', 'train_transform', 'eval_transform',
-           'random_crop_flip', 'class_counts', 'BatchLoader']
+           'random_crop_flip', 'class_counts', 'BatchLoader', 'loader_throughput']
 
 # %% ../nbs/00_data.ipynb #1818ad2e
 _CIFAR10_MEAN, _CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -536,7 +536,7 @@ class _Mapped(torch.utils.data.Dataset):
     def __getitem__(self, i): return self.fn(self.ds[i])
 
 # %% ../nbs/00_data.ipynb #6df5ee3a
-def _loader_throughput(loader, epochs=2):
+def loader_throughput(loader, epochs=2):
     "Images per second of `loader` alone, after one warm-up batch (synchronising CUDA so the figure is real)."
     next(iter(loader.epoch(0)))
     t, n = time.perf_counter(), 0
