@@ -18,8 +18,7 @@ from torch.nn.attention import sdpa_kernel, SDPBackend
 from .models import MAE_PRESETS
 from .data import load_dataset, BatchLoader, loader_throughput
 from .config import MLOConfig
-from .hypergradient import cosine_similarity, relative_error, hypergradient, observe_phases, phase
-from .hypergradient import _hypergradient_unfused, _mixed_hvp_fd
+from .hypergradient import cosine_similarity, relative_error, hypergradient, mixed_hvp_fd, observe_phases, phase
 from .mlo import MLOSolver, build_mlo_model, make_optimizers, get_method
 from .runs import cpu_threads
 
@@ -162,27 +161,7 @@ class _Batches:
 # %% ../nbs/30_benchmark.ipynb #a4708a75
 _LRS = dict(lr_mae=1e-4, lr_head=1e-3, lr_t=1e-3)
 
-class _BeforeSolver(MLOSolver):
-    "The solver before issue 19, for before/after figures: the hypergradient in unfused passes, and a validation forward of its own for the log."
-    def compute_hypergradient(self, xu, xtr, ytr, xval, yval, mask_ratio=None, kind=None, eta_E=None, rec_grad=None, with_loss=False):
-        cfg, g, m = self.cfg, self.groups, self.model
-        eta_E, eta_C = self.learning_rates()
-        m.eval()
-        try:
-            with torch.autocast(xu.device.type, enabled=False):
-                rec, tr, val = self.method.stage_losses(m, xu, xtr, ytr, xval, yval, cfg.mask_ratio if mask_ratio is None else mask_ratio)
-                hg = _hypergradient_unfused(rec, tr, val, g['E'], g['C'], g['T'], eta_E, eta_C, cfg.alpha, cfg.lr_factors, c_path=cfg.c_path)
-        finally: m.train()
-        return (hg, None) if with_loss else hg
-
-    def stage_three_step(self, xu, xtr, ytr, xval, yval, mask_ratio=None):
-        with phase('stage_three'):
-            with torch.no_grad(), self.autocast(xval): val_loss = self.model.classification_loss(xval, yval)   # the extra forward
-            out = self._t_update(self.compute_hypergradient(xu, xtr, ytr, xval, yval, mask_ratio))
-        return dict(val_loss=val_loss, **out)
-
 PATHS = {   # name -> (what it computes, MLOConfig settings); every path is unroll 1, T every iteration unless _timed otherwise
-    'before': ("before issue 19: A.2's T path; Eq. 7, L_val's gradient and the exact C path in passes of their own; L_val again for the log", {}),
     'default': ("A.2's T path (central difference), the fused first-order C path; L_val from the look-ahead pass (the default)", {}),
     'forward': ("exact: the T path by forward mode, the fused C path", dict(hypergradient='forward')),
     'default_reuse': ("the default with Eq. 6 reusing Stage I's gradient", dict(reuse_stage_one=True)),
@@ -199,8 +178,7 @@ def _build_solver(setting: BenchSetting, device, method='mlo_mae', t_every=1, se
     else:
         for p in parts: getattr(model, p).to(device)
     fused = True if torch.device(device).type == 'cuda' else None
-    cls = _BeforeSolver if path == 'before' else MLOSolver
-    return cls(model, cfg, *make_optimizers(model, **_LRS, fused=fused), amp_dtype=_AMP_DTYPES[setting.amp])
+    return MLOSolver(model, cfg, *make_optimizers(model, **_LRS, fused=fused), amp_dtype=_AMP_DTYPES[setting.amp])
 
 def _measure_mae(setting: BenchSetting, device, batches: _Batches, steps=None, warmup=None) -> dict:
     "A plain MAE step (`stage_one_step`, method='mae'): ms, images/s, peak GiB."
@@ -428,8 +406,8 @@ def _reference_stage_three(losses, g, alpha):
     rec, tr, val = losses
     E, C = ({k: v.detach().requires_grad_() for k, v in g[r].items()} for r in 'EC')
     with phase('val_grad'): gv = dict(zip([*E, *C], torch.autograd.grad(val(E, C), [*E.values(), *C.values()])))
-    with phase('hvp_head_fd'): h = _mixed_hvp_fd(tr, E, C, {k: gv[k] for k in C}, alpha)
-    with phase('hvp_rec_fd'): _mixed_hvp_fd(lambda T_, E_: rec(E_, T_), g['T'], E, {k: gv[k] - h[k] for k in E}, alpha)
+    with phase('hvp_head_fd'): h = mixed_hvp_fd(tr, E, C, {k: gv[k] for k in C}, alpha)
+    with phase('hvp_rec_fd'): mixed_hvp_fd(lambda T_, E_: rec(E_, T_), g['T'], E, {k: gv[k] - h[k] for k in E}, alpha)
 
 def _stage_three_flops(solver, batches, path):
     "FLOPs of one Stage III step by `path` (a name of PATHS, or 'reference'): {part: FLOPs} and the total."
@@ -439,9 +417,6 @@ def _stage_three_flops(solver, batches, path):
     losses = solver.method.stage_losses(m, *batches, cfg.mask_ratio)
     def run():
         if path == 'reference': return _reference_stage_three(losses, g, cfg.alpha)
-        if path == 'before':
-            with phase('val_loss_log'), torch.no_grad(): m.classification_loss(batches[3], batches[4])
-            return _hypergradient_unfused(*losses, g['E'], g['C'], g['T'], eta_E, eta_C, cfg.alpha, c_path='exact')
         reuse = {k: torch.zeros_like(v) for k, v in g['E'].items()} if settings.get('reuse_stage_one') else None
         with (sdpa_kernel(SDPBackend.MATH) if kind == 'exact' else nullcontext()):   # as `compute_hypergradient` runs it
             hypergradient(*losses, g['E'], g['C'], g['T'], eta_E, eta_C, kind=kind, alpha=cfg.alpha, c_path='exact', rec_grad=reuse)
@@ -464,10 +439,10 @@ def flop_breakdown(setting='cifar', batch_size=None, paths=None) -> dict:
                          iteration_t5=it5, ratio_t5=it5 / tf['mae_step'])
     return dict(kind='flops', setting=s.name, model=s.model, batch_size=B, tflop=tf, paths=out)
 
-_FLOP_PARTS = ('eq6_rec_grad', 'eq7_head_grad', 'val_grad', 'encoder_backward', 'hvp_head_exact', 'hvp_head_fd', 'hvp_rec_fd', 'hvp_rec_forward', 'val_loss_log')
+_FLOP_PARTS = ('eq6_rec_grad', 'eq7_head_grad', 'val_grad', 'encoder_backward', 'hvp_head_fd', 'hvp_rec_fd', 'hvp_rec_forward')
 
 def flop_table(fb) -> str:
-    "Markdown: per path, Stage III's labelled parts, the whole iteration (the logged validation loss included) and its ratio to the MAE step, T every 1 and every 5."
+    "Markdown: per path, Stage III's labelled parts, the whole iteration and its ratio to the MAE step, T every 1 and every 5."
     P, tf = fb['paths'], fb['tflop']
     head = '| TFLOP | ' + ' | '.join(P) + ' |'
     rows = [head, '|' + ' --- |' * (len(P) + 1), '| MAE step | ' + ' | '.join(f"{tf['mae_step']:.2f}" for _ in P) + ' |',
@@ -523,12 +498,12 @@ def measure_paths(setting='micro', device='cpu', repeats=3, threads=None, paths=
                     torch=torch.__version__, date=datetime.now(timezone.utc).isoformat(timespec='seconds'), repeats=repeats, paths=rows)
 
 def _paths_table(rec) -> str:
-    "Markdown: ms and peak memory of each path, and its ms against 'before' where that was measured."
-    P = rec['paths']; before = P.get('before', {}).get('ms')
-    rows = ['| path | ms per iteration | vs before | peak MiB |', '| --- | --- | --- | --- |']
+    "Markdown: ms and peak memory of each path, and its ms against the default path's where that was measured."
+    P = rec['paths']; default = P.get('default', {}).get('ms')
+    rows = ['| path | ms per iteration | vs default | peak MiB |', '| --- | --- | --- | --- |']
     for k, v in P.items():
         peak = '—' if v['peak_mib'] is None else f"{v['peak_mib']:,.0f}"
-        rows.append(f"| {k} | {v['ms']:,.0f} | {v['ms'] / before:.2f}x | {peak} |" if before else f"| {k} | {v['ms']:,.0f} | — | {peak} |")
+        rows.append(f"| {k} | {v['ms']:,.0f} | {v['ms'] / default:.2f}x | {peak} |" if default else f"| {k} | {v['ms']:,.0f} | — | {peak} |")
     return '\n'.join(rows) + f"\n\n{rec['setting']} ({rec['model']}, batch {rec['batch_size']}), {rec['device_name']}; median of {rec['repeats']}; {rec['date']}"
 
 # %% ../nbs/30_benchmark.ipynb #99c4ac6b

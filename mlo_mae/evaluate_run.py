@@ -88,13 +88,13 @@ def registered_measures(percent: Optional[bool] = None) -> dict:
 # %% ../nbs/21_evaluate_run.ipynb #7d3a1e2f
 class LoadedRun:
     "A finished run folder as a protocol reads it: its settings at once; its model, method, splits and dataset spec when first asked for."
-    def __init__(self, run_dir, device='cpu', batch_size: int = 256, progress: bool = True, data_dir=None):
+    def __init__(self, run_dir, device='cpu', batch_size: int = 256, progress: bool = True, data_dir=None, cfg=None):
         self.run_dir, self.device, self.batch_size, self.progress = Path(run_dir), device, batch_size, progress
-        self.cfg = read_config(self.run_dir)
+        self.cfg = cfg or read_config(self.run_dir)   # `cfg`: the run's settings, when the caller has read them
         self.data_dir, self._sets, self._spec = data_dir or self.cfg.data_dir, {}, None
 
     @cached_property
-    def model(self): return load_run(self.run_dir, self.device)[1]   # .encoder: Eq. 13's fine-tuned copy where Stage II fine-tuned, else E
+    def model(self): return load_run(self.run_dir, self.device, self.cfg)[1]   # .encoder: Eq. 13's fine-tuned copy where Stage II fine-tuned, else E
     @cached_property
     def method(self): return get_method(self.cfg)
     @cached_property
@@ -145,7 +145,7 @@ def evaluate_run(run_dir, protocol: str = 'stage2', device='cpu', overwrite: boo
     if not proto.applies_to(METHODS[cfg.method]):
         raise ValueError(f"protocol {protocol}: the method {cfg.method!r} of {run_dir} is not among {proto.applies_to.__doc__}")
     with run_folder_lock(run_dir), cpu_threads(threads, device):   # no training or other evaluation writes there meanwhile
-        run = LoadedRun(run_dir, device, batch_size, progress, data_dir)
+        run = LoadedRun(run_dir, device, batch_size, progress, data_dir, cfg)
         res = dict(protocol=protocol, run=str(run_dir), dataset=cfg.dataset, method=cfg.method, **proto.run(run, **opts))
         out.write_text(json.dumps(res, indent=1))
     return res

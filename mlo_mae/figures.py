@@ -12,7 +12,7 @@ import torch
 
 from .config import TrainConfig
 from . import runs
-from .runs import resolve_config, _defining_settings, cached_run_state
+from .runs import resolve_config, defining_settings, cached_run_state
 from .train import train
 from .evaluate_run import registered_measures
 
@@ -48,7 +48,7 @@ def _resolved(method, settings) -> TrainConfig:
 def small_run_settings(method: str, **settings) -> dict:
     "The settings that define a small run: the method and those differing from the smoke preset's, sorted by name."
     cfg, base = _resolved(method, settings), _resolved('mlo_mae', {})
-    diff = {k: v for k, v in _defining_settings(cfg).items() if v != getattr(base, k) and k != 'epochs'}
+    diff = {k: v for k, v in defining_settings(cfg).items() if v != getattr(base, k) and k != 'epochs'}
     return dict(sorted({**diff, 'method': method}.items()))
 
 def small_run_name(method: str, **settings) -> str:

@@ -18,7 +18,7 @@ from torch.nn.attention import sdpa_kernel, SDPBackend
 
 # %% auto #0
 __all__ = ['Params', 'KINDS', 'cosine_similarity', 'relative_error', 'phase', 'observe_phases', 'unrolled_val_loss',
-           'hold_t_input', 'check_rec_loss', 'hypergradient']
+           'mixed_hvp_fd', 'hypergradient_unfused_reference', 'hold_t_input', 'check_rec_loss', 'hypergradient']
 
 # %% ../nbs/03_hypergradient.ipynb #4090d84e
 Params = Mapping[str, Tensor]
@@ -108,7 +108,7 @@ def _mixed_hvp_exact(f: Callable, X: Params, Y: Params, v: Params) -> dict[str, 
     gY = _grad(f(Xl, Yl), Yl, create_graph=True)
     return {k: g.detach() for k, g in _grad(_dot(gY, _detached(v)), Xl).items()}
 
-def _mixed_hvp_fd(f: Callable, X: Params, Y: Params, v: Params, alpha: float = 0.01,
+def mixed_hvp_fd(f: Callable, X: Params, Y: Params, v: Params, alpha: float = 0.01,
                   reduce: Callable = _identity) -> dict[str, Tensor]:
     "[grad_X f(X, Y + eps v) - grad_X f(X, Y - eps v)] / (2 eps), eps = alpha / ||v|| (Eq. 12, central)."
     eps = alpha / (_norm(v) + 1e-12)   # a tensor: no host sync on GPU; v = 0 gives exactly 0
@@ -142,6 +142,22 @@ def _hypergradient_exact(rec_loss: Callable, tr_loss: Callable, val_loss: Callab
     hg = {k: g.detach() for k, g in _grad(loss, Tl).items()}
     return (hg, loss.detach()) if with_loss else hg
 
+# %% ../nbs/03_hypergradient.ipynb #8b2d4f6c
+def hypergradient_unfused_reference(rec_loss: Callable, tr_loss: Callable, val_loss: Callable, E: Params, C: Params,
+                                    T: Params, eta_E: float, eta_C: float, alpha: float = 0.01,
+                                    lr_factors: bool = True, reduce: Callable = _identity,
+                                    c_path: str = 'finite_difference') -> dict[str, Tensor]:
+    "The collected formula, each product in its own passes (D_tr at E' for Eq. 7, again for the C path): the tests' reference for the fused solver."
+    s_E, s_C = (eta_E, eta_C) if lr_factors else (1.0, 1.0)
+    E1, C1 = _unrolled_step(rec_loss, tr_loss, E, C, T, eta_E, eta_C, reduce=reduce)   # Eq. 6-7
+    E1l, C1l = _leaves(E1), _leaves(C1)
+    g = reduce(_grad(val_loss(E1l, C1l), {**{('E', k): v for k, v in E1l.items()}, **{('C', k): v for k, v in C1l.items()}}))
+    g_E1, g_C = {k: g['E', k] for k in E1l}, {k: g['C', k] for k in C1l}
+    h_C = reduce(_mixed_hvp_exact(tr_loss, E1, C, g_C)) if c_path == 'exact' else mixed_hvp_fd(tr_loss, E1, C, g_C, alpha, reduce)
+    g_E = {k: g_E1[k] - s_C * h_C[k] for k in g_E1}                                       # Eq. 9, 11
+    h_T = mixed_hvp_fd(lambda T_, E_: rec_loss(E_, T_), T, E, g_E, alpha, reduce)
+    return {k: -s_E * h_T[k] for k in h_T}                                                # Eq. 10
+
 # %% ../nbs/03_hypergradient.ipynb #65fc6bc9
 def _lookahead(tr_loss: Callable, val_loss: Callable, E1: Params, C: Params, eta_C: float, s_C: float,
                c_path: str, alpha: float, reduce: Callable):
@@ -159,7 +175,7 @@ def _lookahead(tr_loss: Callable, val_loss: Callable, E1: Params, C: Params, eta
         total = val - s_C * _dot(gC, _detached(g_C)) if exact_c else val
         g_E = reduce(_grad(total, E1l))
     if not exact_c:                   # Appendix A.2: the C path by two more forward-backward passes at E' +- eps g_C
-        with phase('hvp_head_fd'): h_C = _mixed_hvp_fd(tr_loss, E1, C, g_C, alpha, reduce)
+        with phase('hvp_head_fd'): h_C = mixed_hvp_fd(tr_loss, E1, C, g_C, alpha, reduce)
         g_E = {k: g_E[k] - s_C * h_C[k] for k in g_E}
     return g_E, val.detach()
 
@@ -178,29 +194,9 @@ def _hypergradient_fd(rec_loss: Callable, tr_loss: Callable, val_loss: Callable,
     if t_path == 'forward':           # grad^2_{T,E} L_rec(E, T) g_E exactly (a tangent through the masked passes)
         with phase('hvp_rec_forward'): h_T = reduce(_mixed_hvp_forward(rec_TE, T, E, g_E))
     else:
-        with phase('hvp_rec_fd'): h_T = _mixed_hvp_fd(rec_TE, T, E, g_E, alpha, reduce)
+        with phase('hvp_rec_fd'): h_T = mixed_hvp_fd(rec_TE, T, E, g_E, alpha, reduce)
     hg = {k: -s_E * h_T[k] for k in h_T}                                            # Eq. 10
     return (hg, val) if with_loss else hg
-
-# %% ../nbs/03_hypergradient.ipynb #78a9e2ca
-def _hypergradient_unfused(rec_loss: Callable, tr_loss: Callable, val_loss: Callable, E: Params, C: Params,
-                           T: Params, eta_E: float, eta_C: float, alpha: float = 0.01,
-                           lr_factors: bool = True, reduce: Callable = _identity,
-                           c_path: str = 'finite_difference') -> dict[str, Tensor]:
-    "The solver before issue 19 (each product its own passes: D_tr three times at E'), kept as the reference of the tests and the benchmark's 'before'."
-    s_E, s_C = (eta_E, eta_C) if lr_factors else (1.0, 1.0)
-    E1, C1 = _unrolled_step(rec_loss, tr_loss, E, C, T, eta_E, eta_C, reduce=reduce)   # Eq. 6-7
-    E1l, C1l = _leaves(E1), _leaves(C1)
-    with phase('val_grad'):
-        g = reduce(_grad(val_loss(E1l, C1l), {**{('E', k): v for k, v in E1l.items()},
-                                              **{('C', k): v for k, v in C1l.items()}}))
-    g_E1, g_C = {k: g['E', k] for k in E1l}, {k: g['C', k] for k in C1l}
-    with phase(f'hvp_head_{"exact" if c_path == "exact" else "fd"}'):
-        h_C = (reduce(_mixed_hvp_exact(tr_loss, E1, C, g_C)) if c_path == 'exact' else _mixed_hvp_fd(tr_loss, E1, C, g_C, alpha, reduce))
-    g_E = {k: g_E1[k] - s_C * h_C[k] for k in g_E1}
-    with phase('hvp_rec_fd'):
-        h_T = _mixed_hvp_fd(lambda T_, E_: rec_loss(E_, T_), T, E, g_E, alpha, reduce)
-    return {k: -s_E * h_T[k] for k in h_T}
 
 # %% ../nbs/03_hypergradient.ipynb #c008ef85
 def hold_t_input(rec_loss_given_input: Callable, t_input: Callable, E: Params) -> Callable:
@@ -214,7 +210,7 @@ def check_rec_loss(rec_loss: Callable, E: Params, T: Params, alpha: float = 0.01
     gen = torch.Generator().manual_seed(seed)
     v = {k: torch.randn(p.shape, generator=gen, dtype=p.dtype).to(p.device) for k, p in E.items()}
     f = lambda T_, E_: rec_loss(E_, T_)
-    cos = cosine_similarity(_mixed_hvp_fd(f, T, E, v, alpha), _mixed_hvp_exact(f, T, E, v))
+    cos = cosine_similarity(mixed_hvp_fd(f, T, E, v, alpha), _mixed_hvp_exact(f, T, E, v))
     if not cos >= min_cosine:
         raise ValueError(f"rec_loss breaks the finite-difference contract: cosine(FD, exact) of the mixed "
                          f"Hessian-vector product is {cos:.3f} < {min_cosine}; the masking net's input "

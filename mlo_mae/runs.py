@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_runs.ipynb #c5d4207e
 from __future__ import annotations
-import dataclasses, fcntl, hashlib, json, os, re, shutil, time, uuid
+import dataclasses, fcntl, hashlib, json, os, random, re, shutil, time, uuid
 from contextlib import contextmanager
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -19,8 +19,10 @@ from .masking import num_kept
 from .mlo import MLOModel, build_mlo_model
 
 # %% auto #0
-__all__ = ['resolve_config', 'folder_state', 'read_config', 'run_folder_lock', 'build_run_model', 'init_from', 'load_run',
-           'cpu_threads', 'run_name', 'cached_run_state']
+__all__ = ['resolve_config', 'folder_state', 'read_config', 'plan_run', 'open_run_folder', 'run_folder_lock', 'checkpoint_path',
+           'rng_state', 'checkpoint_state', 'restore_checkpoint', 'save_checkpoint', 'load_checkpoint',
+           'build_run_model', 'init_from', 'load_run', 'cpu_threads', 'defining_settings', 'run_name',
+           'cached_run_state']
 
 # %% ../nbs/06_runs.ipynb #ea6b2d6d
 def _default_out_dir(cfg: TrainConfig) -> str:
@@ -112,7 +114,7 @@ def read_config(out) -> TrainConfig:
 # %% ../nbs/06_runs.ipynb #c2480ae3
 def _aside(out: Path) -> Path: return out.with_name(out.name + '.replaced')
 
-def _plan_run(given: dict) -> TrainConfig:
+def plan_run(given: dict) -> TrainConfig:
     "The resolved settings of a run asked for with the settings `given` (fresh, `resume` or `overwrite`), checked against its folder."
     cfg = resolve_config(**given)
     out, state = Path(cfg.out_dir), folder_state(cfg.out_dir)
@@ -136,7 +138,7 @@ def _plan_run(given: dict) -> TrainConfig:
                               f"move or delete it first")
     return cfg
 
-def _open_run_folder(cfg: TrainConfig):
+def open_run_folder(cfg: TrainConfig):
     "Take over `cfg.out_dir` as planned: the marker, a replaced run's files moved aside, config.json; returns the aside folder or None."
     out, aside = Path(cfg.out_dir), None
     if not cfg.resume:
@@ -186,10 +188,40 @@ def run_folder_lock(out):
 
 # %% ../nbs/06_runs.ipynb #71f21523
 _CHECKPOINT_VERSION = 2
+_SOLVER_COUNTERS = ('iteration', 'stage_one_steps', 't_steps', 't_skipped')
 
-def _save_checkpoint(path, state: dict):
-    "Write `state` to `path` atomically: a temporary file in the same folder, then a rename; a failed write leaves no trace."
-    path = Path(path); tmp = path.with_name(path.name + '.tmp')
+def checkpoint_path(out) -> Path:
+    "The checkpoint file of the run folder `out`."
+    return Path(out)/'checkpoint.pt'
+
+def rng_state() -> dict:
+    "This process's random states (torch, CUDA, Python): a checkpoint keeps one per rank."
+    return dict(torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                python=random.getstate())
+
+def _set_rng_state(s: dict):
+    torch.set_rng_state(s['torch'])
+    if torch.cuda.is_available() and s['cuda']: torch.cuda.set_rng_state_all(s['cuda'])
+    random.setstate(s['python'])
+
+def checkpoint_state(cfg: TrainConfig, model, optimizers, solver, streams, rngs, elapsed: float) -> dict:
+    "The checkpoint of a run: settings, weights, optimizers, the solver's counters, the streams' positions, `rngs` (one `rng_state` per rank), training time."
+    return dict(version=_CHECKPOINT_VERSION, config=asdict(cfg), model=model.state_dict(), optimizers=[o.state_dict() for o in optimizers],
+                solver={k: getattr(solver, k) for k in _SOLVER_COUNTERS}, streams=[st.state() for st in streams], rng=list(rngs),
+                elapsed=elapsed)
+
+def restore_checkpoint(state: dict, model, optimizers, solver, streams, rank: int = 0) -> float:
+    "Put the checkpoint `state` back into a freshly prepared run (rank `rank`'s random states, rank 0's if it had none); the training time spent."
+    model.load_state_dict(state['model'])
+    for o, s in zip(optimizers, state['optimizers']): o.load_state_dict(s)
+    for k, v in state['solver'].items(): setattr(solver, k, v)
+    for st, s in zip(streams, state['streams']): st.restore(s)
+    _set_rng_state(state['rng'][rank] if rank < len(state['rng']) else state['rng'][0])
+    return state['elapsed']
+
+def save_checkpoint(out, state: dict, replaced=None):
+    "Write `state` as the checkpoint of `out` atomically (a temporary file, then a rename), then delete the run `replaced` kept aside."
+    path = checkpoint_path(out); tmp = path.with_name(path.name + '.tmp')
     try:
         torch.save(state, tmp)
         os.replace(tmp, path)
@@ -197,9 +229,11 @@ def _save_checkpoint(path, state: dict):
         tmp.unlink(missing_ok=True)
         raise OSError(f"could not write {path} ({str(e).splitlines()[0][:80]}): is the disk full? "
                       f"free space and resume; the previous checkpoint is intact") from None
+    _forget_replaced(replaced)   # the new run has its first checkpoint: the old one is no longer needed
 
-def _load_checkpoint(path, cfg: TrainConfig = None) -> dict:
-    "Read a checkpoint (weights only); a clear error if it is corrupt, truncated or from another run's settings."
+def load_checkpoint(out, cfg: TrainConfig = None) -> dict:
+    "Read the checkpoint of `out` (weights only); a clear error if it is corrupt, truncated or from another run's settings (`cfg`)."
+    path = checkpoint_path(out)
     try: state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
         raise RuntimeError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}): "
@@ -212,6 +246,7 @@ def _load_checkpoint(path, cfg: TrainConfig = None) -> dict:
         if diff: raise ValueError(f"checkpoint {path} was made with other settings ({'; '.join(diff)})")
     return state
 
+
 # %% ../nbs/06_runs.ipynb #546716ef
 def build_run_model(cfg: TrainConfig, num_classes: int) -> MLOModel:
     "The `MLOModel` of a resolved run configuration."
@@ -222,14 +257,14 @@ def init_from(model: MLOModel, source) -> dict:
     "Start `model`'s MAE from `source`: a run folder, an MAE checkpoint or a timm encoder file; {'encoder': n, 'decoder': n} loaded."
     src = Path(source)
     if src.is_dir():
-        state = _load_checkpoint(src/'checkpoint.pt')['model']
+        state = load_checkpoint(src)['model']
         return init_mae_from(model.mae, {k[len('mae.'):]: v for k, v in state.items() if k.startswith('mae.')})
     return init_mae_from(model.mae, src)
 
-def load_run(out_dir, device='cpu'):
-    "(TrainConfig, MLOModel in eval mode) of the run in `out_dir`, its weights from its checkpoint."
-    cfg = read_config(out_dir)
-    state = _load_checkpoint(Path(out_dir)/'checkpoint.pt', cfg)
+def load_run(out_dir, device='cpu', cfg: TrainConfig = None):
+    "(TrainConfig, MLOModel in eval mode) of the run in `out_dir`, its weights from its checkpoint; `cfg`: its settings, if already read."
+    cfg = cfg or read_config(out_dir)
+    state = load_checkpoint(out_dir, cfg)
     n_classes = next(v.shape[0] for k, v in state['model'].items() if k.startswith('head.') and k.endswith('weight') and v.ndim == 2)
     model = build_run_model(cfg, n_classes)
     model.load_state_dict(state['model'])
@@ -247,16 +282,16 @@ def cpu_threads(n=None, device='cpu'):
     finally: torch.set_num_threads(before)
 
 # %% ../nbs/06_runs.ipynb #9b4f8659
-def _defining_settings(cfg: TrainConfig) -> dict:
+def defining_settings(cfg: TrainConfig) -> dict:
     "The settings that define what a run computes: all but the machinery."
     own = {k: v for k, v in cfg.options.items() if v != METHODS[cfg.method].options[k].default}   # by name, as given
     return {**{k: v for k, v in asdict(cfg).items() if k not in TrainConfig.having('machinery') and k != 'options'}, **own}
 
 def run_name(cfg: TrainConfig, base: TrainConfig) -> str:
     "Folder name of a cached run: method, the settings differing from `base`, and a hash of the defining settings that differ from their defaults."
-    diff = {k: v for k, v in _defining_settings(cfg).items() if k != 'method' and v != _defining_settings(base).get(k)}
+    diff = {k: v for k, v in defining_settings(cfg).items() if k != 'method' and v != defining_settings(base).get(k)}
     defaults = {f.name: f.default for f in fields(TrainConfig)}
-    given = {k: v for k, v in _defining_settings(cfg).items() if k not in defaults or v != defaults[k]}   # a setting added later, at its default, renames nothing
+    given = {k: v for k, v in defining_settings(cfg).items() if k not in defaults or v != defaults[k]}   # a setting added later, at its default, renames nothing
     digest = hashlib.sha1(json.dumps(given, sort_keys=True, default=str).encode()).hexdigest()[:6]
     parts = [cfg.method] + [f'{k}{json.dumps(v, sort_keys=True, separators=(",", ":")) if isinstance(v, dict) else v}'
                             for k, v in sorted(diff.items())]
@@ -266,8 +301,8 @@ def cached_run_state(out, cfg: TrainConfig) -> str:
     "'finished', 'resumable', 'fresh' for the cached run `out` of settings `cfg`; refuses a folder made with other settings."
     out = Path(out)
     if folder_state(out) == 'run':
-        saved = _defining_settings(read_config(out))
-        want = _defining_settings(cfg)
+        saved = defining_settings(read_config(out))
+        want = defining_settings(cfg)
         diff = [f"{k}: {saved.get(k)!r} there, {want[k]!r} asked" for k in want if saved.get(k) != want[k]]
         if diff: raise ValueError(f"cached run {out} was made with other settings ({'; '.join(diff)}): delete it or use another root")
         if (out/'final.json').exists(): return 'finished'

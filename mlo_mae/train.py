@@ -20,7 +20,7 @@ if __name__ == '__main__' and getattr(__spec__, 'name', None) == 'mlo_mae.train'
     try: TrainConfig.from_parameters(parse_args())              # each setting's own rule (a registry's names: later)
     except ValueError as e: sys.exit(f"error: {_as_flags(str(e))}")
 
-import json, math, os, random, signal, threading, time, warnings
+import json, math, os, signal, threading, time, warnings
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,8 +31,8 @@ import torch.distributed as dist
 from .data import load_dataset, check_dataset, mlo_splits, BatchLoader, class_counts
 from .models import save_timm_encoder
 from .mlo import MLOSolver, get_method, make_optimizers, mask_ratio_schedule, warmup_cosine, to_floats, distributed
-from .runs import (_plan_run, run_folder_lock, _load_checkpoint, build_run_model, init_from, cpu_threads,
-                          _open_run_folder, _forget_replaced, _save_checkpoint, _CHECKPOINT_VERSION)
+from .runs import (plan_run, run_folder_lock, open_run_folder, checkpoint_path, rng_state, checkpoint_state, save_checkpoint,
+                          load_checkpoint, restore_checkpoint, build_run_model, init_from, cpu_threads)
 from .evaluate import stage_two_test_accuracy, mask_map
 
 # %% auto #0
@@ -109,15 +109,6 @@ def _stop_on_signals():
     finally:
         for s, h in old.items(): signal.signal(s, h)
 
-def _rng_state():
-    return dict(torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                python=random.getstate())
-
-def _set_rng_state(s):
-    torch.set_rng_state(s['torch'])
-    if torch.cuda.is_available() and s['cuda']: torch.cuda.set_rng_state_all(s['cuda'])
-    random.setstate(s['python'])
-
 def _amp_dtype(cfg, device):
     amp = cfg.amp or ('bf16' if device.type == 'cuda' else 'none')
     return dict(bf16=torch.bfloat16, fp16=torch.float16, none=None)[amp]
@@ -141,20 +132,20 @@ def _given(cfg: TrainConfig = None, overrides: dict = None) -> dict:
 def train(cfg: TrainConfig = None, **overrides) -> dict:
     "Train one run (see `TrainConfig`); returns the final summary (also written to `out_dir/final.json`)."
     given = _given(cfg, overrides)
-    cfg = _plan_run(given)          # every check of the settings and the folder, before any work
+    cfg = plan_run(given)           # every check of the settings and the folder, before any work
     rank, world, device = setup_distributed(cfg.device)
     with cpu_threads(cfg.threads, device.type), run_folder_lock(cfg.out_dir) if rank == 0 else nullcontext():
-        if rank == 0: cfg = _plan_run(given)   # again, the folder now held: a run that wrote there meanwhile is seen
+        if rank == 0: cfg = plan_run(given)    # again, the folder now held: a run that wrote there meanwhile is seen
         return _train(cfg, rank, world, device)
 
 def _train(cfg: TrainConfig, rank: int, world: int, device) -> dict:
     "The five parts: prepare, resume, open the folder, the loop, the end."
-    state = _load_checkpoint(Path(cfg.out_dir)/'checkpoint.pt', cfg) if cfg.resume else None   # can fail: before the folder
+    state = load_checkpoint(cfg.out_dir, cfg) if cfg.resume else None   # can fail: before the folder
     run = _prepare(cfg, rank, world, device, init=state is None)
     if state is not None: _resume(run, state)
     for s in run.stepped: s.step_update(run.solver.iteration)
     # now the folder: a fresh one, the run continued, or a run replaced (kept aside until the first checkpoint)
-    run.aside = _open_run_folder(cfg) if rank == 0 else None
+    run.aside = open_run_folder(cfg) if rank == 0 else None
     if rank == 0 and state is not None: _truncate_metrics(run.out/'metrics.jsonl', run.solver.iteration)
     _loop(run)
     return _finish(run)
@@ -185,17 +176,12 @@ class _Run:
     def out(self) -> Path: return Path(self.cfg.out_dir)
 
     def checkpoint(self):
-        "Write the checkpoint (rank 0; every rank's random state gathered first), then forget a replaced run kept aside."
-        local, rngs = _rng_state(), [None] * self.world
+        "Write the checkpoint (rank 0; every rank's random state gathered first); a replaced run kept aside is then deleted."
+        local, rngs = rng_state(), [None] * self.world
         if self.world > 1: dist.all_gather_object(rngs, local)
         if self.rank != 0: return
-        s = self.solver
-        _save_checkpoint(self.out/'checkpoint.pt', dict(
-            version=_CHECKPOINT_VERSION, config=asdict(self.cfg), model=self.model.state_dict(),
-            optimizers=[o.state_dict() for o in self.opts],
-            solver=dict(iteration=s.iteration, stage_one_steps=s.stage_one_steps, t_steps=s.t_steps, t_skipped=s.t_skipped),
-            streams=[st.state() for st in self.streams], rng=rngs if self.world > 1 else [local], elapsed=self.elapsed))
-        _forget_replaced(self.aside); self.aside = None
+        state = checkpoint_state(self.cfg, self.model, self.opts, self.solver, self.streams, rngs if self.world > 1 else [local], self.elapsed)
+        save_checkpoint(self.out, state, replaced=self.aside); self.aside = None
 
 # %% ../nbs/07_train.ipynb #a5aee0fd
 def _total_iterations(cfg: TrainConfig, per_epoch: int, warn: bool = True) -> int:
@@ -215,7 +201,7 @@ def _count_nonfinite(count: int, rec: dict, out: Path) -> int:
     count = count + 1 if not all(math.isfinite(rec[k]) for k in ('rec_loss', 'tr_loss') if k in rec) else 0
     if count >= NONFINITE_PATIENCE:
         raise FloatingPointError(f"Stage I/II loss not finite for {count} iterations in a row (at iteration {rec['step']}): "
-                                 f"stopped; {out/'checkpoint.pt'} keeps the last good state. Lower the learning rates, or check the data")
+                                 f"stopped; {checkpoint_path(out)} keeps the last good state. Lower the learning rates, or check the data")
     return count
 
 # %% ../nbs/07_train.ipynb #494b5e54
@@ -329,13 +315,8 @@ def _to_tensorboard(writer, rec: dict):
 
 # %% ../nbs/07_train.ipynb #98e6252d
 def _resume(run: _Run, state: dict):
-    "Continue `run` from the checkpoint `state` (see `_Run.checkpoint`)."
-    run.model.load_state_dict(state['model'])
-    for o, s in zip(run.opts, state['optimizers']): o.load_state_dict(s)
-    for k, v in state['solver'].items(): setattr(run.solver, k, v)
-    for st, s in zip(run.streams, state['streams']): st.restore(s)
-    _set_rng_state(state['rng'][run.rank] if run.rank < len(state['rng']) else state['rng'][0])
-    run.elapsed = state['elapsed']
+    "Continue the freshly prepared `run` from the checkpoint `state` (see `_Run.checkpoint`)."
+    run.elapsed = restore_checkpoint(state, run.model, run.opts, run.solver, run.streams, run.rank)
     for s in run.stepped: s.step_update(run.solver.iteration)   # the schedules: set by the counter
 
 # %% ../nbs/07_train.ipynb #b794a282

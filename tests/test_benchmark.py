@@ -1,4 +1,4 @@
-"""The benchmark's command line in its quick form on the CPU: one JSON line per record, with the fields that issue 7 asks for."""
+"""The benchmark's command line in its quick form on the CPU: one JSON line per record, with the fields every record carries."""
 import json, subprocess, sys
 from pathlib import Path
 
@@ -71,6 +71,10 @@ def test_cli_paths_and_flops_records():
     records = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
     paths = next(r for r in records if r['kind'] == 'paths')
     flops = next(r for r in records if r['kind'] == 'flops')
-    assert {'before', 'default', 'forward', 'default_reuse', 'forward_reuse', 'exact'} <= set(paths['paths'])
+    assert set(paths['paths']) == {'default', 'forward', 'default_reuse', 'forward_reuse', 'exact'}
     assert all(v['ms'] > 0 for v in paths['paths'].values())
-    assert flops['paths']['default']['iteration'] < flops['paths']['before']['iteration']
+    assert set(flops['paths']) == {'default', 'forward', 'default_reuse', 'forward_reuse', 'exact', 'reference'}
+    F = flops['paths']
+    # reusing Stage I's gradient drops Eq. 6's masked forward and backward, and nothing else
+    assert F['default_reuse']['parts']['eq6_rec_grad'] == 0 < F['default']['parts']['eq6_rec_grad']
+    assert abs(F['default']['stage_three'] - F['default_reuse']['stage_three'] - F['default']['parts']['eq6_rec_grad']) < 1e-9

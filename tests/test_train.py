@@ -276,7 +276,7 @@ def test_a_folder_this_package_did_not_make_is_never_written_nor_deleted(tmp_pat
     other = tmp_path / 'other'
     other.mkdir()
     for k, v in files.items(): (other / k).write_text(v)
-    for flags in (['--overwrite'],):   # a plain start and --resume: nbs/06_runs (_plan_run) tests them without a process each
+    for flags in (['--overwrite'],):   # a plain start and --resume: nbs/06_runs (plan_run) tests them without a process each
         r = cli('--out_dir', str(other), '--max_steps', '1', '--progress', 'false', *flags)
         assert r.returncode != 0 and 'never written into nor deleted' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert {p.name: p.read_text() for p in other.iterdir()} == files and not (tmp_path / 'other.replaced').exists()

@@ -24,7 +24,7 @@ python3 -c "import torch, timm; print('torch', torch.__version__, 'timm', timm._
 if [ "$DEVICE" = cuda ]; then nvidia-smi --query-gpu=name,memory.total,clocks.sm --format=csv; fi
 quick=(); [ "$DEVICE" = cpu ] && quick=(--quick --threads 1)
 echo "== benchmark"; time python3 -m mlo_mae.benchmark --device "$DEVICE" --profile "${quick[@]}" --out "$OUT/benchmark_gpu.json" 2>&1 | tee "$OUT/benchmark.log"
-echo "== every solver path, one iteration each (before issue 19, default, forward-mode T path, Eq. 6 reuse, kind='exact')"
+echo "== every solver path, one iteration each (default, forward-mode T path, Eq. 6 reuse, kind='exact')"
 paths=(--settings cifar); [ "$DEVICE" = cpu ] && paths=(--settings micro --threads 1)
 time python3 -m mlo_mae.benchmark --device "$DEVICE" "${paths[@]}" --steps 2 --warmup 1 --no-check --no-tf32 --paths --flops cifar \
   --out "$OUT/paths_gpu.json" 2>&1 | tee "$OUT/paths.log" | grep -v '^{' ; grep -q '"kind": "paths"' "$OUT/paths_gpu.json" || echo "paths: FAILED"
