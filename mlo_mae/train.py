@@ -16,7 +16,7 @@ def _as_flags(msg: str) -> str:
     return re.sub(rf"\bpass ({names})=([^\s,;:)]+)", r"pass --\1 \2", msg)
 
 if __name__ == '__main__' and getattr(__spec__, 'name', None) == 'mlo_mae.train':   # python -m; before torch is imported: --help and a bad flag cost nothing
-    if {'-h', '--help'} & set(sys.argv[1:]): cli_parser().print_help(); sys.exit(0)
+    if {'-h', '--help'} & set(sys.argv[1:]): parse_args()   # argparse prints the help and exits: with --method, that method's options
     try: TrainConfig.from_parameters(parse_args())              # each setting's own rule (a registry's names: later)
     except ValueError as e: sys.exit(f"error: {_as_flags(str(e))}")
 
