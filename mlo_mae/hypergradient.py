@@ -183,7 +183,7 @@ def _hypergradient_fd(rec_loss: Callable, tr_loss: Callable, val_loss: Callable,
                       T: Params, eta_E: float, eta_C: float, alpha: float = 0.01, lr_factors: bool = True,
                       reduce: Callable = _identity, c_path: str = 'finite_difference', t_path: str = 'finite_difference',
                       rec_grad: Params = None, with_loss: bool = False):
-    "Eq. 9-11 with first derivatives only: the C path exact or by differences, the T path by differences (A.2) or forward mode."
+    "Eq. 9-11 with no second derivative through the encoder: the C path exact or by differences, the T path by differences (A.2) or forward mode."
     s_E, s_C = (eta_E, eta_C) if lr_factors else (1.0, 1.0)   # Betty: no learning rate in the Jacobians
     with phase('eq6_rec_grad'):       # Eq. 6; `rec_grad`: Stage I's own gradient at this E, reused
         E0 = _leaves(E)
@@ -243,7 +243,7 @@ def _check_args(kind, c_path, alpha, eta_E, eta_C, E, C, T, losses, rec_grad):
 def hypergradient(rec_loss: Callable, tr_loss: Callable, val_loss: Callable, E: Params, C: Params,
                   T: Params, eta_E: float, eta_C: float, kind: str = 'finite_difference',
                   alpha: float = 0.01, lr_factors: bool = True, reduce: Callable = None,
-                  c_path: str = 'finite_difference', rec_grad: Params = None, with_loss: bool = False):
+                  c_path: str = 'exact', rec_grad: Params = None, with_loss: bool = False):
     """Stage III hypergradient d/dT L_val(E'(T), C'(E'(T))) (Eq. 8-12), one tensor per parameter of T (and L_val(E', C'), `with_loss`).
 
     `kind`: 'finite_difference' (the T path by Appendix A.2's central difference), 'forward' (the T path exactly, by
