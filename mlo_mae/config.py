@@ -72,6 +72,14 @@ def _option_type(f: dataclasses.Field) -> type:
     return str if f.default is None else type(f.default)
 
 
+def _option_value(f: dataclasses.Field, v, what: str):
+    "`v` as a value of the option `f` (its default's type), converted as the CLI reads text; one line naming it if it cannot be."
+    try:
+        return _convert(_option_type(f), v)
+    except (ValueError, TypeError, argparse.ArgumentTypeError) as e:
+        raise ValueError(f"{what} {f.name}: {e}") from None
+
+
 def method_options(method: str, given: Optional[dict] = None) -> dict:
     "The options of `method`: each its default, then as `given`, converted and checked; one line for an unknown or bad one."
     declared, given = method_option_settings(method), dict(given or {})
@@ -81,12 +89,8 @@ def method_options(method: str, given: Optional[dict] = None) -> dict:
             own = f"its options: {', '.join(declared)}" if declared else 'it has none'
             hint = f"; did you mean {near[0]}?" if near else ''
             raise ValueError(f"{k} is not a setting, nor an option of method {method} ({own}){hint}")
-    out = {}
+    out = {k: _option_value(f, given.get(k, f.default), 'option') for k, f in declared.items()}
     for k, f in declared.items():
-        try:
-            out[k] = _convert(_option_type(f), given.get(k, f.default))
-        except (ValueError, TypeError, argparse.ArgumentTypeError) as e:
-            raise ValueError(f"option {k}: {e}") from None
         _check_value(f, out[k])
     return out
 
@@ -113,10 +117,7 @@ def _given_options(params: dict, method: str, known) -> dict:
             near = difflib.get_close_matches(k, [*known, *declared], n=1)
             raise ValueError(f"{k} is not a setting" + (f": did you mean {near[0]}?" if near else ': see --help for the list'))
         f = method_option_settings(method).get(k, declared[k])
-        try:
-            v = _convert(_option_type(f), v)
-        except (ValueError, TypeError, argparse.ArgumentTypeError) as e:
-            raise ValueError(f"parameter {k}: {e}") from None
+        v = _option_value(f, v, 'parameter')
         if v != f.default:
             own[k] = v
     return dict(options=own) if own else {}
