@@ -4,7 +4,15 @@
 
 # %% ../nbs/30_benchmark.ipynb #2f0e3674
 from __future__ import annotations
-import argparse, gc, json, math, os, platform, statistics, sys, time
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -30,48 +38,60 @@ __all__ = ['SETTINGS', 'PATHS', 'BenchSetting', 'run_benchmark', 'results_table'
 @dataclass(frozen=True)
 class BenchSetting:
     "One benchmarked configuration: a `mae_model` preset (`model`) at a batch size and autocast dtype, and how long to time it."
+
     name: str
     model: str
     batch_size: int
     num_classes: int = 10
-    amp: str | None = None      # 'bf16' (Stage I and II under bf16 autocast) or None (float32)
-    steps: int = 20             # _timed plain MAE steps
-    mlo_steps: int = 10         # _timed MLO iterations with T every step (every-5: rounded up to a multiple of 5)
+    amp: str | None = None  # 'bf16' (Stage I and II under bf16 autocast) or None (float32)
+    steps: int = 20  # _timed plain MAE steps
+    mlo_steps: int = 10  # _timed MLO iterations with T every step (every-5: rounded up to a multiple of 5)
     warmup: int = 3
-    t_hidden: int = 512         # B.2's masking network
+    t_hidden: int = 512  # B.2's masking network
 
     @property
-    def img_size(self): return MAE_PRESETS[self.model]['img_size']
+    def img_size(self):
+        return MAE_PRESETS[self.model]['img_size']
+
 
 SETTINGS = {
-    'cifar':    BenchSetting('cifar', 'vit_base_patch2_32', 128, 100, 'bf16', 20, 10, 3),
+    'cifar': BenchSetting('cifar', 'vit_base_patch2_32', 128, 100, 'bf16', 20, 10, 3),
     'imagenet': BenchSetting('imagenet', 'vit_base_patch16_224', 128, 1000, 'bf16', 20, 10, 3),
-    'micro':    BenchSetting('micro', 'vit_micro_patch4_32', 32, 10, None, 10, 5, 2),
-    'tiny':     BenchSetting('tiny', 'vit_tiny_patch2_32', 8, 10, None, 5, 2, 1),
+    'micro': BenchSetting('micro', 'vit_micro_patch4_32', 32, 10, None, 10, 5, 2),
+    'tiny': BenchSetting('tiny', 'vit_tiny_patch2_32', 8, 10, None, 5, 2, 1),
 }
 _AMP_DTYPES = {None: None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
 
 def _quick_form(s: BenchSetting) -> BenchSetting:
     "`s` with few steps: at most 10 MAE steps, 3 MLO iterations (5 with T every 5), 1 warm-up."
     return replace(s, steps=min(s.steps, 10), mlo_steps=min(s.mlo_steps, 3), warmup=min(s.warmup, 1))
+
 
 def _default_settings(device, quick=False) -> list[BenchSetting]:
     "The paper's CIFAR and ImageNet settings on a GPU, micro and tiny on the CPU; `quick`: the first one, in its quick form."
     names = ['cifar', 'imagenet'] if torch.device(device).type == 'cuda' else ['micro', 'tiny']
     return [_quick_form(SETTINGS[names[0]])] if quick else [SETTINGS[n] for n in names]
 
+
 def _resolve_settings(settings, device, quick=False) -> list[BenchSetting]:
     "Names or `BenchSetting`s -> `BenchSetting`s (in quick form if asked); a one-line error for unknown names or bad fields."
-    if settings is None: return _default_settings(device, quick)
-    if isinstance(settings, (str, BenchSetting)): settings = [settings]
+    if settings is None:
+        return _default_settings(device, quick)
+    if isinstance(settings, (str, BenchSetting)):
+        settings = [settings]
     out = []
     for s in settings:
         if isinstance(s, str):
-            if s not in SETTINGS: raise ValueError(f"unknown setting {s!r}: choose one of {', '.join(SETTINGS)} or pass a BenchSetting")
+            if s not in SETTINGS:
+                raise ValueError(f"unknown setting {s!r}: choose one of {', '.join(SETTINGS)} or pass a BenchSetting")
             s = SETTINGS[s]
-        if not isinstance(s, BenchSetting): raise ValueError(f"a setting is a name or a BenchSetting, got {type(s).__name__}")
-        if s.model not in MAE_PRESETS: raise ValueError(f"setting {s.name}: unknown model {s.model!r}; known: {', '.join(MAE_PRESETS)}")
-        if s.amp not in _AMP_DTYPES: raise ValueError(f"setting {s.name}: amp must be one of {list(_AMP_DTYPES)}, got {s.amp!r}")
+        if not isinstance(s, BenchSetting):
+            raise ValueError(f"a setting is a name or a BenchSetting, got {type(s).__name__}")
+        if s.model not in MAE_PRESETS:
+            raise ValueError(f"setting {s.name}: unknown model {s.model!r}; known: {', '.join(MAE_PRESETS)}")
+        if s.amp not in _AMP_DTYPES:
+            raise ValueError(f"setting {s.name}: amp must be one of {list(_AMP_DTYPES)}, got {s.amp!r}")
         if min(s.batch_size, s.steps, s.mlo_steps) < 1 or s.warmup < 0:
             raise ValueError(f"setting {s.name}: batch_size, steps, mlo_steps must be >= 1 and warmup >= 0")
         out.append(_quick_form(s) if quick else s)
@@ -81,23 +101,33 @@ def _resolve_settings(settings, device, quick=False) -> list[BenchSetting]:
 def _device_of(device=None) -> torch.device:
     "The benchmark's device: `cuda` when available unless told; a one-line error for one that isn't there."
     dev = torch.device(device if device is not None else ('cuda' if torch.cuda.is_available() else 'cpu'))
-    if dev.type == 'cuda' and not torch.cuda.is_available(): raise ValueError("device 'cuda' asked for, but torch.cuda.is_available() is False")
-    if dev.type not in ('cpu', 'cuda'): raise ValueError(f"device must be 'cpu' or 'cuda', got {str(dev)!r}")
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but torch.cuda.is_available() is False")
+    if dev.type not in ('cpu', 'cuda'):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {str(dev)!r}")
     return dev
 
+
 def _sync(device):
-    if torch.device(device).type == 'cuda': torch.cuda.synchronize(device)
+    if torch.device(device).type == 'cuda':
+        torch.cuda.synchronize(device)
+
 
 def _device_name(device) -> str:
     "The GPU's name, or the CPU's model and core count."
     device = torch.device(device)
-    if device.type == 'cuda': return torch.cuda.get_device_name(device)
+    if device.type == 'cuda':
+        return torch.cuda.get_device_name(device)
     model = platform.processor() or platform.machine()
     try:
         for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'): model = line.split(':', 1)[1].strip(); break
-    except OSError: pass
+            if line.startswith('model name'):
+                model = line.split(':', 1)[1].strip()
+                break
+    except OSError:
+        pass
     return f"{model}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+
 
 @contextmanager
 def _precision(tf32=None):
@@ -105,30 +135,41 @@ def _precision(tf32=None):
     old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     if tf32 is not None:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(tf32)
-    try: yield
-    finally: torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
 
 def _timed(fn, n, device) -> float:
     "Milliseconds per call of `fn` over `n` calls, synchronised before and after."
-    _sync(device); t = time.perf_counter()
-    for _ in range(n): fn()
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(n):
+        fn()
     _sync(device)
     return (time.perf_counter() - t) * 1000 / n
 
+
 def _reset_peak(device):
-    if torch.device(device).type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
+    if torch.device(device).type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
+
 
 def _peak_gib(device):
     "Peak allocated memory since the last `_reset_peak` in GiB; None on the CPU."
     return torch.cuda.max_memory_allocated(device) / 2**30 if torch.device(device).type == 'cuda' else None
 
+
 def _release(device):
     gc.collect()
-    if torch.device(device).type == 'cuda': torch.cuda.empty_cache()
+    if torch.device(device).type == 'cuda':
+        torch.cuda.empty_cache()
 
 # %% ../nbs/30_benchmark.ipynb #7b7f206b
 class _Batches:
     "Where a benchmark's batches come from: `du` (an endless iterator of images), `tr()` and `val()` -> (x, y), `fixed()` for checks."
+
     def __init__(self, setting: BenchSetting, device, synthetic=True, seed=0):
         self.setting, self.device, self.synthetic = setting, torch.device(device), synthetic
         B, S, K = setting.batch_size, setting.img_size, setting.num_classes
@@ -140,7 +181,8 @@ class _Batches:
             self.du = cycle(self._du)
             self.tr, self.val = (lambda: self._tr), (lambda: self._val)
         else:
-            if S != 32: raise ValueError(f"synthetic=False uses cifar10_mini (32 px); setting {setting.name} is {S} px")
+            if S != 32:
+                raise ValueError(f"synthetic=False uses cifar10_mini (32 px); setting {setting.name} is {S} px")
             train, _, spec = load_dataset('cifar10_mini')
             loaders = [BatchLoader(train, spec, B, device=self.device, seed=seed + i) for i in range(3)]
             its = [self._forever(l) for l in loaders]
@@ -152,7 +194,8 @@ class _Batches:
     def _forever(loader):
         e = 0
         while True:
-            yield from loader.epoch(e); e += 1
+            yield from loader.epoch(e)
+            e += 1
 
     def fixed(self):
         "(xu, (xtr, ytr), (xval, yval)): one set of batches, the same at every call."
@@ -161,57 +204,81 @@ class _Batches:
 # %% ../nbs/30_benchmark.ipynb #a4708a75
 _LRS = dict(lr_mae=1e-4, lr_head=1e-3, lr_t=1e-3)
 
-PATHS = {   # name -> (what it computes, MLOConfig settings); every path is unroll 1, T every iteration unless _timed otherwise
-    'default': ("A.2's T path (central difference), the fused first-order C path; L_val from the look-ahead pass (the default)", {}),
+# name -> (what it computes, MLOConfig settings); every path is unroll 1, T every iteration unless _timed otherwise
+PATHS = {
+    'default': (
+        "A.2's T path (central difference), the fused first-order C path; L_val from the look-ahead pass (the default)",
+        {},
+    ),
     'forward': ("exact: the T path by forward mode, the fused C path", dict(hypergradient='forward')),
     'default_reuse': ("the default with Eq. 6 reusing Stage I's gradient", dict(reuse_stage_one=True)),
-    'forward_reuse': ("exact (forward-mode T path) with Eq. 6 reusing Stage I's gradient", dict(hypergradient='forward', reuse_stage_one=True)),
-    'exact': ("kind='exact': autograd through the unroll (double backward, math attention)", dict(hypergradient='exact')),
+    'forward_reuse': (
+        "exact (forward-mode T path) with Eq. 6 reusing Stage I's gradient",
+        dict(hypergradient='forward', reuse_stage_one=True),
+    ),
+    'exact': (
+        "kind='exact': autograd through the unroll (double backward, math attention)",
+        dict(hypergradient='exact'),
+    ),
 }
 
-def _build_solver(setting: BenchSetting, device, method='mlo_mae', t_every=1, seed=0, parts=None, path='default') -> MLOSolver:
+
+def _build_solver(
+    setting: BenchSetting, device, method='mlo_mae', t_every=1, seed=0, parts=None, path='default'
+) -> MLOSolver:
     "An `MLOSolver` for `setting` (unroll 1) computing `path`, on `device` whole or only the modules named in `parts` ('mae', 'head', 'masking_net')."
     cfg = MLOConfig(method=method, unroll_steps=1, t_every=t_every, **PATHS[path][1])
     torch.manual_seed(seed)
     model = build_mlo_model(setting.model, setting.num_classes, cfg, t_hidden=setting.t_hidden)
-    if parts is None: model.to(device)
+    if parts is None:
+        model.to(device)
     else:
-        for p in parts: getattr(model, p).to(device)
+        for p in parts:
+            getattr(model, p).to(device)
     fused = True if torch.device(device).type == 'cuda' else None
     return MLOSolver(model, cfg, *make_optimizers(model, **_LRS, fused=fused), amp_dtype=_AMP_DTYPES[setting.amp])
+
 
 def _measure_mae(setting: BenchSetting, device, batches: _Batches, steps=None, warmup=None) -> dict:
     "A plain MAE step (`stage_one_step`, method='mae'): ms, images/s, peak GiB."
     steps, warmup = steps or setting.steps, setting.warmup if warmup is None else warmup
     _reset_peak(device)
-    solver = _build_solver(setting, device, 'mae', parts=['mae'])   # a plain MAE holds no T and no head
+    solver = _build_solver(setting, device, 'mae', parts=['mae'])  # a plain MAE holds no T and no head
     step = lambda: solver.stage_one_step(next(batches.du))
-    for _ in range(warmup): step()
+    for _ in range(warmup):
+        step()
     ms = _timed(step, steps, device)
     out = dict(mae_ms=ms, mae_img_s=setting.batch_size * 1000 / ms, mae_peak_gib=_peak_gib(device))
-    del solver, step; _release(device)
+    solver = step = None  # the model goes before _release empties the cache; _release(device)
     return out
 
+
 def _mlo_iterations(solver, batches, n):
-    for _ in range(n): solver.step(batches.du, batches.tr(), batches.val())
+    for _ in range(n):
+        solver.step(batches.du, batches.tr(), batches.val())
+
 
 def _measure_mlo(setting: BenchSetting, device, batches: _Batches, t_every=1, steps=None, warmup=None, tf32=None):
     "One MLO-MAE iteration (unroll 1, T every `t_every`): ({ms, img/s, peak GiB}, the solver, for the hypergradient check)."
     steps, warmup = steps or setting.mlo_steps, setting.warmup if warmup is None else warmup
-    if t_every > 1: steps = t_every * math.ceil(steps / t_every)   # every window holds the same number of T steps
+    if t_every > 1:
+        steps = t_every * math.ceil(steps / t_every)  # every window holds the same number of T steps
     with _precision(tf32):
         _reset_peak(device)
         solver = _build_solver(setting, device, 'mlo_mae', t_every)
-        _mlo_iterations(solver, batches, max(warmup, 1))           # iteration 0 is a T step: Stage III warms up too
+        _mlo_iterations(solver, batches, max(warmup, 1))  # iteration 0 is a T step: Stage III warms up too
         ms = _timed(lambda: _mlo_iterations(solver, batches, 1), steps, device)
         peak = _peak_gib(device)
     return dict(ms=ms, img_s=setting.batch_size * solver.cfg.unroll_steps * 1000 / ms, peak_gib=peak), solver
 
+
 def _timed_hypergradient(solver, args, device, **kw):
-    _sync(device); t = time.perf_counter()
+    _sync(device)
+    t = time.perf_counter()
     hg = solver.compute_hypergradient(*args, **kw)
     _sync(device)
     return hg, (time.perf_counter() - t) * 1000
+
 
 def _hypergradient_check(solver: MLOSolver, batches: _Batches, tf32=(None,)) -> dict:
     "Cosine and relative error of the configured hypergradient (under each `tf32` mode) and of the forward-mode one against float32 `exact`, and their ms."
@@ -220,72 +287,121 @@ def _hypergradient_check(solver: MLOSolver, batches: _Batches, tf32=(None,)) -> 
     args = (xu, xtr, ytr, xval, yval)
     out, err = {}, None
     try:
-        with _precision(False): exact, out['hg_exact_ms'] = _timed_hypergradient(solver, args, device, kind='exact')
-    except torch.cuda.OutOfMemoryError as e:          # the double backward may not fit where the first-order kinds do
+        with _precision(False):
+            exact, out['hg_exact_ms'] = _timed_hypergradient(solver, args, device, kind='exact')
+    except torch.cuda.OutOfMemoryError as e:  # the double backward may not fit where the first-order kinds do
         err = f"exact reference: out of memory ({str(e).splitlines()[0][:120]})"
-    if err:                                           # outside `except`: the traceback's tensors are gone
+    if err:  # outside `except`: the traceback's tensors are gone
         _release(device)
         return dict(hg_error=err)
     for mode in tf32:
-        with _precision(mode): fd, ms = _timed_hypergradient(solver, args, device)
+        with _precision(mode):
+            fd, ms = _timed_hypergradient(solver, args, device)
         key = '' if mode is None else ('_tf32' if mode else '_fp32')
         out.update({f'hg{key}_cosine': cosine_similarity(fd, exact), f'hg{key}_rel_err': relative_error(fd, exact)})
-        if mode is None: out['hg_fd_ms'] = ms
+        if mode is None:
+            out['hg_fd_ms'] = ms
     fwd, out['hg_forward_ms'] = _timed_hypergradient(solver, args, device, kind='forward')
     out.update(hg_forward_cosine=cosine_similarity(fwd, exact), hg_forward_rel_err=relative_error(fwd, exact))
-    del exact; _release(device)
+    del exact
+    _release(device)
     return out
+
 
 def _measure_loader(batch_size, device, epochs=2) -> dict:
     "The real loader's fast path: `BatchLoader` over cifar10_mini (2,500 images) on `device`, images/s."
     train, _, spec = load_dataset('cifar10_mini')
     loader = BatchLoader(train, spec, batch_size, device=device)
-    return dict(kind='loader', dataset='cifar10_mini', batch_size=batch_size, loader_img_s=loader_throughput(loader, epochs))
+    return dict(
+        kind='loader', dataset='cifar10_mini', batch_size=batch_size, loader_img_s=loader_throughput(loader, epochs)
+    )
 
 # %% ../nbs/30_benchmark.ipynb #7ab1a30e
-def _log(msg): print(msg, file=sys.stderr, flush=True)
+def _log(msg):
+    print(msg, file=sys.stderr, flush=True)
 
-def run_benchmark(settings=None, device=None, steps=None, warmup=None, synthetic=True, quick=False,
-                  tf32=None, check=True, loader=True, threads=None, log=_log) -> list[dict]:
+
+def run_benchmark(
+    settings=None,
+    device=None,
+    steps=None,
+    warmup=None,
+    synthetic=True,
+    quick=False,
+    tf32=None,
+    check=True,
+    loader=True,
+    threads=None,
+    log=_log,
+) -> list[dict]:
     "Time a plain MAE step and an MLO-MAE iteration (T every 1 and every 5) per setting, with hypergradient checks: records."
     with cpu_threads(threads, _device_of(device)):
         return _run_benchmark(settings, device, steps, warmup, synthetic, quick, tf32, check, loader, log)
 
+
 def _run_benchmark(settings, device, steps, warmup, synthetic, quick, tf32, check, loader, log):
     device = _device_of(device)
     settings = _resolve_settings(settings, device, quick)
-    if steps is not None and steps < 1: raise ValueError(f"steps must be >= 1, got {steps}")
-    if warmup is not None and warmup < 0: raise ValueError(f"warmup must be >= 0, got {warmup}")
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if warmup is not None and warmup < 0:
+        raise ValueError(f"warmup must be >= 0, got {warmup}")
     if not synthetic and any(s.img_size != 32 for s in settings):
         raise ValueError("synthetic=False (the cifar10_mini loader) needs 32 px settings; drop the 224 px ones")
     cuda = device.type == 'cuda'
     tf32 = cuda if tf32 is None else bool(tf32)
-    common = dict(device=device.type, device_name=_device_name(device), threads=None if cuda else torch.get_num_threads(),
-                  torch=torch.__version__, date=datetime.now(timezone.utc).isoformat(timespec='seconds'),
-                  tf32_default=torch.backends.cuda.matmul.allow_tf32)   # the 'as configured' _precision of the plain timings
+    common = dict(
+        device=device.type,
+        device_name=_device_name(device),
+        threads=None if cuda else torch.get_num_threads(),
+        torch=torch.__version__,
+        date=datetime.now(timezone.utc).isoformat(timespec='seconds'),
+        # the 'as configured' _precision of the plain timings
+        tf32_default=torch.backends.cuda.matmul.allow_tf32,
+    )
     records = []
     for s in settings:
-        if steps is not None: s = replace(s, steps=steps, mlo_steps=steps)
-        if warmup is not None: s = replace(s, warmup=warmup)
+        if steps is not None:
+            s = replace(s, steps=steps, mlo_steps=steps)
+        if warmup is not None:
+            s = replace(s, warmup=warmup)
         log(f"benchmark {s.name}: {s.model}, batch {s.batch_size}, amp {s.amp}, on {common['device_name']}")
         batches = _Batches(s, device, synthetic)
-        r = dict(kind='step', setting=s.name, model=s.model, batch_size=s.batch_size, img_size=s.img_size,
-                 amp=s.amp, synthetic=synthetic, fused_adamw=cuda, unroll_steps=1, **common)
+        r = dict(
+            kind='step',
+            setting=s.name,
+            model=s.model,
+            batch_size=s.batch_size,
+            img_size=s.img_size,
+            amp=s.amp,
+            synthetic=synthetic,
+            fused_adamw=cuda,
+            unroll_steps=1,
+            **common,
+        )
         r.update(_measure_mae(s, device, batches))
         mlo, solver = _measure_mlo(s, device, batches, t_every=1)
         r.update(mlo_ms=mlo['ms'], mlo_img_s=mlo['img_s'], mlo_peak_gib=mlo['peak_gib'], ratio=mlo['ms'] / r['mae_ms'])
         if check:
             r['hg_alpha'] = solver.cfg.alpha
             r.update(_hypergradient_check(solver, batches, tf32=(None, True) if tf32 else (None,)))
-        del solver; _release(device)
+        del solver
+        _release(device)
         mlo5, solver = _measure_mlo(s, device, batches, t_every=5)
-        r.update(mlo5_ms=mlo5['ms'], mlo5_img_s=mlo5['img_s'], mlo5_peak_gib=mlo5['peak_gib'], ratio5=mlo5['ms'] / r['mae_ms'])
-        del solver; _release(device)
+        r.update(
+            mlo5_ms=mlo5['ms'],
+            mlo5_img_s=mlo5['img_s'],
+            mlo5_peak_gib=mlo5['peak_gib'],
+            ratio5=mlo5['ms'] / r['mae_ms'],
+        )
+        del solver
+        _release(device)
         r['mlo_tf32_ms'] = r['ratio_tf32'] = None
         if tf32:
             mlo_t, solver = _measure_mlo(s, device, batches, t_every=1, tf32=True)
             r.update(mlo_tf32_ms=mlo_t['ms'], ratio_tf32=mlo_t['ms'] / r['mae_ms'])
-            del solver; _release(device)
+            del solver
+            _release(device)
         # one more Stage I step per iteration at unroll 2, ~ one MAE step; 50k / (2B) iterations
         r['epoch50k_unroll2_s'] = 50_000 / (2 * s.batch_size) * (r['mlo_ms'] + r['mae_ms']) / 1000
         records.append(r)
@@ -296,18 +412,36 @@ def _run_benchmark(settings, device, steps, warmup, synthetic, quick, tf32, chec
     return records
 
 # %% ../nbs/30_benchmark.ipynb #6a226db3
-_TABLE_COLUMNS = [('setting', 'setting'), ('batch_size', 'batch'), ('amp', 'amp'), ('mae_ms', 'MAE ms'), ('mae_img_s', 'MAE img/s'),
-                 ('mlo_ms', 'MLO ms'), ('ratio', 'ratio'), ('mlo5_ms', 'MLO ms (T/5)'), ('ratio5', 'ratio (T/5)'),
-                 ('mae_peak_gib', 'peak MAE GiB'), ('mlo_peak_gib', 'peak MLO GiB'), ('hg_cosine', 'hypergrad cos'),
-                 ('hg_rel_err', 'rel. err'), ('hg_forward_cosine', 'cos forward'), ('mlo_tf32_ms', 'MLO ms TF32'), ('hg_tf32_cosine', 'cos TF32'),
-                 ('epoch50k_unroll2_s', 'epoch s (est.)')]
+_TABLE_COLUMNS = [
+    ('setting', 'setting'),
+    ('batch_size', 'batch'),
+    ('amp', 'amp'),
+    ('mae_ms', 'MAE ms'),
+    ('mae_img_s', 'MAE img/s'),
+    ('mlo_ms', 'MLO ms'),
+    ('ratio', 'ratio'),
+    ('mlo5_ms', 'MLO ms (T/5)'),
+    ('ratio5', 'ratio (T/5)'),
+    ('mae_peak_gib', 'peak MAE GiB'),
+    ('mlo_peak_gib', 'peak MLO GiB'),
+    ('hg_cosine', 'hypergrad cos'),
+    ('hg_rel_err', 'rel. err'),
+    ('hg_forward_cosine', 'cos forward'),
+    ('mlo_tf32_ms', 'MLO ms TF32'),
+    ('hg_tf32_cosine', 'cos TF32'),
+    ('epoch50k_unroll2_s', 'epoch s (est.)'),
+]
+
 
 def _fmt(v):
-    if v is None: return '—'
+    if v is None:
+        return '—'
     if isinstance(v, float):
-        if abs(v) >= 100: return f'{v:,.0f}'
+        if abs(v) >= 100:
+            return f'{v:,.0f}'
         return f'{v:.4f}' if abs(v) < 1.5 else f'{v:.1f}'
     return str(v)
+
 
 def results_table(records) -> str:
     "A markdown table of the `kind='step'` records, and a line per loader record."
@@ -316,67 +450,122 @@ def results_table(records) -> str:
     lines += ['| ' + ' | '.join(_fmt(r.get(k)) for k, _ in _TABLE_COLUMNS) + ' |' for r in steps]
     for r in records:
         if r.get('kind') == 'loader':
-            lines.append(f"\nloader fast path ({r['dataset']}, batch {r['batch_size']}, {r['device']}): {r['loader_img_s']:,.0f} img/s")
-    if steps: lines.append(f"\n{steps[0]['device_name']}; torch {steps[0]['torch']}; {steps[0]['date']}")
+            lines.append(
+                f"\nloader fast path ({r['dataset']}, batch {r['batch_size']}, {r['device']}): {r['loader_img_s']:,.0f} img/s"
+            )
+    if steps:
+        lines.append(f"\n{steps[0]['device_name']}; torch {steps[0]['torch']}; {steps[0]['date']}")
     return '\n'.join(lines)
 
 # %% ../nbs/30_benchmark.ipynb #30137c3a
 class _Clock:
     "Synchronised wall-clock milliseconds per named part: a `phase` observer (`observe_phases(clock)`), or `with clock('part'):`."
-    def __init__(self, device): self.device, self.ms = device, {}
+
+    def __init__(self, device):
+        self.device, self.ms = device, {}
+
     @contextmanager
     def __call__(self, name):
-        _sync(self.device); t = time.perf_counter()
+        _sync(self.device)
+        t = time.perf_counter()
         yield
-        _sync(self.device); self.ms.setdefault(name, []).append((time.perf_counter() - t) * 1000)
+        _sync(self.device)
+        self.ms.setdefault(name, []).append((time.perf_counter() - t) * 1000)
 
-_HYPERGRADIENT_PARTS = ('eq6_rec_grad', 'eq7_head_grad', 'val_grad', 'encoder_backward', 'hvp_head_fd', 'hvp_rec_fd', 'hvp_rec_forward')
+
+_HYPERGRADIENT_PARTS = (
+    'eq6_rec_grad',
+    'eq7_head_grad',
+    'val_grad',
+    'encoder_backward',
+    'hvp_head_fd',
+    'hvp_rec_fd',
+    'hvp_rec_forward',
+)
+
 
 def profile_iteration(setting='micro', device=None, repeats=3, seed=0, threads=None) -> dict:
     "Median ms of each labelled part of an MLO-MAE iteration (unroll 1, T every step), _timed in place, and of two units."
-    with cpu_threads(threads, _device_of(device)): return _profile_iteration(setting, device, repeats, seed)
+    with cpu_threads(threads, _device_of(device)):
+        return _profile_iteration(setting, device, repeats, seed)
+
 
 def _profile_iteration(setting, device, repeats, seed):
     device = _device_of(device)
     s = _resolve_settings(setting, device)[0]
-    if repeats < 1: raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
     batches = _Batches(s, device, seed=seed)
     solver = _build_solver(s, device, seed=seed)
     xu, (xtr, ytr), (xval, yval) = batches.fixed()
     clock, m = _Clock(device), solver.model
-    solver.step(iter([xu]), (xtr, ytr), (xval, yval))                    # warm-up
+    solver.step(iter([xu]), (xtr, ytr), (xval, yval))  # warm-up
     for _ in range(repeats):
-        with observe_phases(clock): solver.step(iter([xu]), (xtr, ytr), (xval, yval))   # the library's own labels
+        with observe_phases(clock):
+            solver.step(iter([xu]), (xtr, ytr), (xval, yval))  # the library's own labels
         with torch.no_grad():
-            with clock('unit_rec_forward'): m.reconstruction_loss(xu, solver.cfg.mask_ratio)
-            with clock('unit_cls_forward'): m.features(xtr)
+            with clock('unit_rec_forward'):
+                m.reconstruction_loss(xu, solver.cfg.mask_ratio)
+            with clock('unit_cls_forward'):
+                m.features(xtr)
     ms = {k: statistics.median(v) for k, v in clock.ms.items()}
     ms['stage_three_rest'] = ms['stage_three'] - sum(ms[p] for p in _HYPERGRADIENT_PARTS if p in ms)
-    return dict(kind='profile', setting=s.name, model=s.model, batch_size=s.batch_size, device=device.type,
-                device_name=_device_name(device), repeats=repeats, ms=ms)
+    return dict(
+        kind='profile',
+        setting=s.name,
+        model=s.model,
+        batch_size=s.batch_size,
+        device=device.type,
+        device_name=_device_name(device),
+        repeats=repeats,
+        ms=ms,
+    )
 
-_PROFILE_ROWS = ['stage_one', 'stage_two', 'stage_three', *_HYPERGRADIENT_PARTS, 'stage_three_rest', 'iteration',
-                'unit_rec_forward', 'unit_cls_forward']
+
+_PROFILE_ROWS = [
+    'stage_one',
+    'stage_two',
+    'stage_three',
+    *_HYPERGRADIENT_PARTS,
+    'stage_three_rest',
+    'iteration',
+    'unit_rec_forward',
+    'unit_cls_forward',
+]
+
 
 def _profile_table(prof) -> str:
     "Markdown: each part's ms and share of the iteration."
     ms, it = prof['ms'], prof['ms']['iteration']
     rows = [f"| {k} | {ms[k]:.1f} | {100 * ms[k] / it:.0f}% |" for k in _PROFILE_ROWS if k in ms]
-    return '\n'.join([f"{prof['setting']} ({prof['model']}, batch {prof['batch_size']}, {prof['device_name']})\n",
-                      '| part | ms | of the iteration |', '| --- | --- | --- |', *rows])
+    return '\n'.join(
+        [
+            f"{prof['setting']} ({prof['model']}, batch {prof['batch_size']}, {prof['device_name']})\n",
+            '| part | ms | of the iteration |',
+            '| --- | --- | --- |',
+            *rows,
+        ]
+    )
 
 # %% ../nbs/30_benchmark.ipynb #f6ef1e3e
 def _count(fn):
-    with FlopCounterMode(display=False) as fc: out = fn()
+    with FlopCounterMode(display=False) as fc:
+        out = fn()
     return fc.get_total_flops(), out
+
 
 class _FlopClock:
     "A `phase` observer that counts FLOPs (matmul, conv, attention) per part instead of milliseconds."
-    def __init__(self): self.flops = {}
+
+    def __init__(self):
+        self.flops = {}
+
     @contextmanager
     def __call__(self, name):
-        with FlopCounterMode(display=False) as fc: yield
+        with FlopCounterMode(display=False) as fc:
+            yield
         self.flops[name] = self.flops.get(name, 0) + fc.get_total_flops()
+
 
 def _meta_problem(s: BenchSetting, B: int):
     "An MLO-MAE solver of setting `s` and its five batches on the meta device: shapes only, no data."
@@ -387,27 +576,41 @@ def _meta_problem(s: BenchSetting, B: int):
         ytr, yval = (torch.randint(0, s.num_classes, (B,)) for _ in range(2))
     return MLOSolver(m, cfg, *make_optimizers(m, **_LRS)), (xu, xtr, ytr, xval, yval)
 
+
 def _stage_flops(solver, xu, xtr, ytr, xval, yval):
     "FLOPs of a plain MAE step, MLO-MAE's Stage I and Stage II (their passes, without the optimizer steps) and three units."
     m, g, r = solver.model, solver.groups, solver.cfg.mask_ratio
+
     def step(method):
         loss, _ = method.stage_one_loss(m, xu, r)
         torch.autograd.grad(loss, [p for role in method.stage_one_roles for p in g[role].values()])
+
     stage_two = lambda: torch.autograd.grad(m.stage_two_loss(xtr, ytr, frozen=True), list(g['C'].values()))
-    out = dict(mae_step=_count(lambda: step(get_method(MLOConfig(method='mae'))))[0],
-               stage_one=_count(lambda: step(solver.method))[0], stage_two=_count(stage_two)[0])
+    out = dict(
+        mae_step=_count(lambda: step(get_method(MLOConfig(method='mae'))))[0],
+        stage_one=_count(lambda: step(solver.method))[0],
+        stage_two=_count(stage_two)[0],
+    )
     with torch.no_grad():
-        out.update(unit_rec_forward=_count(lambda: m.reconstruction_loss(xu, r))[0],
-                   unit_cls_forward=_count(lambda: m.features(xtr))[0], t_forward=_count(lambda: m.masking_probs(xu))[0])
+        out.update(
+            unit_rec_forward=_count(lambda: m.reconstruction_loss(xu, r))[0],
+            unit_cls_forward=_count(lambda: m.features(xtr))[0],
+            t_forward=_count(lambda: m.masking_probs(xu))[0],
+        )
     return out
+
 
 def _reference_stage_three(losses, g, alpha):
     "The reference's Stage III (shared/bench/anchor_bench.py), on this model: L_val's gradient at (E, C), two passes for the C path, two for the T path."
     rec, tr, val = losses
     E, C = ({k: v.detach().requires_grad_() for k, v in g[r].items()} for r in 'EC')
-    with phase('val_grad'): gv = dict(zip([*E, *C], torch.autograd.grad(val(E, C), [*E.values(), *C.values()])))
-    with phase('hvp_head_fd'): h = mixed_hvp_fd(tr, E, C, {k: gv[k] for k in C}, alpha)
-    with phase('hvp_rec_fd'): mixed_hvp_fd(lambda T_, E_: rec(E_, T_), g['T'], E, {k: gv[k] - h[k] for k in E}, alpha)
+    with phase('val_grad'):
+        gv = dict(zip([*E, *C], torch.autograd.grad(val(E, C), [*E.values(), *C.values()])))
+    with phase('hvp_head_fd'):
+        h = mixed_hvp_fd(tr, E, C, {k: gv[k] for k in C}, alpha)
+    with phase('hvp_rec_fd'):
+        mixed_hvp_fd(lambda T_, E_: rec(E_, T_), g['T'], E, {k: gv[k] - h[k] for k in E}, alpha)
+
 
 def _stage_three_flops(solver, batches, path):
     "FLOPs of one Stage III step by `path` (a name of PATHS, or 'reference'): {part: FLOPs} and the total."
@@ -415,14 +618,31 @@ def _stage_three_flops(solver, batches, path):
     settings = {} if path == 'reference' else PATHS[path][1]
     kind, (eta_E, eta_C) = settings.get('hypergradient', 'finite_difference'), solver.learning_rates()
     losses = solver.method.stage_losses(m, *batches, cfg.mask_ratio)
+
     def run():
-        if path == 'reference': return _reference_stage_three(losses, g, cfg.alpha)
+        if path == 'reference':
+            return _reference_stage_three(losses, g, cfg.alpha)
         reuse = {k: torch.zeros_like(v) for k, v in g['E'].items()} if settings.get('reuse_stage_one') else None
-        with (sdpa_kernel(SDPBackend.MATH) if kind == 'exact' else nullcontext()):   # as `compute_hypergradient` runs it
-            hypergradient(*losses, g['E'], g['C'], g['T'], eta_E, eta_C, kind=kind, alpha=cfg.alpha, c_path='exact', rec_grad=reuse)
+        # as `compute_hypergradient` runs it
+        with sdpa_kernel(SDPBackend.MATH) if kind == 'exact' else nullcontext():
+            hypergradient(
+                *losses,
+                g['E'],
+                g['C'],
+                g['T'],
+                eta_E,
+                eta_C,
+                kind=kind,
+                alpha=cfg.alpha,
+                c_path='exact',
+                rec_grad=reuse,
+            )
+
     clock = _FlopClock()
-    with observe_phases(clock): total, _ = _count(run)
+    with observe_phases(clock):
+        total, _ = _count(run)
     return clock.flops, total
+
 
 def flop_breakdown(setting='cifar', batch_size=None, paths=None) -> dict:
     "TFLOP of a plain MAE step and of one MLO-MAE iteration (unroll 1) by each path, each part labelled, at `setting`; on the meta device, by the library's own code."
@@ -435,76 +655,153 @@ def flop_breakdown(setting='cifar', batch_size=None, paths=None) -> dict:
         parts, total = _stage_three_flops(solver, batches, path)
         three = total / 1e12
         it, it5 = tf['stage_one'] + tf['stage_two'] + three, tf['stage_one'] + tf['stage_two'] + three / 5
-        out[path] = dict(parts={k: v / 1e12 for k, v in parts.items()}, stage_three=three, iteration=it, ratio=it / tf['mae_step'],
-                         iteration_t5=it5, ratio_t5=it5 / tf['mae_step'])
+        out[path] = dict(
+            parts={k: v / 1e12 for k, v in parts.items()},
+            stage_three=three,
+            iteration=it,
+            ratio=it / tf['mae_step'],
+            iteration_t5=it5,
+            ratio_t5=it5 / tf['mae_step'],
+        )
     return dict(kind='flops', setting=s.name, model=s.model, batch_size=B, tflop=tf, paths=out)
 
-_FLOP_PARTS = ('eq6_rec_grad', 'eq7_head_grad', 'val_grad', 'encoder_backward', 'hvp_head_fd', 'hvp_rec_fd', 'hvp_rec_forward')
+
+_FLOP_PARTS = (
+    'eq6_rec_grad',
+    'eq7_head_grad',
+    'val_grad',
+    'encoder_backward',
+    'hvp_head_fd',
+    'hvp_rec_fd',
+    'hvp_rec_forward',
+)
+
 
 def flop_table(fb) -> str:
     "Markdown: per path, Stage III's labelled parts, the whole iteration and its ratio to the MAE step, T every 1 and every 5."
     P, tf = fb['paths'], fb['tflop']
     head = '| TFLOP | ' + ' | '.join(P) + ' |'
-    rows = [head, '|' + ' --- |' * (len(P) + 1), '| MAE step | ' + ' | '.join(f"{tf['mae_step']:.2f}" for _ in P) + ' |',
-            '| Stage I + II | ' + ' | '.join(f"{tf['stage_one'] + tf['stage_two']:.2f}" for _ in P) + ' |']
+    rows = [
+        head,
+        '|' + ' --- |' * (len(P) + 1),
+        '| MAE step | ' + ' | '.join(f"{tf['mae_step']:.2f}" for _ in P) + ' |',
+        '| Stage I + II | ' + ' | '.join(f"{tf['stage_one'] + tf['stage_two']:.2f}" for _ in P) + ' |',
+    ]
     for part in _FLOP_PARTS:
         if any(part in p['parts'] for p in P.values()):
-            rows.append(f'| — `{part}` | ' + ' | '.join(f"{p['parts'][part]:.2f}" if part in p['parts'] else '' for p in P.values()) + ' |')
-    for key, label in (('stage_three', 'Stage III'), ('iteration', '**iteration**'), ('ratio', 'ratio to MAE'),
-                       ('iteration_t5', 'iteration, T every 5'), ('ratio_t5', 'ratio, T every 5')):
-        rows.append(f'| {label} | ' + ' | '.join(f"{p[key]:.2f}" + ('x' if key.startswith('ratio') else '') for p in P.values()) + ' |')
-    return '\n'.join(rows) + f"\n\n{fb['model']}, batch {fb['batch_size']} ({fb['setting']}); counted on the meta device by `torch.utils.flop_counter`"
+            rows.append(
+                f'| — `{part}` | '
+                + ' | '.join(f"{p['parts'][part]:.2f}" if part in p['parts'] else '' for p in P.values())
+                + ' |'
+            )
+    for key, label in (
+        ('stage_three', 'Stage III'),
+        ('iteration', '**iteration**'),
+        ('ratio', 'ratio to MAE'),
+        ('iteration_t5', 'iteration, T every 5'),
+        ('ratio_t5', 'ratio, T every 5'),
+    ):
+        rows.append(
+            f'| {label} | '
+            + ' | '.join(f"{p[key]:.2f}" + ('x' if key.startswith('ratio') else '') for p in P.values())
+            + ' |'
+        )
+    return (
+        '\n'.join(rows)
+        + f"\n\n{fb['model']}, batch {fb['batch_size']} ({fb['setting']}); counted on the meta device by `torch.utils.flop_counter`"
+    )
 
 # %% ../nbs/30_benchmark.ipynb #4fa935dc
 def _allocations_peak_mib(fn):
     "Peak CPU memory allocated by `fn` above the level at its start, in MiB, from the profiler's allocation events; None if they are unavailable."
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof: fn()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
     try:
         walk = lambda ns: (m for n in ns for m in (n, *walk(n.children)))
-        allocs = sorted((n.start_time_ns, n.extra_fields.alloc_size) for n in walk(prof.profiler.kineto_results.experimental_event_tree())
-                        if type(n.extra_fields).__name__ == '_ExtraFields_Allocation')
-    except Exception: return None   # a private API of torch.profiler: absent in some versions
+        allocs = sorted(
+            (n.start_time_ns, n.extra_fields.alloc_size)
+            for n in walk(prof.profiler.kineto_results.experimental_event_tree())
+            if type(n.extra_fields).__name__ == '_ExtraFields_Allocation'
+        )
+    except Exception:
+        return None  # a private API of torch.profiler: absent in some versions
     cur = peak = 0
-    for _, size in allocs: cur += size; peak = max(peak, cur)
+    for _, size in allocs:
+        cur += size
+        peak = max(peak, cur)
     return peak / 2**20
+
 
 def _peak_mib(fn, device):
     "Peak memory of one call of `fn` above the level at its start, MiB (CUDA's allocator stats on a GPU, the profiler's events on the CPU)."
-    if torch.device(device).type != 'cuda': return _allocations_peak_mib(fn)
-    _sync(device); base = torch.cuda.memory_allocated(device); torch.cuda.reset_peak_memory_stats(device)
-    fn(); _sync(device)
+    if torch.device(device).type != 'cuda':
+        return _allocations_peak_mib(fn)
+    _sync(device)
+    base = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    fn()
+    _sync(device)
     return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+
 
 def measure_paths(setting='micro', device='cpu', repeats=3, threads=None, paths=None, seed=0, memory=True) -> dict:
     "Median ms of one MLO-MAE iteration (unroll 1, T every iteration) by each path of PATHS, from the same weights on the same batches, timed in turn, and its peak memory (MiB)."
     with cpu_threads(threads, _device_of(device)):
         device = _device_of(device)
         s = _resolve_settings(setting, device)[0]
-        if repeats < 1: raise ValueError(f"repeats must be >= 1, got {repeats}")
+        if repeats < 1:
+            raise ValueError(f"repeats must be >= 1, got {repeats}")
         unknown = set(paths or ()) - set(PATHS)
-        if unknown: raise ValueError(f"unknown paths {sorted(unknown)}: choose among {', '.join(PATHS)}")
+        if unknown:
+            raise ValueError(f"unknown paths {sorted(unknown)}: choose among {', '.join(PATHS)}")
         xu, tr, val = _Batches(s, device, seed=seed).fixed()
         names = list(paths or PATHS)
         solvers = {n: _build_solver(s, device, seed=seed, path=n) for n in names}
         its = {n: (lambda sv=sv: sv.step(iter([xu]), tr, val)) for n, sv in solvers.items()}
-        for it in its.values(): it()                                   # warm-up: iteration 0 has a T step, as all do here
+        # warm-up: iteration 0 has a T step, as all do here
+        for it in its.values():
+            it()
         ms = {n: [] for n in names}
-        for _ in range(repeats):                                       # round robin: a shared machine's load drifts alike for all
-            for n in names: ms[n].append(_timed(its[n], 1, device))
-        rows = {n: dict(ms=statistics.median(ms[n]), peak_mib=_peak_mib(its[n], device) if memory else None) for n in names}
-        del solvers, its; _release(device)
-        return dict(kind='paths', setting=s.name, model=s.model, batch_size=s.batch_size, device=device.type,
-                    device_name=_device_name(device), threads=None if device.type == 'cuda' else torch.get_num_threads(),
-                    torch=torch.__version__, date=datetime.now(timezone.utc).isoformat(timespec='seconds'), repeats=repeats, paths=rows)
+        # round robin: a shared machine's load drifts alike for all
+        for _ in range(repeats):
+            for n in names:
+                ms[n].append(_timed(its[n], 1, device))
+        rows = {
+            n: dict(ms=statistics.median(ms[n]), peak_mib=_peak_mib(its[n], device) if memory else None) for n in names
+        }
+        del solvers, its
+        _release(device)
+        return dict(
+            kind='paths',
+            setting=s.name,
+            model=s.model,
+            batch_size=s.batch_size,
+            device=device.type,
+            device_name=_device_name(device),
+            threads=None if device.type == 'cuda' else torch.get_num_threads(),
+            torch=torch.__version__,
+            date=datetime.now(timezone.utc).isoformat(timespec='seconds'),
+            repeats=repeats,
+            paths=rows,
+        )
+
 
 def _paths_table(rec) -> str:
     "Markdown: ms and peak memory of each path, and its ms against the default path's where that was measured."
-    P = rec['paths']; default = P.get('default', {}).get('ms')
+    P = rec['paths']
+    default = P.get('default', {}).get('ms')
     rows = ['| path | ms per iteration | vs default | peak MiB |', '| --- | --- | --- | --- |']
     for k, v in P.items():
         peak = '—' if v['peak_mib'] is None else f"{v['peak_mib']:,.0f}"
-        rows.append(f"| {k} | {v['ms']:,.0f} | {v['ms'] / default:.2f}x | {peak} |" if default else f"| {k} | {v['ms']:,.0f} | — | {peak} |")
-    return '\n'.join(rows) + f"\n\n{rec['setting']} ({rec['model']}, batch {rec['batch_size']}), {rec['device_name']}; median of {rec['repeats']}; {rec['date']}"
+        rows.append(
+            f"| {k} | {v['ms']:,.0f} | {v['ms'] / default:.2f}x | {peak} |"
+            if default
+            else f"| {k} | {v['ms']:,.0f} | — | {peak} |"
+        )
+    return (
+        '\n'.join(rows)
+        + f"\n\n{rec['setting']} ({rec['model']}, batch {rec['batch_size']}), {rec['device_name']}; median of {rec['repeats']}; {rec['date']}"
+    )
 
 # %% ../nbs/30_benchmark.ipynb #99c4ac6b
 def main(argv=None):
@@ -515,26 +812,52 @@ def main(argv=None):
     p.add_argument('--settings', default=None, help=f"comma-separated names among {', '.join(SETTINGS)}")
     p.add_argument('--steps', type=int, default=None, help='timed steps and MLO iterations (default: per setting)')
     p.add_argument('--warmup', type=int, default=None)
-    p.add_argument('--real', action='store_true', help='batches from the cifar10_mini loader instead of synthetic tensors')
+    p.add_argument(
+        '--real', action='store_true', help='batches from the cifar10_mini loader instead of synthetic tensors'
+    )
     p.add_argument('--no-tf32', action='store_true', help='skip the TF32 measurements on a GPU')
     p.add_argument('--no-check', action='store_true', help='skip the hypergradient checks')
     p.add_argument('--profile', action='store_true', help='add a per-stage profile record of the first setting')
-    p.add_argument('--paths', action='store_true', help='add a record timing every solver path (PATHS) on the first setting, with peak memory')
-    p.add_argument('--flops', default=None, help="add a FLOP-count record of every path at this setting (e.g. cifar), on the meta device")
-    p.add_argument('--threads', type=int, default=None, help='CPU threads for torch (default: unchanged; 1 is stable on a shared CPU)')
+    p.add_argument(
+        '--paths',
+        action='store_true',
+        help='add a record timing every solver path (PATHS) on the first setting, with peak memory',
+    )
+    p.add_argument(
+        '--flops',
+        default=None,
+        help="add a FLOP-count record of every path at this setting (e.g. cifar), on the meta device",
+    )
+    p.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help='CPU threads for torch (default: unchanged; 1 is stable on a shared CPU)',
+    )
     p.add_argument('--out', default=None, help='also write the records as one JSON list to this file')
     a = p.parse_args(argv)
     names = a.settings.split(',') if a.settings else None
-    records = run_benchmark(names, a.device, a.steps, a.warmup, synthetic=not a.real, quick=a.quick,
-                            tf32=False if a.no_tf32 else None, check=not a.no_check, threads=a.threads)
+    records = run_benchmark(
+        names,
+        a.device,
+        a.steps,
+        a.warmup,
+        synthetic=not a.real,
+        quick=a.quick,
+        tf32=False if a.no_tf32 else None,
+        check=not a.no_check,
+        threads=a.threads,
+    )
     if a.profile:
         first = _resolve_settings(names, _device_of(a.device), a.quick)[0]
         records.append(profile_iteration(first, a.device, repeats=2 if a.quick else 3, threads=a.threads))
     if a.paths:
         first = _resolve_settings(names, _device_of(a.device), a.quick)[0]
         records.append(measure_paths(first, a.device, repeats=2 if a.quick else 3, threads=a.threads))
-    if a.flops: records.append(flop_breakdown(a.flops))
-    for r in records: print(json.dumps(r), flush=True)
+    if a.flops:
+        records.append(flop_breakdown(a.flops))
+    for r in records:
+        print(json.dumps(r), flush=True)
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(records, indent=1) + '\n')
@@ -542,4 +865,5 @@ def main(argv=None):
 
 # %% ../nbs/30_benchmark.ipynb #69f530aa
 #| eval: false
-if __name__ == '__main__' and 'ipykernel' not in sys.modules: main()  # not when a notebook runs this cell
+if __name__ == '__main__' and 'ipykernel' not in sys.modules:
+    main()  # not when a notebook runs this cell

@@ -4,7 +4,15 @@
 
 # %% ../nbs/04_config.ipynb #3d6d1343
 from __future__ import annotations
-import argparse, dataclasses, difflib, importlib, importlib.util, json, math, sys, typing
+import argparse
+import dataclasses
+import difflib
+import importlib
+import importlib.util
+import json
+import math
+import sys
+import typing
 from dataclasses import dataclass, field, fields
 from typing import Optional
 
@@ -16,27 +24,54 @@ __all__ = ['POSITIVE', 'NON_NEGATIVE', 'AT_LEAST_ONE', 'UNIT_INTERVAL', 'METHODS
            'fit_model_kw', 'TrainConfig', 'cli_parser', 'parse_args']
 
 # %% ../nbs/04_config.ipynb #a3c0f91f
-def setting(default, help: str, choices=None, check=None, why: str = None, *, machinery=False, resumable=False, study_owned=False):
+def setting(
+    default,
+    help: str,
+    choices=None,
+    check=None,
+    why: str = None,
+    *,
+    machinery=False,
+    resumable=False,
+    study_owned=False,
+):
     "A dataclass field that carries its help text, its rule (`choices`, or `check` with the words `why`) and its role (see above)."
-    return field(default=default, metadata=dict(help=help, choices=choices, check=check, why=why, machinery=machinery,
-                                                resumable=resumable or machinery, study_owned=study_owned))
+    return field(
+        default=default,
+        metadata=dict(
+            help=help,
+            choices=choices,
+            check=check,
+            why=why,
+            machinery=machinery,
+            resumable=resumable or machinery,
+            study_owned=study_owned,
+        ),
+    )
+
 
 def _check_value(f: dataclasses.Field, v, registries=True):
     "Check the value `v` of field `f` against its rule; a choice from a registry only if `registries`."
     rule, choices = f.metadata, f.metadata.get('choices')
-    if v is None: return
-    if callable(choices): choices = tuple(choices()) if registries else None
+    if v is None:
+        return
+    if callable(choices):
+        choices = tuple(choices()) if registries else None
     if choices is not None and v not in choices:
         raise ValueError(f"unknown {f.name} {v!r}: choose one of {', '.join(map(str, choices))}")
-    if rule.get('check') is not None and not rule['check'](v): raise ValueError(f"{f.name} {rule['why']}, got {v!r}")
+    if rule.get('check') is not None and not rule['check'](v):
+        raise ValueError(f"{f.name} {rule['why']}, got {v!r}")
+
 
 def validate(cfg, registries=True):
     "Check every setting of the dataclass `cfg` against its field's rule; one line naming the first bad one. None passes."
-    for f in fields(cfg): _check_value(f, getattr(cfg, f.name), registries)
+    for f in fields(cfg):
+        _check_value(f, getattr(cfg, f.name), registries)
     return cfg
 
+
 def _finite(v) -> bool:
-    return isinstance(v, (int, float)) and math.isfinite(v)   # inf and nan pass no comparison rule below
+    return isinstance(v, (int, float)) and math.isfinite(v)  # inf and nan pass no comparison rule below
 
 
 # the rules most settings share: setting(0.01, 'help', **NON_NEGATIVE)
@@ -50,21 +85,25 @@ def _check_method(cls, registered: dict):
     "A method's options: each a `setting`, none named like a setting of a run (its flag would be two)."
     bad = [k for k, f in cls.options.items() if not isinstance(f, dataclasses.Field) or 'help' not in f.metadata]
     if bad:
-        raise ValueError(f"method {cls.name}: option(s) {', '.join(bad)} must be declared with setting(default, help, ...)")
+        raise ValueError(
+            f"method {cls.name}: option(s) {', '.join(bad)} must be declared with setting(default, help, ...)"
+        )
     clash = sorted(set(cls.options) & {f.name for f in fields(TrainConfig)})
     if clash:
-        raise ValueError(f"method {cls.name}: option(s) {', '.join(clash)} are settings of every run: choose other names")
+        raise ValueError(
+            f"method {cls.name}: option(s) {', '.join(clash)} are settings of every run: choose other names"
+        )
 
 
 METHODS = Registry('method', check=_check_method)
-register_method = METHODS.register   # class decorator: `cls` becomes `MLOConfig(method=cls.name)` everywhere
+register_method = METHODS.register  # class decorator: `cls` becomes `MLOConfig(method=cls.name)` everywhere
 
 
 def method_option_settings(method: str) -> dict:
     "{name: setting} of the options the registered `method` declares."
     declared = dict(METHODS[method].options)
     for k, f in declared.items():
-        f.name = k   # a setting's rule names it in its errors
+        f.name = k  # a setting's rule names it in its errors
     return declared
 
 
@@ -105,6 +144,7 @@ def with_options(settings: dict, cls=None) -> dict:
     out['options'] = {**(settings.get('options') or {}), **own}
     return out
 
+
 def _given_options(params: dict, method: str, known) -> dict:
     "{'options': ...} of `params`, names that are not settings (papermill's cell lists every method's options: those at their defaults are not given)."
     declared = {}
@@ -115,7 +155,9 @@ def _given_options(params: dict, method: str, known) -> dict:
     for k, v in params.items():
         if k not in declared:
             near = difflib.get_close_matches(k, [*known, *declared], n=1)
-            raise ValueError(f"{k} is not a setting" + (f": did you mean {near[0]}?" if near else ': see --help for the list'))
+            raise ValueError(
+                f"{k} is not a setting" + (f": did you mean {near[0]}?" if near else ': see --help for the list')
+            )
         f = method_option_settings(method).get(k, declared[k])
         v = _option_value(f, v, 'parameter')
         if v != f.default:
@@ -126,29 +168,58 @@ def _given_options(params: dict, method: str, known) -> dict:
 @dataclass
 class MLOConfig:
     "What one iteration of a method does (defaults: the paper's CIFAR setting, Table 12)."
-    method: str = setting('mlo_mae', f"pretraining method: {', '.join(declared('method'))}, or one a plugin registers",
-                          choices=lambda: METHODS.names(), study_owned=True)
-    mask_ratio: Optional[float] = setting(0.75, 'share of the patches masked (Table 12)', check=lambda r: 0 < r < 1,
-                                          why='must be in (0, 1): at 0 nothing is left to reconstruct')
+
+    method: str = setting(
+        'mlo_mae',
+        f"pretraining method: {', '.join(declared('method'))}, or one a plugin registers",
+        choices=lambda: METHODS.names(),
+        study_owned=True,
+    )
+    mask_ratio: Optional[float] = setting(
+        0.75,
+        'share of the patches masked (Table 12)',
+        check=lambda r: 0 < r < 1,
+        why='must be in (0, 1): at 0 nothing is left to reconstruct',
+    )
     unroll_steps: Optional[int] = setting(2, 'Stage I steps per Stage II and III step (Table 7)', **AT_LEAST_ONE)
     t_every: int = setting(1, 'a Stage III step every k iterations (Table 16)', **AT_LEAST_ONE)
-    hypergradient: str = setting('finite_difference', "Stage III's hypergradient: Appendix A.2's T path, forward mode (exact), or autograd through the unroll",
-                                 choices=('finite_difference', 'forward', 'exact'))
-    c_path: str = setting('exact', "Eq. 11's C-path product: exactly, first-order, in the look-ahead pass (cheaper), or A.2's finite difference",
-                          choices=('exact', 'finite_difference'))
+    hypergradient: str = setting(
+        'finite_difference',
+        "Stage III's hypergradient: Appendix A.2's T path, forward mode (exact), or autograd through the unroll",
+        choices=('finite_difference', 'forward', 'exact'),
+    )
+    c_path: str = setting(
+        'exact',
+        "Eq. 11's C-path product: exactly, first-order, in the look-ahead pass (cheaper), or A.2's finite difference",
+        choices=('exact', 'finite_difference'),
+    )
     alpha: float = setting(0.01, "Eq. 12's step: eps is alpha / ||v||", **POSITIVE)
-    reuse_stage_one: bool = setting(False, "Eq. 6 reuses Stage I's gradient: Stage III runs before the last Stage I step (off: Algorithm 1's order)")
+    reuse_stage_one: bool = setting(
+        False, "Eq. 6 reuses Stage I's gradient: Stage III runs before the last Stage I step (off: Algorithm 1's order)"
+    )
     lr_factors: bool = setting(True, "eta_E, eta_C in the unrolled Jacobians (False: the authors' code)")
-    detach_t_input: bool = setting(True, "T reads E's patch embeddings as a fixed input (False: attached, the authors' code)")
+    detach_t_input: bool = setting(
+        True, "T reads E's patch embeddings as a fixed input (False: attached, the authors' code)"
+    )
     t_pos_embed: bool = setting(False, "add E's position embedding to T's input")
-    t_arch: str = setting('mlp', "T's architecture: B.2's MLP over all patches, or one MLP shared by each patch", choices=lambda: tuple(importlib.import_module('mlo_mae.masking').MASKING_NETS))
+    t_arch: str = setting(
+        'mlp',
+        "T's architecture: B.2's MLP over all patches, or one MLP shared by each patch",
+        choices=lambda: tuple(importlib.import_module('mlo_mae.masking').MASKING_NETS),
+    )
     straight_through: bool = setting(False, 'Eq. 1 weights: hard mask forward, sigma backward (Appendix A.4)')
-    stage_two: str = setting('linear', "Stage II: a linear head on frozen E, or Eq. 13's fine-tuned copy F",
-                             choices=('linear', 'finetune'))
+    stage_two: str = setting(
+        'linear', "Stage II: a linear head on frozen E, or Eq. 13's fine-tuned copy F", choices=('linear', 'finetune')
+    )
     prox_lambda: float = setting(0.01, "Eq. 13's proximal weight", **NON_NEGATIVE)
-    clip_grad: Optional[float] = setting(None, 'max gradient norm of each optimizer step (default: no clipping)', **POSITIVE)
-    options: Optional[dict] = setting(None, "the method's own settings, {name: value} (JSON); each is also given by its own name: "
-                                      "--guide_q 0.5 (see --method NAME --help)")
+    clip_grad: Optional[float] = setting(
+        None, 'max gradient norm of each optimizer step (default: no clipping)', **POSITIVE
+    )
+    options: Optional[dict] = setting(
+        None,
+        "the method's own settings, {name: value} (JSON); each is also given by its own name: "
+        "--guide_q 0.5 (see --method NAME --help)",
+    )
 
     def __post_init__(self):
         validate(self)
@@ -180,80 +251,166 @@ class MLOConfig:
         return MLOConfig(**{f.name: getattr(self, f.name) for f in fields(MLOConfig)})
 
 # %% ../nbs/04_config.ipynb #ae73fb0f
-_PAPER_CIFAR = dict(model='vit_base_patch2_32', epochs=200, batch_size=128, lr_mae=1e-3, lr_head=1e-3, lr_t=1e-3,
-                    weight_decay=0.05, unroll_steps=2, mask_ratio=0.75)
-_PAPER_IMAGENET = dict(model='vit_base_patch16_224', epochs=50, batch_size=256, lr_mae=1e-4, lr_head=4e-5, lr_t=4e-5,
-                       weight_decay=0.05, unroll_steps=1, mask_ratio=0.75)
+_PAPER_CIFAR = dict(
+    model='vit_base_patch2_32',
+    epochs=200,
+    batch_size=128,
+    lr_mae=1e-3,
+    lr_head=1e-3,
+    lr_t=1e-3,
+    weight_decay=0.05,
+    unroll_steps=2,
+    mask_ratio=0.75,
+)
+_PAPER_IMAGENET = dict(
+    model='vit_base_patch16_224',
+    epochs=50,
+    batch_size=256,
+    lr_mae=1e-4,
+    lr_head=4e-5,
+    lr_t=4e-5,
+    weight_decay=0.05,
+    unroll_steps=1,
+    mask_ratio=0.75,
+)
 _AT = lambda size, patch: dict(img_size=size, patch_size=patch)
 RECIPES = {
     ('paper', 32): _PAPER_CIFAR,
     ('paper', 64): {**_PAPER_CIFAR, 'model_kw': _AT(64, 4)},
     ('paper', 224): _PAPER_IMAGENET,
-    ('mid', 32): {**_PAPER_CIFAR, 'model': 'vit_tiny_patch2_32', 'model_kw': dict(patch_size=4, depth=6), 'batch_size': 256, 'epochs': 100},
-    ('mid', 64): {**_PAPER_CIFAR, 'model': 'vit_tiny_patch2_32', 'model_kw': dict(_AT(64, 8), depth=6), 'batch_size': 256, 'epochs': 100},
+    ('mid', 32): {
+        **_PAPER_CIFAR,
+        'model': 'vit_tiny_patch2_32',
+        'model_kw': dict(patch_size=4, depth=6),
+        'batch_size': 256,
+        'epochs': 100,
+    },
+    ('mid', 64): {
+        **_PAPER_CIFAR,
+        'model': 'vit_tiny_patch2_32',
+        'model_kw': dict(_AT(64, 8), depth=6),
+        'batch_size': 256,
+        'epochs': 100,
+    },
     ('small', 32): {**_PAPER_CIFAR, 'model': 'vit_small_patch2_32', 'epochs': 20},
     ('small', 64): {**_PAPER_CIFAR, 'model': 'vit_small_patch2_32', 'model_kw': _AT(64, 4), 'epochs': 20},
     ('small', 224): {**_PAPER_IMAGENET, 'model': 'vit_small_patch2_32', 'model_kw': _AT(224, 16), 'epochs': 2},
     ('smoke', 32): {**_PAPER_CIFAR, 'model': 'vit_micro_patch4_32', 'epochs': 10, 'batch_size': 32},
-    ('smoke', 64): {**_PAPER_CIFAR, 'model': 'vit_micro_patch4_32', 'model_kw': _AT(64, 8), 'epochs': 2, 'batch_size': 32},
-    ('smoke', 224): {**_PAPER_CIFAR, 'model': 'vit_micro_patch4_32', 'model_kw': _AT(224, 32), 'epochs': 1, 'batch_size': 16},
+    ('smoke', 64): {
+        **_PAPER_CIFAR,
+        'model': 'vit_micro_patch4_32',
+        'model_kw': _AT(64, 8),
+        'epochs': 2,
+        'batch_size': 32,
+    },
+    ('smoke', 224): {
+        **_PAPER_CIFAR,
+        'model': 'vit_micro_patch4_32',
+        'model_kw': _AT(224, 32),
+        'epochs': 1,
+        'batch_size': 16,
+    },
 }
 _RECIPE_NAMES = tuple(dict.fromkeys(p for p, _ in RECIPES))
-_ROWS = (32, 64, 224)   # the sizes recipes are written for
+_ROWS = (32, 64, 224)  # the sizes recipes are written for
+
 
 def recipe_row(preset: str, size: int) -> int:
     "The row of recipe `preset` a `size`-px dataset trains with: its own size's, else (a size no row is written for) the nearest on a log scale."
     rows = [s for p, s in RECIPES if p == preset]
-    if size in rows: return size
+    if size in rows:
+        return size
     if size in _ROWS or not rows:
-        raise ValueError(f"preset {preset!r} has no {size}-px setting: choose one of {', '.join(p for p in _RECIPE_NAMES if (p, size) in RECIPES)}")
+        raise ValueError(
+            f"preset {preset!r} has no {size}-px setting: choose one of {', '.join(p for p in _RECIPE_NAMES if (p, size) in RECIPES)}"
+        )
     return min(rows, key=lambda r: abs(math.log(size / r)))
+
 
 def fit_model_kw(preset_kw: dict, model_kw, img_size: int, patch_size=None):
     "`model_kw` for `img_size`-px images: unchanged where the model takes them; else that size and `patch_size`, or the model's patch scaled to the nearest divisor."
     kw = {**preset_kw, **(model_kw or {})}
     if 'img_size' in (model_kw or {}) or (kw['img_size'] == img_size and patch_size in (None, kw['patch_size'])):
-        return model_kw   # the user's own size is checked against the dataset's where the run is resolved
-    scaled = kw['patch_size'] * img_size / kw['img_size']   # the same grid of patches as the row's model, as near as whole patches allow
-    patch = patch_size or min((d for d in range(1, img_size + 1) if img_size % d == 0), key=lambda d: (abs(math.log(d / scaled)), -d))
+        return model_kw  # the user's own size is checked against the dataset's where the run is resolved
+    # the same grid of patches as the row's model, as near as whole patches allow
+    scaled = kw['patch_size'] * img_size / kw['img_size']
+    patch = patch_size or min(
+        (d for d in range(1, img_size + 1) if img_size % d == 0), key=lambda d: (abs(math.log(d / scaled)), -d)
+    )
     return {**(model_kw or {}), 'img_size': img_size, 'patch_size': patch}
+
 
 def _known_datasets():
     "The registered datasets' names (`00_data` imports torch: only when a dataset is checked, never for `--help`)."
     from mlo_mae.data import DATASETS
+
     return tuple(DATASETS)
 
-_DATASET_HELP = f"dataset: {', '.join(declared('dataset'))} (cifar10_mini is embedded in the package), or one a plugin registers"
+
+_DATASET_HELP = (
+    f"dataset: {', '.join(declared('dataset'))} (cifar10_mini is embedded in the package), or one a plugin registers"
+)
 
 # %% ../nbs/04_config.ipynb #27c48dc2
 @dataclass
 class TrainConfig(MLOConfig):
     "Every setting of a training run: the method's (`MLOConfig`) and the run's; `None` means: from the preset."
+
     # two of the method's settings come from the preset unless given (same help and rule)
     mask_ratio: Optional[float] = field(default=None, metadata=MLOConfig.__dataclass_fields__['mask_ratio'].metadata)
     unroll_steps: Optional[int] = field(default=None, metadata=MLOConfig.__dataclass_fields__['unroll_steps'].metadata)
     # the run
     dataset: str = setting('cifar10_mini', _DATASET_HELP, choices=_known_datasets, study_owned=True)
-    data_dir: Optional[str] = setting(None, "the dataset's folder (default: $MLO_MAE_DATA/<dataset>, else ~/.cache/mlo_mae/<dataset>)", machinery=True)
-    preset: Optional[str] = setting(None, f"training recipe: {', '.join(_RECIPE_NAMES)} (default: the dataset's own, smoke for "
-                                    f"cifar10_mini, else paper)", choices=_RECIPE_NAMES, study_owned=True)
-    out_dir: Optional[str] = setting(None, 'the run folder (default: runs/<dataset>-<method>-<preset>-seed<seed>)', machinery=True, study_owned=True)
+    data_dir: Optional[str] = setting(
+        None, "the dataset's folder (default: $MLO_MAE_DATA/<dataset>, else ~/.cache/mlo_mae/<dataset>)", machinery=True
+    )
+    preset: Optional[str] = setting(
+        None,
+        f"training recipe: {', '.join(_RECIPE_NAMES)} (default: the dataset's own, smoke for cifar10_mini, else paper)",
+        choices=_RECIPE_NAMES,
+        study_owned=True,
+    )
+    out_dir: Optional[str] = setting(
+        None, 'the run folder (default: runs/<dataset>-<method>-<preset>-seed<seed>)', machinery=True, study_owned=True
+    )
     seed: int = setting(0, 'random seed of the model, the masks and the batches', study_owned=True)
     resume: bool = setting(False, 'continue the run in out_dir with its own settings', machinery=True, study_owned=True)
-    overwrite: bool = setting(False, 'replace the run in out_dir (only a run folder; the old one is kept aside until the '
-                              'new one has a checkpoint)', machinery=True, study_owned=True)
-    init_from: Optional[str] = setting(None, "start the MAE from an official MAE checkpoint, a timm encoder file or a run "
-                                       "folder (continued pretraining, Table 6)")
-    plugins: Optional[str] = setting(None, "your own methods, datasets or protocols: modules or .py files to import first "
-                                     "(comma-separated; also $MLO_MAE_PLUGINS)")
+    overwrite: bool = setting(
+        False,
+        'replace the run in out_dir (only a run folder; the old one is kept aside until the new one has a checkpoint)',
+        machinery=True,
+        study_owned=True,
+    )
+    init_from: Optional[str] = setting(
+        None,
+        "start the MAE from an official MAE checkpoint, a timm encoder file or a run "
+        "folder (continued pretraining, Table 6)",
+    )
+    plugins: Optional[str] = setting(
+        None,
+        "your own methods, datasets or protocols: modules or .py files to import first "
+        "(comma-separated; also $MLO_MAE_PLUGINS)",
+    )
     # stopping rules
     epochs: Optional[int] = setting(None, 'epochs of D_u (of D_tr for supervised)', **AT_LEAST_ONE, resumable=True)
-    max_steps: Optional[int] = setting(None, 'stop after this many iterations (matched-steps comparisons)', **AT_LEAST_ONE, resumable=True, study_owned=True)
-    budget_seconds: Optional[float] = setting(None, 'stop after this much training time, summed over resumes', **POSITIVE, resumable=True, study_owned=True)
+    max_steps: Optional[int] = setting(
+        None,
+        'stop after this many iterations (matched-steps comparisons)',
+        **AT_LEAST_ONE,
+        resumable=True,
+        study_owned=True,
+    )
+    budget_seconds: Optional[float] = setting(
+        None, 'stop after this much training time, summed over resumes', **POSITIVE, resumable=True, study_owned=True
+    )
     # Tables 11-12
-    model: Optional[str] = setting(None, 'MAE preset of 02_models (vit_base_patch2_32, vit_tiny_patch2_32, vit_micro_patch4_32, ...)')
+    model: Optional[str] = setting(
+        None, 'MAE preset of 02_models (vit_base_patch2_32, vit_tiny_patch2_32, vit_micro_patch4_32, ...)'
+    )
     model_kw: Optional[dict] = setting(None, 'overrides of the model preset, e.g. {"patch_size": 4, "depth": 6} (JSON)')
-    batch_size: Optional[int] = setting(None, 'images per batch of each stage (global, over all processes)', **AT_LEAST_ONE)
+    batch_size: Optional[int] = setting(
+        None, 'images per batch of each stage (global, over all processes)', **AT_LEAST_ONE
+    )
     lr_mae: Optional[float] = setting(None, 'learning rate of E and D', **POSITIVE)
     lr_head: Optional[float] = setting(None, 'learning rate of C (and F)', **POSITIVE)
     lr_t: Optional[float] = setting(None, 'learning rate of T', **POSITIVE)
@@ -261,81 +418,140 @@ class TrainConfig(MLOConfig):
     beta1: float = setting(0.9, "AdamW's beta1", check=lambda b: 0 <= b < 1, why='must be in [0, 1)')
     beta2: float = setting(0.95, "AdamW's beta2", check=lambda b: 0 <= b < 1, why='must be in [0, 1)')
     curriculum_mask_ratio: bool = setting(False, "Appendix D.4: the masking ratio grows 0.5 -> 0.9 over the run")
-    warmup_steps: int = setting(0, 'linear learning-rate warm-up before the cosine (the authors use none)', **NON_NEGATIVE)
-    lr_schedule: str = setting('cosine', "after the warm-up: cosine (to 0 at the run's last iteration: the paper's and MAE's) or constant",
-                               choices=('cosine', 'constant'))
-    head_kind: str = setting('linear', "C: a linear layer, or the authors' LayerNorm + Dropout + Linear", choices=('linear', 'authors'))
+    warmup_steps: int = setting(
+        0, 'linear learning-rate warm-up before the cosine (the authors use none)', **NON_NEGATIVE
+    )
+    lr_schedule: str = setting(
+        'cosine',
+        "after the warm-up: cosine (to 0 at the run's last iteration: the paper's and MAE's) or constant",
+        choices=('cosine', 'constant'),
+    )
+    head_kind: str = setting(
+        'linear', "C: a linear layer, or the authors' LayerNorm + Dropout + Linear", choices=('linear', 'authors')
+    )
     norm_pix_loss: bool = setting(False, "MAE's per-patch normalised pixel targets")
     learnable_pos_embed: bool = setting(False, 'learn the position embeddings (the paper: fixed 2-D sin-cos)')
     t_hidden: int = setting(512, "T's hidden width (Appendix B.2)", **AT_LEAST_ONE)
-    img_size: Optional[int] = setting(None, "train at this image size, resizing the images (default: the dataset's own)", **AT_LEAST_ONE)
-    patch_size: Optional[int] = setting(None, "the ViT's patch size (default: the recipe's, scaled to img_size); must divide img_size", **AT_LEAST_ONE)
+    img_size: Optional[int] = setting(
+        None, "train at this image size, resizing the images (default: the dataset's own)", **AT_LEAST_ONE
+    )
+    patch_size: Optional[int] = setting(
+        None, "the ViT's patch size (default: the recipe's, scaled to img_size); must divide img_size", **AT_LEAST_ONE
+    )
     # data
-    val_fraction: float = setting(0.2, 'share of the labelled training images held out as D_val', check=lambda v: 0 < v < 1,
-                                  why='must be in (0, 1)')
-    du: str = setting('dtr', "Stage I's images: D_tr (paper B.3) or all training images (the authors)", choices=('dtr', 'all'))
+    val_fraction: float = setting(
+        0.2,
+        'share of the labelled training images held out as D_val',
+        check=lambda v: 0 < v < 1,
+        why='must be in (0, 1)',
+    )
+    du: str = setting(
+        'dtr', "Stage I's images: D_tr (paper B.3) or all training images (the authors)", choices=('dtr', 'all')
+    )
     split_seed: int = setting(0, 'seed of the D_tr / D_val split')
-    class_balance: bool = setting(False, 'draw D_tr and D_val batches class-balanced (a weighted sampler in Stages II and III)')
-    num_workers: int = setting(4, 'data-loading processes (the in-memory fast path uses none)', **NON_NEGATIVE, machinery=True)
+    class_balance: bool = setting(
+        False, 'draw D_tr and D_val batches class-balanced (a weighted sampler in Stages II and III)'
+    )
+    num_workers: int = setting(
+        4, 'data-loading processes (the in-memory fast path uses none)', **NON_NEGATIVE, machinery=True
+    )
     # machinery
     device: Optional[str] = setting(None, 'cpu, cuda or cuda:N (default: cuda when available)', machinery=True)
-    threads: Optional[int] = setting(None, 'CPU threads of this process (default: 1 on the CPU, where more collapses when '
-                                     'another process shares the cores; PyTorch\'s choice on a GPU)', **AT_LEAST_ONE, machinery=True)
-    amp: Optional[str] = setting(None, 'autocast of Stages I-II (default: bf16 on CUDA, none on the CPU)', choices=('bf16', 'fp16', 'none'))
+    threads: Optional[int] = setting(
+        None,
+        'CPU threads of this process (default: 1 on the CPU, where more collapses when '
+        'another process shares the cores; PyTorch\'s choice on a GPU)',
+        **AT_LEAST_ONE,
+        machinery=True,
+    )
+    amp: Optional[str] = setting(
+        None, 'autocast of Stages I-II (default: bf16 on CUDA, none on the CPU)', choices=('bf16', 'fp16', 'none')
+    )
     tf32: bool = setting(False, 'TF32 matmuls on CUDA, Stage III included (see 30_benchmark)')
     checkpoint_every: int = setting(200, 'a checkpoint every this many iterations', **AT_LEAST_ONE, machinery=True)
-    checkpoint_minutes: float = setting(10.0, 'and at least every this many minutes of training', **POSITIVE, machinery=True)
+    checkpoint_minutes: float = setting(
+        10.0, 'and at least every this many minutes of training', **POSITIVE, machinery=True
+    )
     progress: bool = setting(True, 'show a progress bar', machinery=True)
-    tensorboard: bool = setting(False, "also log every metric to TensorBoard in <out_dir>/tensorboard", machinery=True,
-                                check=lambda v: not v or importlib.util.find_spec('tensorboard') is not None,
-                                why="needs the tensorboard package: pip install 'mlo_mae[tensorboard]' (or tensorboard)")
+    tensorboard: bool = setting(
+        False,
+        "also log every metric to TensorBoard in <out_dir>/tensorboard",
+        machinery=True,
+        check=lambda v: not v or importlib.util.find_spec('tensorboard') is not None,
+        why="needs the tensorboard package: pip install 'mlo_mae[tensorboard]' (or tensorboard)",
+    )
 
     def __post_init__(self):
-        if isinstance(self.model_kw, str): self.model_kw = json.loads(self.model_kw)  # papermill and the shell pass JSON text
-        if self.plugins:   # before the registries' names are checked; kept absolute, so a resume elsewhere finds them
+        # papermill and the shell pass JSON text
+        if isinstance(self.model_kw, str):
+            self.model_kw = json.loads(self.model_kw)
+        if self.plugins:  # before the registries' names are checked; kept absolute, so a resume elsewhere finds them
             from pathlib import Path
-            self.plugins = ','.join(str(Path(p.strip()).expanduser().resolve()) if p.strip().endswith('.py') else p.strip()
-                                    for p in self.plugins.split(',') if p.strip())
+
+            self.plugins = ','.join(
+                str(Path(p.strip()).expanduser().resolve()) if p.strip().endswith('.py') else p.strip()
+                for p in self.plugins.split(',')
+                if p.strip()
+            )
             load_plugins(self.plugins)
         validate(self)
         self.options = method_options(self.method, self.options)
 
 # %% ../nbs/04_config.ipynb #7c45d45a
 def _parse_bool(s: str) -> bool:
-    if s.lower() in ('1', 'true', 'yes', 'y'): return True
-    if s.lower() in ('0', 'false', 'no', 'n'): return False
+    if s.lower() in ('1', 'true', 'yes', 'y'):
+        return True
+    if s.lower() in ('0', 'false', 'no', 'n'):
+        return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {s!r}")
 
+
 def _read_json(s: str) -> dict:
-    try: v = json.loads(s)
-    except json.JSONDecodeError: v = None
-    if not isinstance(v, dict): raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"depth\": 6}}', got {s!r}")
+    try:
+        v = json.loads(s)
+    except json.JSONDecodeError:
+        v = None
+    if not isinstance(v, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"depth\": 6}}', got {s!r}")
     return v
+
 
 def _convert(t, v):
     "`v` as a value of type `t`: text read as the CLI reads it; an int where a float goes; a whole float where an int goes."
-    if v is None or (isinstance(v, t) and not (t is int and isinstance(v, bool))): return v
+    if v is None or (isinstance(v, t) and not (t is int and isinstance(v, bool))):
+        return v
     if isinstance(v, str):
-        if t in (bool, dict): return (_parse_bool if t is bool else _read_json)(v)
-        try: return t(v)
-        except ValueError: raise argparse.ArgumentTypeError(f"invalid {t.__name__} value: {v!r}") from None
-    if t is float and isinstance(v, int) and not isinstance(v, bool): return float(v)
-    if t is int and isinstance(v, float) and v.is_integer(): return int(v)
-    if t is bool and v in (0, 1): return bool(v)
-    if t is str and isinstance(v, (int, float)) and not isinstance(v, bool): return str(v)
+        if t in (bool, dict):
+            return (_parse_bool if t is bool else _read_json)(v)
+        try:
+            return t(v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {t.__name__} value: {v!r}") from None
+    if t is float and isinstance(v, int) and not isinstance(v, bool):
+        return float(v)
+    if t is int and isinstance(v, float) and v.is_integer():
+        return int(v)
+    if t is bool and v in (0, 1):
+        return bool(v)
+    if t is str and isinstance(v, (int, float)) and not isinstance(v, bool):
+        return str(v)
     raise argparse.ArgumentTypeError(f"invalid {t.__name__} value: {v!r}")
+
 
 class _Parser(argparse.ArgumentParser):
     "Errors in one line (no usage block), an unknown flag with the nearest one named."
+
     def error(self, message):
         bad = [w[2:] for w in message.split() if w.startswith('--')] if 'unrecognized' in message else []
         near = [m for b in bad for m in difflib.get_close_matches(b, [a.dest for a in self._actions], n=1)]
         self.exit(2, f"error: {message}" + (f" (did you mean --{near[0]}?)" if near else '') + "; see --help\n")
 
+
 def _base_type(t):
     "int for Optional[int], and so on."
     args = [a for a in typing.get_args(t) if a is not type(None)]
     return args[0] if typing.get_origin(t) is typing.Union and len(args) == 1 else t
+
 
 def _add_flag(p, name: str, t: type, f: dataclasses.Field, choices: bool):
     "One flag `--name` of type `t` for the setting `f`: its help, its default, its fixed choices."
@@ -343,7 +559,7 @@ def _add_flag(p, name: str, t: type, f: dataclasses.Field, choices: bool):
     kw = dict(help=f"{md.get('help', '')} (default: {f.default})".replace('%', '%%'), default=argparse.SUPPRESS)
     c = md.get('choices')
     if choices and c is not None and not callable(c):
-        kw['choices'] = c   # a registry's names are checked later
+        kw['choices'] = c  # a registry's names are checked later
     if t is bool:
         p.add_argument(f'--{name}', nargs='?', const=True, type=_parse_bool, metavar='BOOL', **kw)
     elif t is dict:
@@ -352,11 +568,17 @@ def _add_flag(p, name: str, t: type, f: dataclasses.Field, choices: bool):
         p.add_argument(f'--{name}', type=t, **kw, **({} if 'choices' in kw else dict(metavar=t.__name__.upper())))
 
 
-def cli_parser(cls=None, prog='mlo_mae.train', description='Train MLO-MAE or a baseline.', choices=True, method: str = None):
+def cli_parser(
+    cls=None, prog='mlo_mae.train', description='Train MLO-MAE or a baseline.', choices=True, method: str = None
+):
     "An `argparse` parser with one flag per field of the dataclass `cls` (default `TrainConfig`) and one per option of `method`; unset flags are left out."
     cls = cls or TrainConfig
-    p = _Parser(prog=prog, description=description, argument_default=argparse.SUPPRESS,
-                epilog="A method's own settings are flags too: add --method NAME to --help to list them.")
+    p = _Parser(
+        prog=prog,
+        description=description,
+        argument_default=argparse.SUPPRESS,
+        epilog="A method's own settings are flags too: add --method NAME to --help to list them.",
+    )
     hints = typing.get_type_hints(cls)
     for f in fields(cls):
         _add_flag(p, f.name, _base_type(hints[f.name]), f, choices)
@@ -370,7 +592,7 @@ def cli_parser(cls=None, prog='mlo_mae.train', description='Train MLO-MAE or a b
 def parse_args(argv=None, cls=None) -> dict:
     "The flags given on the command line, as keyword arguments of `cls` (default `TrainConfig`): the options of `--method` in `options`."
     argv = sys.argv[1:] if argv is None else list(argv)
-    load_plugins(flag_value(argv, 'plugins'))   # a plugin's method and its options, before they are flags
+    load_plugins(flag_value(argv, 'plugins'))  # a plugin's method and its options, before they are flags
     method = flag_value(argv, 'method')
     args = vars(cli_parser(cls, method=method).parse_args(argv))
     own = {k: args.pop(k) for k in (method_option_settings(method) if method else ()) if k in args}

@@ -4,7 +4,10 @@
 
 # %% ../nbs/00_data.ipynb #68cb2f07
 from __future__ import annotations
-import copy, os, pickle, time
+import copy
+import os
+import pickle
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +28,23 @@ _CIFAR10_MEAN, _CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 _CIFAR100_MEAN, _CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # timm's IMAGENET_DEFAULT_*
 _AUGMENTS = ('crop_flip', 'resized_crop', 'none')
-_FACTS = ('name', 'img_size', 'mean', 'std', 'augment', 'num_classes', 'downloads', 'needs_data_dir', 'recipe_size',
-          'default_recipe')
+_FACTS = (
+    'name',
+    'img_size',
+    'mean',
+    'std',
+    'augment',
+    'num_classes',
+    'downloads',
+    'needs_data_dir',
+    'recipe_size',
+    'default_recipe',
+)
+
 
 class DatasetSpec:
     "A dataset: its facts (class attributes of a subclass, or arguments) and how it is loaded, checked and written for tests."
+
     name: str = None
     img_size: int = None
     mean: tuple = None
@@ -43,41 +58,58 @@ class DatasetSpec:
 
     def __init__(self, name=None, img_size=None, mean=None, std=None, augment=None, **facts):
         unknown = sorted(set(facts) - set(_FACTS))
-        if unknown: raise TypeError(f"DatasetSpec: unknown fact(s) {', '.join(unknown)}; the facts are {', '.join(_FACTS)}")
+        if unknown:
+            raise TypeError(f"DatasetSpec: unknown fact(s) {', '.join(unknown)}; the facts are {', '.join(_FACTS)}")
         for k, v in dict(name=name, img_size=img_size, mean=mean, std=std, augment=augment, **facts).items():
-            if v is not None: object.__setattr__(self, k, tuple(v) if k in ('mean', 'std') else v)
-        if self.recipe_size is None: object.__setattr__(self, 'recipe_size', self.img_size)
+            if v is not None:
+                object.__setattr__(self, k, tuple(v) if k in ('mean', 'std') else v)
+        if self.recipe_size is None:
+            object.__setattr__(self, 'recipe_size', self.img_size)
         missing = [k for k in ('name', 'img_size', 'mean', 'std') if getattr(self, k) is None]
-        if missing: raise ValueError(f"DatasetSpec {self.name!r} needs {', '.join(missing)}")
+        if missing:
+            raise ValueError(f"DatasetSpec {self.name!r} needs {', '.join(missing)}")
         if self.augment not in _AUGMENTS:
-            raise ValueError(f"DatasetSpec {self.name!r}: augment must be one of {', '.join(_AUGMENTS)}, got {self.augment!r}")
+            raise ValueError(
+                f"DatasetSpec {self.name!r}: augment must be one of {', '.join(_AUGMENTS)}, got {self.augment!r}"
+            )
         if len(self.mean) != 3 or len(self.std) != 3:  # every loader gives RGB
             raise ValueError(f"DatasetSpec {self.name!r}: mean and std need one value per RGB channel")
 
     def __setattr__(self, k, v):  # a spec is shared by every loader and run: changing one would change them all
         raise AttributeError(f"DatasetSpec {self.name!r} is frozen: make a new spec instead of setting {k}")
-    def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in _FACTS)})"
+
+    def __repr__(self):
+        return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in _FACTS)})"
 
     def default_data_dir(self) -> Path:
-        return Path(os.environ.get('MLO_MAE_DATA', '~/.cache/mlo_mae')).expanduser()/self.name
+        return Path(os.environ.get('MLO_MAE_DATA', '~/.cache/mlo_mae')).expanduser() / self.name
+
     def load(self, data_dir, splits=('train', 'test'), download=True) -> tuple:
         raise NotImplementedError(f"dataset {self.name!r} defines no load(data_dir, splits, download)")
+
     def check(self, data_dir, splits=('train', 'test'), download=True) -> None:
         "Read what `load` reads; by default, `load` is the check (a dataset made in memory has no file to read)."
         self.load(data_dir, splits=splits, download=download)
+
     def write_example(self, root, **kw) -> Path:
         "A tiny on-disk copy under `root` for tests; returns the `data_dir` to read it from (None: no files are read)."
         return None
+
     def image_size(self, data_dir=None) -> int:
         "The size a run trains at when none is asked for: the spec's own (an image folder may read it from its files)."
         return self.img_size
+
     def at_size(self, img_size=None) -> DatasetSpec:
         "This dataset at `img_size` px (None: its own): images resized to it, that size's augmentation and recipe row."
-        if img_size is None or img_size == self.img_size: return self
-        if not isinstance(img_size, int) or img_size < 8: raise ValueError(f"{self.name}: img_size must be an integer >= 8, got {img_size!r}")
+        if img_size is None or img_size == self.img_size:
+            return self
+        if not isinstance(img_size, int) or img_size < 8:
+            raise ValueError(f"{self.name}: img_size must be an integer >= 8, got {img_size!r}")
         new = copy.copy(self)
-        for k, v in dict(img_size=img_size, augment=_augment_at(img_size), recipe_size=img_size).items(): object.__setattr__(new, k, v)
+        for k, v in dict(img_size=img_size, augment=_augment_at(img_size), recipe_size=img_size).items():
+            object.__setattr__(new, k, v)
         return new
+
 
 def _check_spec(spec, registered: dict):
     if not isinstance(spec, DatasetSpec):
@@ -86,7 +118,7 @@ def _check_spec(spec, registered: dict):
 
 # name -> DatasetSpec instance: a decorated subclass is instantiated once
 DATASETS = Registry('dataset', make=lambda obj: obj() if isinstance(obj, type) else obj, check=_check_spec)
-register_dataset = DATASETS.register   # decorate a subclass, or call with an instance; returns its argument
+register_dataset = DATASETS.register  # decorate a subclass, or call with an instance; returns its argument
 
 
 def dataset_spec(name: str) -> DatasetSpec:
@@ -98,19 +130,25 @@ def _augment_at(size):
     "B.4's native-size crop and flip up to 64 px (CIFAR, Tiny-ImageNet, 28-px medical sets); MAE's resized crops above."
     return 'crop_flip' if size <= 64 else 'resized_crop'
 
-def check_patch_grid(img_size:int, patch_size:int):
+
+def check_patch_grid(img_size: int, patch_size: int):
     "A ViT cuts the image into whole patches: refuse sizes that don't divide, naming the patch sizes that do."
     if patch_size <= 0 or img_size % patch_size:
         ok = ', '.join(str(d) for d in range(1, img_size) if img_size % d == 0)
-        raise ValueError(f"image size {img_size} is not divisible by the patch size {patch_size}: choose patch_size among {ok}")
+        raise ValueError(
+            f"image size {img_size} is not divisible by the patch size {patch_size}: choose patch_size among {ok}"
+        )
 
 # %% ../nbs/00_data.ipynb #f4943f9c
 class InMemoryImages(torch.utils.data.Dataset):
     "A labelled image set held as one uint8 tensor `images` (N,3,H,W) with `labels` (N,), and optional per-pixel `maps` (N,H,W)."
+
     def __init__(self, images, labels, classes, transform=None, maps=None):
         self.images = torch.as_tensor(images)
-        if self.images.ndim != 4: raise ValueError(f"images must be N,H,W,3 or N,3,H,W, got shape {tuple(self.images.shape)}")
-        if self.images.shape[-1] == 3 and self.images.shape[1] != 3: self.images = self.images.permute(0, 3, 1, 2)
+        if self.images.ndim != 4:
+            raise ValueError(f"images must be N,H,W,3 or N,3,H,W, got shape {tuple(self.images.shape)}")
+        if self.images.shape[-1] == 3 and self.images.shape[1] != 3:
+            self.images = self.images.permute(0, 3, 1, 2)
         self.images = self.images.contiguous()
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         self.classes, self.transform = list(classes), transform
@@ -120,44 +158,65 @@ class InMemoryImages(torch.utils.data.Dataset):
             if tuple(self.maps.shape) != (N, H, W):
                 raise ValueError(f"maps must be one (H, W) map per image, {(N, H, W)}, got {tuple(self.maps.shape)}")
             if self.maps.numel() and not (0 <= float(self.maps.min()) and float(self.maps.max()) <= 1):
-                raise ValueError(f"maps must lie in [0, 1], got values in [{float(self.maps.min()):g}, {float(self.maps.max()):g}]")
-    def __len__(self): return len(self.labels)
+                raise ValueError(
+                    f"maps must lie in [0, 1], got values in [{float(self.maps.min()):g}, {float(self.maps.max()):g}]"
+                )
+
+    def __len__(self):
+        return len(self.labels)
+
     def __getitem__(self, i):
         x = self.images[i]
         return (self.transform(x) if self.transform else x), int(self.labels[i])
+
     def subset(self, idx):
         "The images at `idx` (and their maps), as a new `InMemoryImages`."
         idx = torch.as_tensor(idx, dtype=torch.long)
-        return InMemoryImages(self.images[idx], self.labels[idx], self.classes, self.transform,
-                              None if self.maps is None else self.maps[idx])
+        return InMemoryImages(
+            self.images[idx],
+            self.labels[idx],
+            self.classes,
+            self.transform,
+            None if self.maps is None else self.maps[idx],
+        )
 
 # %% ../nbs/00_data.ipynb #2c53a6c4
 def _unpickle(path):
-    with open(path, 'rb') as f: return pickle.load(f, encoding='latin1')
+    with open(path, 'rb') as f:
+        return pickle.load(f, encoding='latin1')
+
 
 def _cifar_fix(path):
     return f"re-download it, or delete the folder {Path(path).parent} to let torchvision fetch it again"
 
+
 def _read_pickle(path, keys):
     "The dict in CIFAR pickle `path` with `keys`, or a one-line error naming the file."
-    try: d = _unpickle(path)
-    except Exception as e: raise ValueError(f"{path} is corrupt ({type(e).__name__} while unpickling): {_cifar_fix(path)}") from None
+    try:
+        d = _unpickle(path)
+    except Exception as e:
+        raise ValueError(f"{path} is corrupt ({type(e).__name__} while unpickling): {_cifar_fix(path)}") from None
     if not isinstance(d, dict) or any(k not in d for k in keys):
         raise ValueError(f"{path} is not a CIFAR pickle (no {' and '.join(map(repr, keys))}): {_cifar_fix(path)}")
     return d
+
 
 def _read_batch(path, label_key):
     "Images (N, 3072) uint8 and N labels of the CIFAR batch file `path`, shapes checked."
     d = _read_pickle(path, ('data', label_key))
     x, y = np.asarray(d['data']), np.asarray(d[label_key])
     if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3072 or y.shape != (len(x),):
-        raise ValueError(f"{path} holds {x.dtype} data of shape {x.shape} and {y.shape} labels, not N x 3072 uint8 rows "
-                         f"with N labels: {_cifar_fix(path)}")
+        raise ValueError(
+            f"{path} holds {x.dtype} data of shape {x.shape} and {y.shape} labels, not N x 3072 uint8 rows "
+            f"with N labels: {_cifar_fix(path)}"
+        )
     return x, y
+
 
 @dataclass(frozen=True)
 class _PickleLayout:
     "Where a CIFAR-style dataset keeps what, and the torchvision class that downloads it."
+
     folder: str
     train: tuple
     test: tuple
@@ -166,9 +225,12 @@ class _PickleLayout:
     names_key: str
     torchvision: str
 
+
 class CifarSpec(DatasetSpec):
     "A CIFAR-style dataset: 32-px images in python-pickle batch files (its `layout`), held in memory; torchvision downloads it."
+
     img_size, augment, downloads = 32, 'crop_flip', True
+
     def __init__(self, name, mean, std, num_classes, layout: _PickleLayout):
         object.__setattr__(self, 'layout', layout)
         super().__init__(name, mean=mean, std=std, num_classes=num_classes)
@@ -176,113 +238,185 @@ class CifarSpec(DatasetSpec):
     def _folder(self, data_dir, download):
         "The dataset's folder, downloaded by torchvision if absent; a one-line error if that can't be done."
         L, root = self.layout, Path(data_dir).expanduser()
-        missing = lambda: [f for f in L.train + L.test if not (root/L.folder/f).is_file()]
-        if missing() and download and not (root/L.folder).exists():
+        missing = lambda: [f for f in L.train + L.test if not (root / L.folder / f).is_file()]
+        if missing() and download and not (root / L.folder).exists():
             import torchvision
-            try: getattr(torchvision.datasets, L.torchvision)(str(root), train=True, download=True)
-            except Exception as e:
-                raise FileNotFoundError(f"{self.name}: {root/L.folder} is missing and the download failed ({type(e).__name__}): "
-                                        f"put the python-pickle folder {L.folder}/ under {root}, or pass data_dir=") from None
-        if missing():
-            raise FileNotFoundError(f"{self.name}: {root/L.folder} is missing or incomplete (no {', '.join(missing())}): "
-                                    f"put the python-pickle folder {L.folder}/ under {root}, or pass data_dir=")
-        return root/L.folder
 
-    def _files(self, split): return {'train': self.layout.train, 'test': self.layout.test}[split]
+            try:
+                getattr(torchvision.datasets, L.torchvision)(str(root), train=True, download=True)
+            except Exception as e:
+                raise FileNotFoundError(
+                    f"{self.name}: {root / L.folder} is missing and the download failed ({type(e).__name__}): "
+                    f"put the python-pickle folder {L.folder}/ under {root}, or pass data_dir="
+                ) from None
+        if missing():
+            raise FileNotFoundError(
+                f"{self.name}: {root / L.folder} is missing or incomplete (no {', '.join(missing())}): "
+                f"put the python-pickle folder {L.folder}/ under {root}, or pass data_dir="
+            )
+        return root / L.folder
+
+    def _files(self, split):
+        return {'train': self.layout.train, 'test': self.layout.test}[split]
 
     def load(self, data_dir, splits=('train', 'test'), download=True):
         "`InMemoryImages` of `splits` from the python-pickle folder (the whole folder's files present, checked first)."
         L, path = self.layout, self._folder(data_dir, download)
-        classes = (_read_pickle(path/L.meta, (L.names_key,))[L.names_key] if (path/L.meta).exists()
-                   else [f'class{i}' for i in range(self.num_classes)])
+        classes = (
+            _read_pickle(path / L.meta, (L.names_key,))[L.names_key]
+            if (path / L.meta).exists()
+            else [f'class{i}' for i in range(self.num_classes)]
+        )
+
         def read(files):
-            parts = [_read_batch(path/f, L.label_key) for f in files]
+            parts = [_read_batch(path / f, L.label_key) for f in files]
             x = np.concatenate([x for x, _ in parts]).reshape(-1, 3, 32, 32)
             return InMemoryImages(x, np.concatenate([y for _, y in parts]), classes)
+
         return tuple(read(self._files(s)) for s in splits)
 
     def check(self, data_dir, splits=('train', 'test'), download=True):
         "Unpickle the meta file and every batch file of `splits`, shapes checked."
         L, path = self.layout, self._folder(data_dir, download)
-        if (path/L.meta).exists(): _read_pickle(path/L.meta, (L.names_key,))
+        if (path / L.meta).exists():
+            _read_pickle(path / L.meta, (L.names_key,))
         for s in splits:
-            for f in self._files(s): _read_batch(path/f, L.label_key)
+            for f in self._files(s):
+                _read_batch(path / f, L.label_key)
 
     def write_example(self, root, images_per_file=4, seed=0):
         "A tiny copy in this layout under `root`: random pixels, the same pickles and keys. Returns `root`, its data_dir."
-        L, rng, path = self.layout, np.random.default_rng(seed), Path(root)/self.layout.folder
+        L, rng, path = self.layout, np.random.default_rng(seed), Path(root) / self.layout.folder
         path.mkdir(parents=True, exist_ok=True)
         for f in L.train + L.test:
-            with open(path/f, 'wb') as fh:
-                pickle.dump({'data': rng.integers(0, 256, (images_per_file, 3072), dtype=np.uint8),
-                             L.label_key: rng.integers(0, self.num_classes, images_per_file).tolist()}, fh)
-        with open(path/L.meta, 'wb') as fh: pickle.dump({L.names_key: [f'class{i}' for i in range(self.num_classes)]}, fh)
+            with open(path / f, 'wb') as fh:
+                pickle.dump(
+                    {
+                        'data': rng.integers(0, 256, (images_per_file, 3072), dtype=np.uint8),
+                        L.label_key: rng.integers(0, self.num_classes, images_per_file).tolist(),
+                    },
+                    fh,
+                )
+        with open(path / L.meta, 'wb') as fh:
+            pickle.dump({L.names_key: [f'class{i}' for i in range(self.num_classes)]}, fh)
         return Path(root)
 
-register_dataset(CifarSpec('cifar10', _CIFAR10_MEAN, _CIFAR10_STD, 10, _PickleLayout(
-    'cifar-10-batches-py', tuple(f'data_batch_{i}' for i in range(1, 6)), ('test_batch',), 'labels', 'batches.meta',
-    'label_names', 'CIFAR10')))
-register_dataset(CifarSpec('cifar100', _CIFAR100_MEAN, _CIFAR100_STD, 100, _PickleLayout(
-    'cifar-100-python', ('train',), ('test',), 'fine_labels', 'meta', 'fine_label_names', 'CIFAR100')));
+
+register_dataset(
+    CifarSpec(
+        'cifar10',
+        _CIFAR10_MEAN,
+        _CIFAR10_STD,
+        10,
+        _PickleLayout(
+            'cifar-10-batches-py',
+            tuple(f'data_batch_{i}' for i in range(1, 6)),
+            ('test_batch',),
+            'labels',
+            'batches.meta',
+            'label_names',
+            'CIFAR10',
+        ),
+    )
+)
+register_dataset(
+    CifarSpec(
+        'cifar100',
+        _CIFAR100_MEAN,
+        _CIFAR100_STD,
+        100,
+        _PickleLayout('cifar-100-python', ('train',), ('test',), 'fine_labels', 'meta', 'fine_label_names', 'CIFAR100'),
+    )
+);
 
 # %% ../nbs/00_data.ipynb #d17e8c89
 def _bad_image(path, e):
     return ValueError(f"{path} is not a readable image ({type(e).__name__}): replace it with a good copy or delete it")
 
+
 def _load_image(path):
     "`ImageFolder`'s loader: the RGB PIL image at `path`, or a one-line error naming the file if it can't be decoded."
     from PIL import Image
+
     try:
-        with open(path, 'rb') as f: return Image.open(f).convert('RGB')
-    except Exception as e: raise _bad_image(path, e) from None
+        with open(path, 'rb') as f:
+            return Image.open(f).convert('RGB')
+    except Exception as e:
+        raise _bad_image(path, e) from None
+
 
 def _check_image(path):
     "Open `path`'s header with PIL and verify it (no decoding); a one-line error naming the file if that fails."
     from PIL import Image
+
     try:
-        with Image.open(path) as im: im.verify()
-    except Exception as e: raise _bad_image(path, e) from None
+        with Image.open(path) as im:
+            im.verify()
+    except Exception as e:
+        raise _bad_image(path, e) from None
+
 
 def _imagefolder_dirs(spec, data_dir):
     "`{'train': dir, 'test': dir}` of a class-folder tree: both present, with the same, non-empty, class folders."
     root, name = Path(data_dir).expanduser(), spec.name
-    test_dir = next((root/s for s in ('val', 'test') if (root/s).is_dir()), None)
-    if not (root/'train').is_dir() or test_dir is None:
+    test_dir = next((root / s for s in ('val', 'test') if (root / s).is_dir()), None)
+    if not (root / 'train').is_dir() or test_dir is None:
         raise FileNotFoundError(f"{name}: {root} needs train/ and val/ (or test/) class folders")
     folders = lambda d: sorted(p.name for p in d.iterdir() if p.is_dir())
-    if not folders(root/'train'): raise FileNotFoundError(f"{name}: {root/'train'} has no class folders: put one folder of images per class in it")
-    if folders(root/'train') != folders(test_dir):
-        raise ValueError(f"{name}: {root/'train'} and {test_dir} have different class folders{spec.layout_hint}")
-    return {'train': root/'train', 'test': test_dir}
+    if not folders(root / 'train'):
+        raise FileNotFoundError(
+            f"{name}: {root / 'train'} has no class folders: put one folder of images per class in it"
+        )
+    if folders(root / 'train') != folders(test_dir):
+        raise ValueError(f"{name}: {root / 'train'} and {test_dir} have different class folders{spec.layout_hint}")
+    return {'train': root / 'train', 'test': test_dir}
+
 
 def _image_folder(name, split_dir):
     "`ImageFolder` of `split_dir` with the `_load_image` loader; a one-line error if a class folder has no image."
     from torchvision.datasets import ImageFolder
     from torchvision.datasets.folder import IMG_EXTENSIONS
+
     ds = ImageFolder(str(split_dir), loader=_load_image, allow_empty=True)
     counts = np.bincount(np.asarray(ds.targets, dtype=np.int64), minlength=len(ds.classes))
     if (counts == 0).any():
-        empty = split_dir/ds.classes[int(np.argmin(counts))]
-        raise FileNotFoundError(f"{name}: class folder {empty} has no images ({' '.join(IMG_EXTENSIONS)}): "
-                                f"put its images back, or delete that class's folder from every split")
+        empty = split_dir / ds.classes[int(np.argmin(counts))]
+        raise FileNotFoundError(
+            f"{name}: class folder {empty} has no images ({' '.join(IMG_EXTENSIONS)}): "
+            f"put its images back, or delete that class's folder from every split"
+        )
     return ds
 
 # %% ../nbs/00_data.ipynb #d31c2643
 class ImageFolderSpec(DatasetSpec):
     "A class-folder tree `train/<class>/*` and `val/<class>/*` (or `test/`), each image decoded when it is read."
+
     needs_data_dir = True
-    def __init__(self, name, img_size=224, mean=_IMAGENET_MEAN, std=_IMAGENET_STD, augment='resized_crop', layout_hint='',
-                 own_size=False, **facts):
-        object.__setattr__(self, 'layout_hint', layout_hint)   # said when the splits' class folders disagree
-        object.__setattr__(self, 'own_size', own_size)         # small images train at their own size (see image_size)
+
+    def __init__(
+        self,
+        name,
+        img_size=224,
+        mean=_IMAGENET_MEAN,
+        std=_IMAGENET_STD,
+        augment='resized_crop',
+        layout_hint='',
+        own_size=False,
+        **facts,
+    ):
+        object.__setattr__(self, 'layout_hint', layout_hint)  # said when the splits' class folders disagree
+        object.__setattr__(self, 'own_size', own_size)  # small images train at their own size (see image_size)
         super().__init__(name, img_size, mean, std, augment, **facts)
 
     def image_size(self, data_dir=None) -> int:
         "`own_size`: the first training image's size when it is square and at most 128 px (28-px MedMNIST trains at 28), else `img_size`."
-        if not self.own_size or data_dir is None: return self.img_size
+        if not self.own_size or data_dir is None:
+            return self.img_size
         first = next((p for p, _ in self.load(data_dir, ('train',))[0].samples), None)
         from PIL import Image
-        with Image.open(first) as im: w, h = im.size
+
+        with Image.open(first) as im:
+            w, h = im.size
         return w if w == h and w <= 128 else self.img_size
 
     def load(self, data_dir, splits=('train', 'test'), download=True):
@@ -293,60 +427,88 @@ class ImageFolderSpec(DatasetSpec):
     def check(self, data_dir, splits=('train', 'test'), download=True):
         "The folders and classes, then every image's header (`Image.verify`, no decoding)."
         from concurrent.futures import ThreadPoolExecutor
+
         paths = [p for ds in self.load(data_dir, splits) for p, _ in ds.samples]
         pool = ThreadPoolExecutor(8)
-        try: list(pool.map(_check_image, paths))  # the first unreadable file, in order, raises
-        finally: pool.shutdown(cancel_futures=True)
+        try:
+            list(pool.map(_check_image, paths))  # the first unreadable file, in order, raises
+        finally:
+            pool.shutdown(cancel_futures=True)
 
     def write_example(self, root, classes=('cat', 'dog'), per_class=3, size=40, seed=0):
         "A tiny `train/` + `val/` tree of random PNGs under `root`; returns `root`, its data_dir."
         from PIL import Image
+
         rng = np.random.default_rng(seed)
         for split in ('train', 'val'):
             for c in classes:
-                (Path(root)/split/c).mkdir(parents=True, exist_ok=True)
+                (Path(root) / split / c).mkdir(parents=True, exist_ok=True)
                 for i in range(per_class):
-                    Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(Path(root)/split/c/f'{i}.png')
+                    Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
+                        Path(root) / split / c / f'{i}.png'
+                    )
         return Path(root)
+
 
 register_dataset(ImageFolderSpec('imagefolder', own_size=True))
 register_dataset(ImageFolderSpec('imagenet', num_classes=1000))
-register_dataset(ImageFolderSpec('tiny_imagenet', 64, augment='crop_flip', num_classes=200, layout_hint=
-    " (sort Tiny-ImageNet's val/images/ into class folders by val/val_annotations.txt)"));
+register_dataset(
+    ImageFolderSpec(
+        'tiny_imagenet',
+        64,
+        augment='crop_flip',
+        num_classes=200,
+        layout_hint=" (sort Tiny-ImageNet's val/images/ into class folders by val/val_annotations.txt)",
+    )
+);
 
 # %% ../nbs/00_data.ipynb #5b26d2e6
 _CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck')
 
+
 def _mini_path():
     "Where the package keeps `cifar10_mini.npz`."
     import mlo_mae
-    return Path(mlo_mae.__file__).parent/'assets'/'cifar10_mini.npz'
+
+    return Path(mlo_mae.__file__).parent / 'assets' / 'cifar10_mini.npz'
+
 
 @register_dataset
 class _Cifar10Mini(DatasetSpec):
     "3,000 real CIFAR-10 images inside the package: no folder to give, nothing to download."
+
     name, img_size, mean, std, num_classes = 'cifar10_mini', 32, _CIFAR10_MEAN, _CIFAR10_STD, 10
     default_recipe = 'smoke'
+
     def load(self, data_dir=None, splits=('train', 'test'), download=True):
         "Train (2,500) and test (500) `InMemoryImages`; `data_dir` is not read."
         d = np.load(_mini_path())  # an npz reads each array when it is asked for
         return tuple(InMemoryImages(d[f'x_{s}'], d[f'y_{s}'], _CIFAR10_CLASSES) for s in splits)
+
     def check(self, data_dir=None, splits=('train', 'test'), download=True):
         "The package's npz is there and holds the arrays of `splits` (a broken install, not a user's folder)."
         p = _mini_path()
-        if not p.is_file(): raise FileNotFoundError(f"cifar10_mini: {p} is missing: reinstall mlo_mae")
-        with np.load(p) as d: missing = [k for s in splits for k in (f'x_{s}', f'y_{s}') if k not in d.files]
-        if missing: raise ValueError(f"cifar10_mini: {p} lacks {', '.join(missing)}: reinstall mlo_mae")
+        if not p.is_file():
+            raise FileNotFoundError(f"cifar10_mini: {p} is missing: reinstall mlo_mae")
+        with np.load(p) as d:
+            missing = [k for s in splits for k in (f'x_{s}', f'y_{s}') if k not in d.files]
+        if missing:
+            raise ValueError(f"cifar10_mini: {p} lacks {', '.join(missing)}: reinstall mlo_mae")
 
 # %% ../nbs/00_data.ipynb #2b39eb9f
 def _check_splits(splits):
-    if any(s not in ('train', 'test') for s in splits): raise ValueError(f"splits are 'train' and 'test', got {splits}")
+    if any(s not in ('train', 'test') for s in splits):
+        raise ValueError(f"splits are 'train' and 'test', got {splits}")
+
 
 def _data_dir(spec, data_dir):
     "The folder `spec` is read from: `data_dir`, else its default; a one-line error for a dataset that has none."
-    if data_dir is not None: return Path(data_dir).expanduser()
-    if spec.needs_data_dir: raise ValueError(f"{spec.name}: pass data_dir=, the dataset's folder (it has no default one)")
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    if spec.needs_data_dir:
+        raise ValueError(f"{spec.name}: pass data_dir=, the dataset's folder (it has no default one)")
     return spec.default_data_dir()
+
 
 def load_dataset(name='cifar10_mini', data_dir=None, download=True, splits=('train', 'test'), img_size=None):
     "`(*datasets, spec)`: the `splits` of dataset `name` (default `(train, test, spec)`), the spec at `img_size` (None: its own); a one-line error if it can't be had."
@@ -354,7 +516,9 @@ def load_dataset(name='cifar10_mini', data_dir=None, download=True, splits=('tra
     _check_splits(splits)
     sets = tuple(spec.load(_data_dir(spec, data_dir), splits=tuple(splits), download=download))
     if len(sets) != len(splits):
-        raise ValueError(f"dataset {name!r}: its load gave {len(sets)} datasets for the {len(splits)} splits {tuple(splits)}")
+        raise ValueError(
+            f"dataset {name!r}: its load gave {len(sets)} datasets for the {len(splits)} splits {tuple(splits)}"
+        )
     return (*sets, spec)
 
 # %% ../nbs/00_data.ipynb #6387a10c
@@ -368,50 +532,94 @@ def check_dataset(name, data_dir=None, splits=('train', 'test'), download=True):
 @dataclass
 class Splits:
     "The paper's three training sets: $D_u$ (Stage I), $D_{tr}$ (Stage II), $D_{val}$ (Stage III)."
+
     du: object
     dtr: object
     dval: object
     dtr_index: torch.Tensor
     dval_index: torch.Tensor
 
+
 def _subset(ds, idx):
     return ds.subset(idx) if isinstance(ds, InMemoryImages) else torch.utils.data.Subset(ds, idx.tolist())
 
+
 def mlo_splits(train, val_fraction=0.2, seed=0, du='dtr') -> Splits:
     "Seeded split of the labelled `train` set into Dtr / Dval, and the choice of Du ('dtr': paper B.3, 'all': authors' code)."
-    if not 0 < val_fraction < 1: raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    if du not in ('dtr', 'all'): raise ValueError(f"du must be 'dtr' (paper, B.3) or 'all' (authors' code), got {du!r}")
-    n = len(train); n_val = int(round(n * val_fraction))
-    if not 0 < n_val < n: raise ValueError(f"val_fraction {val_fraction} leaves an empty split of {n} images")
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    if du not in ('dtr', 'all'):
+        raise ValueError(f"du must be 'dtr' (paper, B.3) or 'all' (authors' code), got {du!r}")
+    n = len(train)
+    n_val = int(round(n * val_fraction))
+    if not 0 < n_val < n:
+        raise ValueError(f"val_fraction {val_fraction} leaves an empty split of {n} images")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     dval_index, dtr_index = perm[:n_val].sort().values, perm[n_val:].sort().values
     dtr = _subset(train, dtr_index)
-    return Splits(du=dtr if du == 'dtr' else train, dtr=dtr, dval=_subset(train, dval_index),
-                  dtr_index=dtr_index, dval_index=dval_index)
+    return Splits(
+        du=dtr if du == 'dtr' else train,
+        dtr=dtr,
+        dval=_subset(train, dval_index),
+        dtr_index=dtr_index,
+        dval_index=dval_index,
+    )
 
 # %% ../nbs/00_data.ipynb #23c80d00
-def _crop_padding(spec): return spec.img_size // 8  # 'crop_flip': 4 px at 32 (B.4), 8 px at 64
+def _crop_padding(spec):
+    return spec.img_size // 8  # 'crop_flip': 4 px at 32 (B.4), 8 px at 64
+
 
 class _Fit(torch.nn.Module):
     "Shorter side to `size`, then the centre square; an image already `size` x `size` passes untouched, at no cost."
+
     def __init__(self, size):
         super().__init__()
-        self.size, self.fit = size, v2.Compose([v2.Resize(size, interpolation=v2.InterpolationMode.BICUBIC, antialias=True),
-                                                v2.CenterCrop(size)])
-    def forward(self, x): return x if tuple(v2.functional.get_size(x)) == (self.size, self.size) else self.fit(x)
+        self.size, self.fit = (
+            size,
+            v2.Compose(
+                [v2.Resize(size, interpolation=v2.InterpolationMode.BICUBIC, antialias=True), v2.CenterCrop(size)]
+            ),
+        )
+
+    def forward(self, x):
+        return x if tuple(v2.functional.get_size(x)) == (self.size, self.size) else self.fit(x)
+
 
 def train_transform(spec: DatasetSpec):
     "The training augmentation `spec.augment` names (Appendix B), ending in float normalised CHW."
-    if spec.augment == 'none': return eval_transform(spec)   # a shift or a flip would change what the image shows
-    crop = ([_Fit(spec.img_size), v2.RandomCrop(spec.img_size, padding=_crop_padding(spec))] if spec.augment == 'crop_flip' else
-            [v2.RandomResizedCrop(spec.img_size, scale=(0.2, 1.0), interpolation=v2.InterpolationMode.BICUBIC, antialias=True)])
-    return v2.Compose([v2.ToImage(), *crop, v2.RandomHorizontalFlip(),
-                       v2.ToDtype(torch.float32, scale=True), v2.Normalize(spec.mean, spec.std)])
+    if spec.augment == 'none':
+        return eval_transform(spec)  # a shift or a flip would change what the image shows
+    crop = (
+        [_Fit(spec.img_size), v2.RandomCrop(spec.img_size, padding=_crop_padding(spec))]
+        if spec.augment == 'crop_flip'
+        else [
+            v2.RandomResizedCrop(
+                spec.img_size, scale=(0.2, 1.0), interpolation=v2.InterpolationMode.BICUBIC, antialias=True
+            )
+        ]
+    )
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            *crop,
+            v2.RandomHorizontalFlip(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(spec.mean, spec.std),
+        ]
+    )
+
 
 def eval_transform(spec: DatasetSpec):
     "Deterministic evaluation transform for `spec`: native size for 'crop_flip' and 'none', resize and centre crop for 'resized_crop'."
-    resize = ([_Fit(spec.img_size)] if spec.augment != 'resized_crop' else
-              [v2.Resize(int(spec.img_size / 0.875), interpolation=v2.InterpolationMode.BICUBIC, antialias=True), v2.CenterCrop(spec.img_size)])
+    resize = (
+        [_Fit(spec.img_size)]
+        if spec.augment != 'resized_crop'
+        else [
+            v2.Resize(int(spec.img_size / 0.875), interpolation=v2.InterpolationMode.BICUBIC, antialias=True),
+            v2.CenterCrop(spec.img_size),
+        ]
+    )
     return v2.Compose([v2.ToImage(), *resize, v2.ToDtype(torch.float32, scale=True), v2.Normalize(spec.mean, spec.std)])
 
 # %% ../nbs/00_data.ipynb #0abe3ce8
@@ -421,6 +629,7 @@ def _crop_flip_params(n, padding=4, device='cpu', generator=None):
     j = torch.randint(0, 2 * padding + 1, (n, 1, 1), device=device, generator=generator)
     flip = torch.rand(n, 1, 1, device=device, generator=generator) < 0.5
     return i, j, flip
+
 
 def random_crop_flip(x, padding=4, generator=None, params=None):
     "Batched `RandomCrop(size, padding)` + `RandomHorizontalFlip` of images `x` (B,C,H,W); `params` from `_crop_flip_params`."
@@ -434,6 +643,7 @@ def random_crop_flip(x, padding=4, generator=None, params=None):
     b = torch.arange(B, device=dev).view(B, 1, 1)
     return padded.permute(0, 2, 3, 1)[b, rows, cols].permute(0, 3, 1, 2)
 
+
 def normalize_images(x, spec):
     "uint8 (B,3,H,W) -> float normalised by the dataset's mean and std."
     mean = torch.tensor(spec.mean, device=x.device).view(1, 3, 1, 1)
@@ -443,59 +653,93 @@ def normalize_images(x, spec):
 # %% ../nbs/00_data.ipynb #b28c476d
 def _labels(ds) -> np.ndarray:
     "Every image's label, read without decoding an image (in-memory labels, a folder's targets, a subset's share of them)."
-    if isinstance(ds, InMemoryImages): return ds.labels.numpy()
-    if isinstance(ds, torch.utils.data.Subset): return _labels(ds.dataset)[np.asarray(ds.indices, dtype=np.int64)]
-    if hasattr(ds, 'targets'): return np.asarray(ds.targets, dtype=np.int64)
-    return np.asarray([ds[i][1] for i in range(len(ds))], dtype=np.int64)   # any other dataset: each item read once
+    if isinstance(ds, InMemoryImages):
+        return ds.labels.numpy()
+    if isinstance(ds, torch.utils.data.Subset):
+        return _labels(ds.dataset)[np.asarray(ds.indices, dtype=np.int64)]
+    if hasattr(ds, 'targets'):
+        return np.asarray(ds.targets, dtype=np.int64)
+    return np.asarray([ds[i][1] for i in range(len(ds))], dtype=np.int64)  # any other dataset: each item read once
+
 
 def _classes(ds) -> list:
     return list(ds.classes) if hasattr(ds, 'classes') else _classes(ds.dataset)
+
 
 def class_counts(ds) -> dict:
     "{class name: images} of the labelled dataset `ds`, in class order: the imbalance a run reports when it loads its data."
     names = _classes(ds)
     return dict(zip(names, np.bincount(_labels(ds), minlength=len(names)).tolist()))
 
+
 def _balance_weights(ds) -> torch.Tensor:
     "Each image's sampling weight 1 / (images of its class): every class drawn equally often (a weighted sampler)."
     y = _labels(ds)
     return torch.as_tensor(1.0 / np.bincount(y)[y], dtype=torch.float64)
 
-_FAST_AUGMENTS = ('crop_flip', 'none')   # what the batched path below does on the device
+
+_FAST_AUGMENTS = ('crop_flip', 'none')  # what the batched path below does on the device
+
 
 class BatchLoader:
     "Seeded, resumable batches `(x, y)` of normalised float images on `device`, `(x, y, maps)` when the dataset has maps."
-    def __init__(self, dataset, spec, batch_size, train=True, device='cpu', seed=0, fast=None,
-                 num_workers=0, rank=0, world_size=1, drop_last=None, class_balance=False):
-        if batch_size <= 0: raise ValueError(f"batch_size must be positive, got {batch_size}")
-        self.class_balance = class_balance and train   # evaluation reads every image once, balanced or not
+
+    def __init__(
+        self,
+        dataset,
+        spec,
+        batch_size,
+        train=True,
+        device='cpu',
+        seed=0,
+        fast=None,
+        num_workers=0,
+        rank=0,
+        world_size=1,
+        drop_last=None,
+        class_balance=False,
+    ):
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.class_balance = class_balance and train  # evaluation reads every image once, balanced or not
         self.dataset, self.spec, self.batch_size, self.train = dataset, spec, batch_size, train
         self.device, self.seed, self.num_workers = torch.device(device), seed, num_workers
         self.rank, self.world_size = rank, world_size
         self.drop_last = train if drop_last is None else drop_last
         in_memory = isinstance(dataset, InMemoryImages)
         self.fast = in_memory and spec.augment in _FAST_AUGMENTS if fast is None else fast
-        if self.fast and not in_memory: raise ValueError("fast=True needs an InMemoryImages dataset")
+        if self.fast and not in_memory:
+            raise ValueError("fast=True needs an InMemoryImages dataset")
         if self.fast and spec.augment not in _FAST_AUGMENTS:
-            raise ValueError(f"fast=True does crop_flip augmentation (or none), and dataset {spec.name!r} declares {spec.augment!r}: pass fast=False")
+            raise ValueError(
+                f"fast=True does crop_flip augmentation (or none), and dataset {spec.name!r} declares {spec.augment!r}: pass fast=False"
+            )
         if self.fast and tuple(dataset.images.shape[-2:]) != (spec.img_size,) * 2:
-            raise ValueError(f"fast=True needs {spec.img_size} px images (dataset {spec.name!r}), got {tuple(dataset.images.shape[-2:])}: pass fast=False")
+            raise ValueError(
+                f"fast=True needs {spec.img_size} px images (dataset {spec.name!r}), got {tuple(dataset.images.shape[-2:])}: pass fast=False"
+            )
         self.maps = getattr(dataset, 'maps', None)
         if self.maps is not None and not self.fast:
-            raise ValueError(f"per-image maps travel only on the fast path (InMemoryImages of a 'crop_flip' or 'none' dataset at its native "
-                             f"size), and dataset {spec.name!r} here takes the DataLoader path: drop the maps or pass fast=True")
+            raise ValueError(
+                f"per-image maps travel only on the fast path (InMemoryImages of a 'crop_flip' or 'none' dataset at its native "
+                f"size), and dataset {spec.name!r} here takes the DataLoader path: drop the maps or pass fast=True"
+            )
         if self.fast:
             self.images, self.labels = dataset.images.to(self.device), dataset.labels.to(self.device)
-            if self.maps is not None: self.maps = self.maps.to(self.device)
+            if self.maps is not None:
+                self.maps = self.maps.to(self.device)
         self.transform = train_transform(spec) if train else eval_transform(spec)
-        if len(self) == 0: raise ValueError(f"{len(dataset)} images make no batch of {batch_size} on {world_size} rank(s)")
+        if len(self) == 0:
+            raise ValueError(f"{len(dataset)} images make no batch of {batch_size} on {world_size} rank(s)")
 
     def order(self, epoch):
         "This rank's indices for `epoch`: a seeded permutation when training (`class_balance`: n draws, each class equally likely), in order otherwise."
         n, g = len(self.dataset), torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        if self.class_balance: idx = torch.multinomial(_balance_weights(self.dataset), n, replacement=True, generator=g)
-        else: idx = torch.randperm(n, generator=g) if self.train else torch.arange(n)
-        return idx[self.rank::self.world_size]
+        if self.class_balance:
+            idx = torch.multinomial(_balance_weights(self.dataset), n, replacement=True, generator=g)
+        else:
+            idx = torch.randperm(n, generator=g) if self.train else torch.arange(n)
+        return idx[self.rank :: self.world_size]
 
     def __len__(self):
         n = len(self.dataset) // self.world_size
@@ -503,39 +747,60 @@ class BatchLoader:
 
     def epoch(self, epoch=0, start=0):
         "Batches of `epoch`, from batch number `start` on."
-        idx = self.order(epoch)[start * self.batch_size: len(self) * self.batch_size]
-        if len(idx) == 0: return   # resumed at the epoch's end (a checkpoint after its last batch): nothing left, not one empty batch
+        idx = self.order(epoch)[start * self.batch_size : len(self) * self.batch_size]
+        # resumed at the epoch's end (a checkpoint after its last batch): nothing left, not one empty batch
+        if len(idx) == 0:
+            return
         batches = idx.split(self.batch_size)
-        if self.fast: yield from self._fast_epoch(batches, epoch, start)
+        if self.fast:
+            yield from self._fast_epoch(batches, epoch, start)
         else:
             tfm = lambda item: (self.transform(item[0]), item[1])
-            dl = torch.utils.data.DataLoader(_Mapped(self.dataset, tfm), batch_sampler=[b.tolist() for b in batches],
-                                             num_workers=self.num_workers, pin_memory=self.device.type == 'cuda')
-            for x, y in dl: yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            dl = torch.utils.data.DataLoader(
+                _Mapped(self.dataset, tfm),
+                batch_sampler=[b.tolist() for b in batches],
+                num_workers=self.num_workers,
+                pin_memory=self.device.type == 'cuda',
+            )
+            for x, y in dl:
+                yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
     def _fast_epoch(self, batches, epoch, start):
-        augment, pad = self.train and self.spec.augment == 'crop_flip', _crop_padding(self.spec)  # the fast path: 'crop_flip' or 'none'
+        # the fast path: 'crop_flip' or 'none'
+        augment, pad = self.train and self.spec.augment == 'crop_flip', _crop_padding(self.spec)
         if augment:  # drawn per epoch for every position of the permutation, then sliced like the indices:
             # a resumed epoch, and the same global batch split over ranks, augment each image identically
             g = torch.Generator(device=self.device).manual_seed(self.seed * 100_003 + epoch + 1)
-            params = [p[self.rank::self.world_size][start * self.batch_size:]
-                      for p in _crop_flip_params(len(self.dataset), pad, device=self.device, generator=g)]
+            params = [
+                p[self.rank :: self.world_size][start * self.batch_size :]
+                for p in _crop_flip_params(len(self.dataset), pad, device=self.device, generator=g)
+            ]
         for k, b in enumerate(batches):
             b = b.to(self.device)
             x, m = self.images[b], None if self.maps is None else self.maps[b]
             if augment:
-                pk = [p[k * self.batch_size:(k + 1) * self.batch_size] for p in params]
+                pk = [p[k * self.batch_size : (k + 1) * self.batch_size] for p in params]
                 x = random_crop_flip(x, pad, params=pk)
-                if m is not None: m = random_crop_flip(m[:, None], pad, params=pk)[:, 0]   # the image's own crop and flip
+                # the image's own crop and flip
+                if m is not None:
+                    m = random_crop_flip(m[:, None], pad, params=pk)[:, 0]
             yield (normalize_images(x, self.spec), self.labels[b]) + (() if m is None else (m,))
 
-    def __iter__(self): return self.epoch(0)
+    def __iter__(self):
+        return self.epoch(0)
+
 
 class _Mapped(torch.utils.data.Dataset):
     "A dataset whose items pass through `fn` (keeps the transform out of the user's dataset object)."
-    def __init__(self, ds, fn): self.ds, self.fn = ds, fn
-    def __len__(self): return len(self.ds)
-    def __getitem__(self, i): return self.fn(self.ds[i])
+
+    def __init__(self, ds, fn):
+        self.ds, self.fn = ds, fn
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        return self.fn(self.ds[i])
 
 # %% ../nbs/00_data.ipynb #6df5ee3a
 def loader_throughput(loader, epochs=2):
@@ -543,6 +808,8 @@ def loader_throughput(loader, epochs=2):
     next(iter(loader.epoch(0)))
     t, n = time.perf_counter(), 0
     for e in range(epochs):
-        for batch in loader.epoch(e): n += len(batch[0])   # (x, y) or (x, y, maps)
-    if loader.device.type == 'cuda': torch.cuda.synchronize()
+        for batch in loader.epoch(e):
+            n += len(batch[0])  # (x, y) or (x, y, maps)
+    if loader.device.type == 'cuda':
+        torch.cuda.synchronize()
     return n / (time.perf_counter() - t)

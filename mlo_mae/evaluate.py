@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from .data import BatchLoader, DatasetSpec
 from .models import MaskedAutoencoderViT, export_timm_encoder, timm_vit_kwargs
-from .mlo import warmup_cosine   # training's schedule: the probe and fine-tuning use it too
+from .mlo import warmup_cosine  # training's schedule: the probe and fine-tuning use it too
 
 # %% auto #0
 __all__ = ['extract_features', 'knn_accuracy', 'class_similarities', 'similarity_ratio', 'train_linear_probe', 'linear_probe',
@@ -29,27 +29,38 @@ __all__ = ['extract_features', 'knn_accuracy', 'class_similarities', 'similarity
 # %% ../nbs/20_evaluate.ipynb #2c1d7149
 def _batches(loader, epoch: int = 0):
     "The `(x, y)` batches of `loader`'s epoch `epoch`: `loader.epoch(epoch)` for a `BatchLoader`, else `iter(loader)`."
-    return ((b[0], b[1]) for b in (loader.epoch(epoch) if hasattr(loader, 'epoch') else iter(loader)))  # (x, y, maps) of a dataset with maps: x, y
+    # (x, y, maps) of a dataset with maps: x, y
+    return ((b[0], b[1]) for b in (loader.epoch(epoch) if hasattr(loader, 'epoch') else iter(loader)))
+
 
 def _module_device(m: nn.Module) -> torch.device:
     "The device of `m`'s first parameter or buffer (CPU for a module with neither)."
     t = next(m.parameters(), None)
-    if t is None: t = next(m.buffers(), None)
+    if t is None:
+        t = next(m.buffers(), None)
     return t.device if t is not None else torch.device('cpu')
+
 
 class _evaluating:
     "Context manager: the modules in eval mode inside, each back in its own mode after."
-    def __init__(self, *modules): self.modules = [m for m in modules if m is not None]
+
+    def __init__(self, *modules):
+        self.modules = [m for m in modules if m is not None]
+
     def __enter__(self):
         self.modes = [m.training for m in self.modules]
-        for m in self.modules: m.eval()
+        for m in self.modules:
+            m.eval()
+
     def __exit__(self, *exc):
-        for m, mode in zip(self.modules, self.modes): m.train(mode)
+        for m, mode in zip(self.modules, self.modes):
+            m.train(mode)
 
 # %% ../nbs/20_evaluate.ipynb #a35b76dc
 def _pooled(encoder, x, pool: str):
     "The encoder's features of `x`: its own `forward_features` for the CLS token, else pooled as `pool` names (an MAE encoder's option)."
     return encoder.forward_features(x) if pool == 'token' else encoder.forward_features(x, pool=pool)
+
 
 @torch.no_grad()
 def extract_features(encoder: nn.Module, loader, epoch: int = 0, pool: str = 'token'):
@@ -61,44 +72,57 @@ def extract_features(encoder: nn.Module, loader, epoch: int = 0, pool: str = 'to
         for x, y in _batches(loader, epoch):
             feats.append(_pooled(encoder, x.to(dev), pool).float())
             labels.append(torch.as_tensor(y).to(dev))
-    if not feats: raise ValueError("the loader gave no batches")
+    if not feats:
+        raise ValueError("the loader gave no batches")
     return torch.cat(feats), torch.cat(labels).long()
 
 # %% ../nbs/20_evaluate.ipynb #0ed4c781
 @torch.no_grad()
-def knn_accuracy(train_feats, train_labels, test_feats, test_labels, k: int = 20, temperature: float = 0.07,
-                 num_classes: Optional[int] = None, chunk: int = 1024) -> float:
+def knn_accuracy(
+    train_feats,
+    train_labels,
+    test_feats,
+    test_labels,
+    k: int = 20,
+    temperature: float = 0.07,
+    num_classes: Optional[int] = None,
+    chunk: int = 1024,
+) -> float:
     "Top-1 accuracy of DINO's weighted cosine k-NN classifier (votes weighted by exp(similarity / temperature))."
-    if not 1 <= k <= len(train_feats): raise ValueError(f"k must be in 1..{len(train_feats)} (the number of training features), got {k}")
-    if temperature <= 0: raise ValueError(f"temperature must be positive, got {temperature}")
+    if not 1 <= k <= len(train_feats):
+        raise ValueError(f"k must be in 1..{len(train_feats)} (the number of training features), got {k}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
     train = F.normalize(train_feats.float(), dim=1)
     test = F.normalize(test_feats.float(), dim=1).to(train.device)
     train_labels, test_labels = train_labels.long().to(train.device), test_labels.long().to(train.device)
     C = num_classes or int(max(train_labels.max(), test_labels.max())) + 1
     correct = 0
     for i in range(0, len(test), chunk):
-        sim, idx = (test[i:i + chunk] @ train.T).topk(k, dim=1)           # (b, k) nearest by cosine
+        sim, idx = (test[i : i + chunk] @ train.T).topk(k, dim=1)  # (b, k) nearest by cosine
         votes = torch.zeros(len(sim), C, device=train.device)
         votes.scatter_add_(1, train_labels[idx], (sim / temperature).exp())
-        correct += (votes.argmax(1) == test_labels[i:i + chunk]).sum().item()
+        correct += (votes.argmax(1) == test_labels[i : i + chunk]).sum().item()
     return correct / len(test)
 
 # %% ../nbs/20_evaluate.ipynb #6954698d
 @torch.no_grad()
 def class_similarities(features, labels, average: str = 'pairs'):
     "(intra, inter): mean cosine similarity of pairs of distinct images of the same / different classes (Table 13)."
-    if average not in ('pairs', 'class'): raise ValueError(f"average must be 'pairs' (pooled, default) or 'class', got {average!r}")
+    if average not in ('pairs', 'class'):
+        raise ValueError(f"average must be 'pairs' (pooled, default) or 'class', got {average!r}")
     z = F.normalize(features.double(), dim=1)
     classes, y = torch.unique(labels.to(z.device), return_inverse=True)
     n = torch.bincount(y, minlength=len(classes)).double()
-    if len(classes) < 2 or (n < 2).all(): raise ValueError("need at least two classes and a class with two images")
+    if len(classes) < 2 or (n < 2).all():
+        raise ValueError("need at least two classes and a class with two images")
     S = torch.zeros(len(classes), z.shape[1], dtype=z.dtype, device=z.device).index_add_(0, y, z)  # per-class sums
-    G = S @ S.T                        # G[c, c'] = sum of z_i . z_j over i in c, j in c' (self-pairs on the diagonal)
-    same = G.diagonal() - n            # per class: sum over its ordered pairs i != j
+    G = S @ S.T  # G[c, c'] = sum of z_i . z_j over i in c, j in c' (self-pairs on the diagonal)
+    same = G.diagonal() - n  # per class: sum over its ordered pairs i != j
     cross = G - torch.diag(G.diagonal())
     if average == 'pairs':
         intra = same.sum() / (n * (n - 1)).sum()
-        inter = cross.sum() / (n.sum() ** 2 - (n ** 2).sum())
+        inter = cross.sum() / (n.sum() ** 2 - (n**2).sum())
     else:
         has_pairs = n > 1
         intra = (same[has_pairs] / (n * (n - 1))[has_pairs]).mean()
@@ -106,55 +130,81 @@ def class_similarities(features, labels, average: str = 'pairs'):
         inter = (cross / torch.outer(n, n))[off].mean()
     return intra.item(), inter.item()
 
+
 def similarity_ratio(features, labels, average: str = 'pairs') -> float:
     "Table 13's ratio: average intra-class over average inter-class cosine similarity of `features`."
     intra, inter = class_similarities(features, labels, average)
-    if inter <= 0: raise ValueError(f"inter-class similarity is {inter:.4f} <= 0: the ratio is meaningless for these features")
+    if inter <= 0:
+        raise ValueError(f"inter-class similarity is {inter:.4f} <= 0: the ratio is meaningless for these features")
     return intra / inter
 
 # %% ../nbs/20_evaluate.ipynb #7e3e5c02
 class _LinearProbe(nn.Module):
     "MAE's linear-probe head: BatchNorm1d(affine=False, eps=1e-6) then Linear, weights trunc-normal(0.01)."
+
     def __init__(self, embed_dim: int, num_classes: int):
         super().__init__()
         self.bn = nn.BatchNorm1d(embed_dim, affine=False, eps=1e-6)
         self.fc = nn.Linear(embed_dim, num_classes)
-        nn.init.trunc_normal_(self.fc.weight, std=0.01); nn.init.zeros_(self.fc.bias)
-    def forward(self, features): return self.fc(self.bn(features))
+        nn.init.trunc_normal_(self.fc.weight, std=0.01)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, features):
+        return self.fc(self.bn(features))
+
 
 def _optimizer(params, name, lr, weight_decay, momentum=0.9, betas=(0.9, 0.999)):
-    if name == 'sgd': return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if name == 'adamw': return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay)
+    if name == 'sgd':
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == 'adamw':
+        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay)
     raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {name!r}")
+
 
 def _num_classes(loader, *labels):
     classes = getattr(getattr(loader, 'dataset', None), 'classes', None)
     return len(classes) if classes else int(max(l.max() for l in labels)) + 1
 
 # %% ../nbs/20_evaluate.ipynb #efb0b4ad
-def train_linear_probe(features, labels, num_classes: int, epochs: int = 90, lr: float = 0.1, batch_size: int = 256,
-                       weight_decay: float = 0., optimizer: str = 'sgd', warmup_epochs: Optional[int] = None,
-                       seed: int = 0, progress: bool = False) -> _LinearProbe:
+def train_linear_probe(
+    features,
+    labels,
+    num_classes: int,
+    epochs: int = 90,
+    lr: float = 0.1,
+    batch_size: int = 256,
+    weight_decay: float = 0.0,
+    optimizer: str = 'sgd',
+    warmup_epochs: Optional[int] = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> _LinearProbe:
     "A `_LinearProbe` trained on precomputed `features` (N, D) and `labels` (N,) with warm-up + cosine lr."
     N = len(features)
-    if N < 2 or batch_size < 2: raise ValueError(f"need at least 2 features and batch_size >= 2 (BatchNorm), got {N} and {batch_size}")
-    if epochs < 1: raise ValueError(f"epochs must be >= 1, got {epochs}")
-    warmup_epochs = round(epochs / 9) if warmup_epochs is None else warmup_epochs   # MAE: 10 of 90
+    if N < 2 or batch_size < 2:
+        raise ValueError(f"need at least 2 features and batch_size >= 2 (BatchNorm), got {N} and {batch_size}")
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    warmup_epochs = round(epochs / 9) if warmup_epochs is None else warmup_epochs  # MAE: 10 of 90
     g = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         head = _LinearProbe(features.shape[1], num_classes).to(features.device)
     opt = _optimizer(head.parameters(), optimizer, lr, weight_decay)
     bs = min(batch_size, N)
-    steps_per_epoch = N // bs                            # drop the last partial batch, as MAE's loader does
+    steps_per_epoch = N // bs  # drop the last partial batch, as MAE's loader does
     sched = warmup_cosine(opt, epochs * steps_per_epoch, warmup_epochs * steps_per_epoch)
-    head.train(); step = 0
+    head.train()
+    step = 0
     for _ in tqdm(range(epochs), desc='linear probe', disable=not progress):
         perm = torch.randperm(N, generator=g).to(features.device)
-        for b in perm[:steps_per_epoch * bs].split(bs):
+        for b in perm[: steps_per_epoch * bs].split(bs):
             sched.step_update(step)
             loss = F.cross_entropy(head(features[b]), labels[b])
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); step += 1
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
     return head.eval()
 
 # %% ../nbs/20_evaluate.ipynb #dc857319
@@ -166,42 +216,66 @@ def _classifier_accuracy(model: Callable, loader, epoch: int = 0, device=None) -
     correct = n = 0
     with _evaluating(*modules):
         for x, y in _batches(loader, epoch):
-            if dev is not None: x = x.to(dev)
+            if dev is not None:
+                x = x.to(dev)
             pred = model(x).argmax(-1)
-            correct += (pred.cpu() == torch.as_tensor(y).cpu()).sum().item(); n += len(pred)
-    if n == 0: raise ValueError("the loader gave no batches")
+            correct += (pred.cpu() == torch.as_tensor(y).cpu()).sum().item()
+            n += len(pred)
+    if n == 0:
+        raise ValueError("the loader gave no batches")
     return correct / n
 
 # %% ../nbs/20_evaluate.ipynb #d7728d46
-def linear_probe(encoder: nn.Module, train_loader, eval_loader, epochs: int = 90, lr: float = 0.1,
-                 batch_size: int = 256, weight_decay: float = 0., optimizer: str = 'sgd',
-                 warmup_epochs: Optional[int] = None, num_classes: Optional[int] = None,
-                 precompute: bool = True, seed: int = 0, progress: bool = False, pool: str = 'token') -> float:
+def linear_probe(
+    encoder: nn.Module,
+    train_loader,
+    eval_loader,
+    epochs: int = 90,
+    lr: float = 0.1,
+    batch_size: int = 256,
+    weight_decay: float = 0.0,
+    optimizer: str = 'sgd',
+    warmup_epochs: Optional[int] = None,
+    num_classes: Optional[int] = None,
+    precompute: bool = True,
+    seed: int = 0,
+    progress: bool = False,
+    pool: str = 'token',
+) -> float:
     "MAE's linear probe on the frozen `encoder`'s CLS features (`pool='avg'`: mean patch token): train on `train_loader`, return accuracy on `eval_loader`."
-    if optimizer not in ('sgd', 'adamw'): raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {optimizer!r}")
+    if optimizer not in ('sgd', 'adamw'):
+        raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {optimizer!r}")
     if precompute:
         feats, labels = extract_features(encoder, train_loader, pool=pool)
         C = num_classes or _num_classes(train_loader, labels)
-        head = train_linear_probe(feats, labels, C, epochs, lr, batch_size, weight_decay, optimizer,
-                                  warmup_epochs, seed, progress)
+        head = train_linear_probe(
+            feats, labels, C, epochs, lr, batch_size, weight_decay, optimizer, warmup_epochs, seed, progress
+        )
     else:
-        head = _linear_probe_on_the_fly(encoder, train_loader, num_classes, epochs, lr, weight_decay, optimizer,
-                                        warmup_epochs, seed, progress, pool)
+        head = _linear_probe_on_the_fly(
+            encoder, train_loader, num_classes, epochs, lr, weight_decay, optimizer, warmup_epochs, seed, progress, pool
+        )
     with _evaluating(encoder):
-        return _classifier_accuracy(lambda x: head(_pooled(encoder, x, pool).float()), eval_loader,
-                                   device=_module_device(encoder))
+        return _classifier_accuracy(
+            lambda x: head(_pooled(encoder, x, pool).float()), eval_loader, device=_module_device(encoder)
+        )
 
-def _linear_probe_on_the_fly(encoder, loader, num_classes, epochs, lr, weight_decay, optimizer, warmup_epochs, seed, progress, pool='token'):
+
+def _linear_probe_on_the_fly(
+    encoder, loader, num_classes, epochs, lr, weight_decay, optimizer, warmup_epochs, seed, progress, pool='token'
+):
     "The probe trained on features computed per batch (the loader's augmentation applies every epoch)."
     dev, steps_per_epoch = _module_device(encoder), len(loader)
     warmup_epochs = round(epochs / 9) if warmup_epochs is None else warmup_epochs
-    head = opt = sched = None; step = 0
+    head = opt = sched = None
+    step = 0
     with _evaluating(encoder):
         for e in tqdm(range(epochs), desc='linear probe', disable=not progress):
             for x, y in _batches(loader, e):
-                with torch.no_grad(): f = _pooled(encoder, x.to(dev), pool).float()
+                with torch.no_grad():
+                    f = _pooled(encoder, x.to(dev), pool).float()
                 y = torch.as_tensor(y).to(dev)
-                if head is None:       # built on the first batch: its width is the encoder's
+                if head is None:  # built on the first batch: its width is the encoder's
                     with torch.random.fork_rng(devices=[]):
                         torch.manual_seed(seed)
                         head = _LinearProbe(f.shape[1], num_classes or _num_classes(loader, y)).to(dev).train()
@@ -209,77 +283,126 @@ def _linear_probe_on_the_fly(encoder, loader, num_classes, epochs, lr, weight_de
                     sched = warmup_cosine(opt, epochs * steps_per_epoch, warmup_epochs * steps_per_epoch)
                 sched.step_update(step)
                 loss = F.cross_entropy(head(f), y)
-                opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); step += 1
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
     return head.eval()
 
 # %% ../nbs/20_evaluate.ipynb #fed8a288
 class EncoderClassifier(nn.Module):
     "encoder + head as one classifier: `head(encoder.forward_features(x))`."
+
     def __init__(self, encoder: nn.Module, head: nn.Module):
         super().__init__()
         self.encoder, self.head = encoder, head
-    def forward(self, x): return self.head(self.encoder.forward_features(x))
+
+    def forward(self, x):
+        return self.head(self.encoder.forward_features(x))
+
 
 def stage_two_test_accuracy(encoder: nn.Module, head: nn.Module, test_loader) -> float:
     "Top-1 accuracy of `head(encoder.forward_features(x))` on `test_loader`: the paper's linear-probing figure (B.3)."
     return _classifier_accuracy(EncoderClassifier(encoder, head), test_loader)
 
 # %% ../nbs/20_evaluate.ipynb #fbca6f5c
-def _timm_classifier(encoder: MaskedAutoencoderViT, head: nn.Module, drop_path: float = 0.) -> VisionTransformer:
+def _timm_classifier(encoder: MaskedAutoencoderViT, head: nn.Module, drop_path: float = 0.0) -> VisionTransformer:
     "timm `VisionTransformer` with `encoder`'s weights, `head` on the CLS token, drop path rising 0 -> `drop_path` over the blocks."
     if not isinstance(encoder, MaskedAutoencoderViT):
         raise ValueError(f"need a MaskedAutoencoderViT (its encoder is exported to timm), got {type(encoder).__name__}")
-    if not 0 <= drop_path < 1: raise ValueError(f"drop path rate must be in [0, 1), got {drop_path}")
-    vit = VisionTransformer(**timm_vit_kwargs(encoder), drop_path_rate=drop_path)   # num_classes=0: no head yet
-    vit.load_state_dict(export_timm_encoder(encoder))                                 # strict: every key, none extra
-    vit.pos_embed.requires_grad_(encoder.pos_embed.requires_grad)                     # a fixed sin-cos table stays fixed
+    if not 0 <= drop_path < 1:
+        raise ValueError(f"drop path rate must be in [0, 1), got {drop_path}")
+    vit = VisionTransformer(**timm_vit_kwargs(encoder), drop_path_rate=drop_path)  # num_classes=0: no head yet
+    vit.load_state_dict(export_timm_encoder(encoder))  # strict: every key, none extra
+    # a fixed sin-cos table stays fixed
+    vit.pos_embed.requires_grad_(encoder.pos_embed.requires_grad)
     vit.head = head
     return vit.to(_module_device(encoder))
 
-def _finetune_optimizer(model: nn.Module, lr: float, weight_decay: float, layer_decay: Optional[float] = None,
-                       betas=(0.9, 0.999)) -> torch.optim.Optimizer:
+
+def _finetune_optimizer(
+    model: nn.Module, lr: float, weight_decay: float, layer_decay: Optional[float] = None, betas=(0.9, 0.999)
+) -> torch.optim.Optimizer:
     "timm's AdamW: layer-wise lr decay groups (each with 'lr_scale') if `layer_decay`, else one group with weight decay on every parameter."
-    if layer_decay is None:     # the paper's CIFAR recipe: plain AdamW over every trainable parameter
-        return create_optimizer_v2([p for p in model.parameters() if p.requires_grad], 'adamw', lr=lr,
-                                   weight_decay=weight_decay, betas=betas)
-    if not 0 < layer_decay <= 1: raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}")
+    if layer_decay is None:  # the paper's CIFAR recipe: plain AdamW over every trainable parameter
+        return create_optimizer_v2(
+            [p for p in model.parameters() if p.requires_grad], 'adamw', lr=lr, weight_decay=weight_decay, betas=betas
+        )
+    if not 0 < layer_decay <= 1:
+        raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}")
     return create_optimizer_v2(model, 'adamw', lr=lr, weight_decay=weight_decay, layer_decay=layer_decay, betas=betas)
+
 
 def _mae_finetune_recipe(batch_size: int) -> dict:
     "`finetune` arguments of MAE's ViT-B ImageNet fine-tuning (FINETUNE.md), lr = 5e-4 * batch_size / 256."
-    return dict(epochs=100, lr=5e-4 * batch_size / 256, weight_decay=0.05, layer_decay=0.65, drop_path=0.1,
-                mixup=0.8, cutmix=1.0, label_smoothing=0.1, warmup_epochs=5, min_lr=1e-6)
+    return dict(
+        epochs=100,
+        lr=5e-4 * batch_size / 256,
+        weight_decay=0.05,
+        layer_decay=0.65,
+        drop_path=0.1,
+        mixup=0.8,
+        cutmix=1.0,
+        label_smoothing=0.1,
+        warmup_epochs=5,
+        min_lr=1e-6,
+    )
 
 # %% ../nbs/20_evaluate.ipynb #144f9220
 def _head_out_features(head: nn.Module) -> int:
     "Number of classes of a head: the out_features of its last Linear."
     linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
-    if not linears: raise ValueError("mixup/cutmix need the number of classes: the head has no nn.Linear")
+    if not linears:
+        raise ValueError("mixup/cutmix need the number of classes: the head has no nn.Linear")
     return linears[-1].out_features
 
-def finetune(model: Union[MaskedAutoencoderViT, Callable[[], MaskedAutoencoderViT]], head: nn.Module, train_loader, eval_loader,
-             epochs: int = 100, lr: float = 1e-4, weight_decay: float = 5e-5, betas=(0.9, 0.999),
-             schedule: str = 'cosine', warmup_epochs: int = 0, min_lr: float = 0.,
-             layer_decay: Optional[float] = None, drop_path: float = 0., mixup: float = 0., cutmix: float = 0.,
-             label_smoothing: float = 0., amp: bool = False, on_step: Optional[Callable] = None,
-             progress: bool = True) -> float:
+
+def finetune(
+    model: Union[MaskedAutoencoderViT, Callable[[], MaskedAutoencoderViT]],
+    head: nn.Module,
+    train_loader,
+    eval_loader,
+    epochs: int = 100,
+    lr: float = 1e-4,
+    weight_decay: float = 5e-5,
+    betas=(0.9, 0.999),
+    schedule: str = 'cosine',
+    warmup_epochs: int = 0,
+    min_lr: float = 0.0,
+    layer_decay: Optional[float] = None,
+    drop_path: float = 0.0,
+    mixup: float = 0.0,
+    cutmix: float = 0.0,
+    label_smoothing: float = 0.0,
+    amp: bool = False,
+    on_step: Optional[Callable] = None,
+    progress: bool = True,
+) -> float:
     "Fine-tune encoder + `head` as a timm ViT (B.4 defaults: AdamW 1e-4, wd 5e-5, 100 epochs), weights written back; accuracy on `eval_loader`."
-    if schedule not in ('cosine', 'constant'): raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
-    if epochs < 1 or not 0 <= warmup_epochs < epochs: raise ValueError(f"need epochs >= 1 and 0 <= warmup_epochs < epochs, got {epochs}, {warmup_epochs}")
-    if layer_decay is not None and not 0 < layer_decay <= 1: raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}")
+    if schedule not in ('cosine', 'constant'):
+        raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
+    if epochs < 1 or not 0 <= warmup_epochs < epochs:
+        raise ValueError(f"need epochs >= 1 and 0 <= warmup_epochs < epochs, got {epochs}, {warmup_epochs}")
+    if layer_decay is not None and not 0 < layer_decay <= 1:
+        raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}")
     encoder = model if isinstance(model, nn.Module) else model()
     vit = _timm_classifier(encoder, head, drop_path)
     dev = _module_device(vit)
     opt = _finetune_optimizer(vit, lr, weight_decay, layer_decay, betas)
     steps_per_epoch = len(train_loader)
-    sched = warmup_cosine(opt, epochs * steps_per_epoch, warmup_epochs * steps_per_epoch,
-                          min_lr=lr if schedule == 'constant' else min_lr)   # a cosine from lr down to lr is constant
+    floor = lr if schedule == 'constant' else min_lr  # a cosine from lr down to lr is constant
+    sched = warmup_cosine(opt, epochs * steps_per_epoch, warmup_epochs * steps_per_epoch, min_lr=floor)
     mixer, criterion = None, nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     if mixup > 0 or cutmix > 0:
         from timm.data import Mixup
         from timm.loss import SoftTargetCrossEntropy
-        mixer = Mixup(mixup_alpha=mixup, cutmix_alpha=cutmix, label_smoothing=label_smoothing,
-                      num_classes=_head_out_features(head))
+
+        mixer = Mixup(
+            mixup_alpha=mixup,
+            cutmix_alpha=cutmix,
+            label_smoothing=label_smoothing,
+            num_classes=_head_out_features(head),
+        )
         criterion = SoftTargetCrossEntropy()
     step = 0
     vit.train()
@@ -288,17 +411,22 @@ def finetune(model: Union[MaskedAutoencoderViT, Callable[[], MaskedAutoencoderVi
         for x, y in _batches(train_loader, e):
             x, y = x.to(dev), torch.as_tensor(y).to(dev)
             if mixer is not None:
-                if len(x) % 2: x, y = x[:-1], y[:-1]          # timm's Mixup pairs the batch with its reverse
+                if len(x) % 2:
+                    x, y = x[:-1], y[:-1]  # timm's Mixup pairs the batch with its reverse
                 x, y = mixer(x, y)
             sched.step_update(step)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
                 loss = criterion(vit(x), y)
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-            if on_step is not None or (progress and step % 20 == 0):   # .item() syncs a GPU: not every step
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if on_step is not None or (progress and step % 20 == 0):  # .item() syncs a GPU: not every step
                 lv = loss.item()
-                if on_step is not None: on_step(step, lv)
+                if on_step is not None:
+                    on_step(step, lv)
                 bar.set_postfix(loss=f'{lv:.3f}', refresh=False)
-            step += 1; bar.update(1)
+            step += 1
+            bar.update(1)
     bar.close()
     # the same keys as export_timm_encoder's: the encoder's weights become the fine-tuned ones (decoder untouched)
     encoder.load_state_dict({k: v for k, v in vit.state_dict().items() if not k.startswith('head.')}, strict=False)
@@ -308,18 +436,21 @@ def finetune(model: Union[MaskedAutoencoderViT, Callable[[], MaskedAutoencoderVi
 @torch.no_grad()
 def _classifier_loss(model: nn.Module, loader, epoch: int = 0) -> float:
     "Mean cross-entropy of `model(x)` over `loader` (eval mode)."
-    dev, total, n = _module_device(model), 0., 0
+    dev, total, n = _module_device(model), 0.0, 0
     with _evaluating(model):
         for x, y in _batches(loader, epoch):
-            total += F.cross_entropy(model(x.to(dev)), torch.as_tensor(y).to(dev), reduction='sum').item(); n += len(x)
+            total += F.cross_entropy(model(x.to(dev)), torch.as_tensor(y).to(dev), reduction='sum').item()
+            n += len(x)
     return total / n
 
 # %% ../nbs/20_evaluate.ipynb #d1300c2a
-def tsne_embedding(features, seed: int = 0, perplexity: float = 30.) -> np.ndarray:
+def tsne_embedding(features, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
     "(N, 2) float32 t-SNE map of `features` (N, D): scikit-learn, PCA init, automatic learning rate."
     from sklearn.manifold import TSNE
-    X = (features.detach().float().cpu().numpy() if torch.is_tensor(features) else np.asarray(features, dtype=np.float32))
-    if X.ndim != 2 or len(X) < 4: raise ValueError(f"need features of shape (N >= 4, D), got {X.shape}")
+
+    X = features.detach().float().cpu().numpy() if torch.is_tensor(features) else np.asarray(features, dtype=np.float32)
+    if X.ndim != 2 or len(X) < 4:
+        raise ValueError(f"need features of shape (N >= 4, D), got {X.shape}")
     perplexity = min(perplexity, (len(X) - 1) / 3)
     tsne = TSNE(n_components=2, perplexity=perplexity, init='pca', learning_rate='auto', random_state=seed)
     return tsne.fit_transform(X).astype(np.float32)
@@ -330,51 +461,77 @@ def _vit_reshape_transform(tokens: torch.Tensor, num_prefix_tokens: int = 1) -> 
     x = tokens[:, num_prefix_tokens:]
     B, N, D = x.shape
     h = math.isqrt(N)
-    if h * h != N: raise ValueError(f"{N} patch tokens do not form a square grid")
+    if h * h != N:
+        raise ValueError(f"{N} patch tokens do not form a square grid")
     return x.reshape(B, h, h, D).permute(0, 3, 1, 2)
+
 
 def _blocks(model):
     for m in (model, getattr(model, 'encoder', None)):
-        if m is not None and isinstance(getattr(m, 'blocks', None), nn.ModuleList): return m.blocks
-    raise ValueError("no target_layer given and the model has no .blocks or .encoder.blocks to take the last norm1 from")
+        if m is not None and isinstance(getattr(m, 'blocks', None), nn.ModuleList):
+            return m.blocks
+    raise ValueError(
+        "no target_layer given and the model has no .blocks or .encoder.blocks to take the last norm1 from"
+    )
 
-def gradcam(model: nn.Module, images: torch.Tensor, target_layer: Optional[nn.Module] = None,
-            targets: Optional[Sequence[int]] = None) -> np.ndarray:
+
+def gradcam(
+    model: nn.Module,
+    images: torch.Tensor,
+    target_layer: Optional[nn.Module] = None,
+    targets: Optional[Sequence[int]] = None,
+) -> np.ndarray:
     "(B, H, W) Grad-CAM maps in [0, 1] of classifier `model` on `images`; default layer: the last block's norm1."
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-    if images.ndim != 4: raise ValueError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
-    if target_layer is None: target_layer = _blocks(model)[-1].norm1
+
+    if images.ndim != 4:
+        raise ValueError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
+    if target_layer is None:
+        target_layer = _blocks(model)[-1].norm1
     cam_targets = None if targets is None else [ClassifierOutputTarget(int(t)) for t in targets]
     with _evaluating(model):
         with GradCAM(model=model, target_layers=[target_layer], reshape_transform=_vit_reshape_transform) as cam:
             maps = cam(input_tensor=images.to(_module_device(model)), targets=cam_targets)
-    model.zero_grad(set_to_none=True)   # Grad-CAM's backward leaves gradients on the weights
+    model.zero_grad(set_to_none=True)  # Grad-CAM's backward leaves gradients on the weights
     return maps
 
 # %% ../nbs/20_evaluate.ipynb #af74cf23
 @torch.no_grad()
-def robustness_eval(model: nn.Module, folders: dict, spec: DatasetSpec, classes: Sequence[str],
-                    batch_size: int = 64, num_workers: int = 0, subset_logits: bool = True,
-                    progress: bool = False) -> dict:
+def robustness_eval(
+    model: nn.Module,
+    folders: dict,
+    spec: DatasetSpec,
+    classes: Sequence[str],
+    batch_size: int = 64,
+    num_workers: int = 0,
+    subset_logits: bool = True,
+    progress: bool = False,
+) -> dict:
     "{name: top-1 accuracy} of classifier `model` on each class-folder tree in `folders` ({name: path}); classes matched by name."
     from torchvision.datasets import ImageFolder
+
     index = {c: i for i, c in enumerate(classes)}
     sets = {}
-    for name, path in folders.items():          # check every folder before any compute
+    for name, path in folders.items():  # check every folder before any compute
         path = Path(path).expanduser()
-        if not path.is_dir(): raise FileNotFoundError(f"{name}: no folder {path}")
+        if not path.is_dir():
+            raise FileNotFoundError(f"{name}: no folder {path}")
         ds = ImageFolder(str(path))
         unknown = [c for c in ds.classes if c not in index]
-        if unknown: raise ValueError(f"{name}: class folders {unknown[:5]} are not among the model's {len(index)} classes")
+        if unknown:
+            raise ValueError(f"{name}: class folders {unknown[:5]} are not among the model's {len(index)} classes")
         sets[name] = ds
     dev, results = _module_device(model), {}
     with _evaluating(model):
         for name, ds in sets.items():
-            to_model = torch.tensor([index[c] for c in ds.classes], device=dev)   # folder index -> model index
+            to_model = torch.tensor([index[c] for c in ds.classes], device=dev)  # folder index -> model index
             correct = 0
-            for x, y in tqdm(BatchLoader(ds, spec, batch_size, train=False, device=dev, num_workers=num_workers).epoch(0),
-                             desc=name, disable=not progress):
+            for x, y in tqdm(
+                BatchLoader(ds, spec, batch_size, train=False, device=dev, num_workers=num_workers).epoch(0),
+                desc=name,
+                disable=not progress,
+            ):
                 logits = model(x)
                 pred = to_model[logits[:, to_model].argmax(1)] if subset_logits else logits.argmax(1)
                 correct += (pred == to_model[y]).sum().item()
@@ -382,41 +539,59 @@ def robustness_eval(model: nn.Module, folders: dict, spec: DatasetSpec, classes:
     return results
 
 # %% ../nbs/20_evaluate.ipynb #74788a26
-_POSITION_ONLY_IOU = 1.0   # a mask that depends on the position alone is the same set for every image
+_POSITION_ONLY_IOU = 1.0  # a mask that depends on the position alone is the same set for every image
+
 
 def _mask_batch(mask) -> torch.Tensor:
     m = torch.as_tensor(mask)
-    if m.ndim != 2: raise ValueError(f"mask must be (B, N), one 0/1 entry per patch, got shape {tuple(m.shape)}")
+    if m.ndim != 2:
+        raise ValueError(f"mask must be (B, N), one 0/1 entry per patch, got shape {tuple(m.shape)}")
     return m.double()
+
 
 def mask_frequency(mask) -> torch.Tensor:
     "(N,) share of the batch's images that mask each patch position, from a (B, N) 0/1 mask."
     return _mask_batch(mask).mean(0)
 
+
 def mean_pairwise_iou(mask) -> float:
     "Mean intersection-over-union of the masked sets of every two different images of a (B, N) 0/1 mask (B >= 2)."
     m = _mask_batch(mask)
-    if m.shape[0] < 2: raise ValueError(f"mean_pairwise_iou needs at least 2 images, got {m.shape[0]}")
+    if m.shape[0] < 2:
+        raise ValueError(f"mean_pairwise_iou needs at least 2 images, got {m.shape[0]}")
     inter = m @ m.T
     size = m.sum(1)
     union = size[:, None] + size[None, :] - inter
-    iou = torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))   # two empty masks are the same mask
+    # two empty masks are the same mask
+    iou = torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
     return float(iou[~torch.eye(len(m), dtype=torch.bool)].mean())
+
 
 def expected_random_iou(n: int, k: int) -> float:
     "E[IoU] of two independent uniform random sets of `k` of `n` patches: the overlap X is hypergeometric, IoU = X / (2k - X)."
     if not (isinstance(n, int) and isinstance(k, int) and 0 <= k <= n and n >= 1):
         raise ValueError(f"need integers 0 <= k <= n, n >= 1, got n={n!r}, k={k!r}")
-    if k == 0: return _POSITION_ONLY_IOU   # two empty sets: the same set
+    if k == 0:
+        return _POSITION_ONLY_IOU  # two empty sets: the same set
     total = math.comb(n, k)
-    return sum(math.comb(k, x) * math.comb(n - k, k - x) / total * x / (2 * k - x) for x in range(max(0, 2 * k - n), k + 1))
+    return sum(
+        math.comb(k, x) * math.comb(n - k, k - x) / total * x / (2 * k - x) for x in range(max(0, 2 * k - n), k + 1)
+    )
+
 
 def sigma_spread(probs) -> dict:
     "T's sigma (B, N): mean, std and range over all entries; std within an image, averaged; std across images at each position, averaged."
     p = torch.as_tensor(probs).detach().double().cpu()
-    if p.ndim != 2 or p.shape[0] < 2: raise ValueError(f"probs must be (B, N) with B >= 2, got shape {tuple(p.shape)}")
-    return dict(mean=float(p.mean()), std=float(p.std()), min=float(p.min()), max=float(p.max()),
-                within_image_std=float(p.std(1).mean()), across_image_std=float(p.std(0).mean()))
+    if p.ndim != 2 or p.shape[0] < 2:
+        raise ValueError(f"probs must be (B, N) with B >= 2, got shape {tuple(p.shape)}")
+    return dict(
+        mean=float(p.mean()),
+        std=float(p.std()),
+        min=float(p.min()),
+        max=float(p.max()),
+        within_image_std=float(p.std(1).mean()),
+        across_image_std=float(p.std(0).mean()),
+    )
 
 # %% ../nbs/20_evaluate.ipynb #d5f2f12d
 @torch.no_grad()
@@ -430,12 +605,21 @@ def mask_map(model, method, images, spec, mask_ratio, n=512) -> dict:
         for batch in loader.epoch(0):
             masking, weights = method.masking(model, batch[0], mask_ratio)
             masks.append(masking.mask.cpu())
-            if weights is not None: sigma.append(weights.float().cpu())
+            if weights is not None:
+                sigma.append(weights.float().cpu())
     mask = torch.cat(masks)
     N, counts = mask.shape[1], mask.sum(1)
     k = int(counts[0]) if bool((counts == counts[0]).all()) else None
     many = len(mask) > 1
-    return dict(grid=list(model.mae.patch_embed.grid_size), frequency=mask_frequency(mask).tolist(), images=len(mask), split='D_val',
-                mask_ratio=mask_ratio, patches=N, masked_per_image=k, mean_pairwise_iou=mean_pairwise_iou(mask) if many else None,
-                random_iou=expected_random_iou(N, k) if k is not None else None,
-                sigma=sigma_spread(torch.cat(sigma)) if sigma and many else None)
+    return dict(
+        grid=list(model.mae.patch_embed.grid_size),
+        frequency=mask_frequency(mask).tolist(),
+        images=len(mask),
+        split='D_val',
+        mask_ratio=mask_ratio,
+        patches=N,
+        masked_per_image=k,
+        mean_pairwise_iou=mean_pairwise_iou(mask) if many else None,
+        random_iou=expected_random_iou(N, k) if k is not None else None,
+        sigma=sigma_spread(torch.cat(sigma)) if sigma and many else None,
+    )

@@ -4,7 +4,9 @@
 
 # %% ../nbs/21_evaluate_run.ipynb #00eaf784
 from __future__ import annotations
-import argparse, json, sys
+import argparse
+import json
+import sys
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -25,22 +27,28 @@ __all__ = ['PROTOCOLS', 'register_protocol', 'TESTED_ONCE', 'Measure', 'Protocol
            'resolve_options', 'evaluate_run', 'add_protocol_flags', 'given_protocol_options', 'main']
 
 # %% ../nbs/21_evaluate_run.ipynb #a3685764
-_OWN = ('run_dir', 'protocol', 'device', 'overwrite', 'threads', 'data_dir', 'progress', 'batch_size')   # evaluate_run's own keywords
+# evaluate_run's own keywords
+_OWN = ('run_dir', 'protocol', 'device', 'overwrite', 'threads', 'data_dir', 'progress', 'batch_size')
+
 
 @dataclass(frozen=True)
 class Measure:
     "One number a protocol reports: its column in a study's CSV, its axis label, its README column header; `percent`: an accuracy in %."
+
     column: str
     label: str
     short: str
     percent: bool = True
 
+
 class Protocol:
     "The base of every evaluation protocol: its name and label, what it reports, what it takes, which methods it applies to, how it runs."
+
     name: str = ''
     label: str = ''
-    measures: tuple = ()    # Measure, ...: the study's columns
-    options: dict = {}      # option -> (default, help) or (default, help, parse): evaluate_run's keywords, the CLIs' flags
+    measures: tuple = ()  # Measure, ...: the study's columns
+    # option -> (default, help) or (default, help, parse): evaluate_run's keywords, the CLIs' flags
+    options: dict = {}
 
     def applies_to(self, method_cls) -> bool:
         "every method"
@@ -61,6 +69,7 @@ class Protocol:
         "The result the run's training already reported (a study reads it instead of evaluating), or None."
         return None
 
+
 def _check_protocol(cls, registered: dict):
     "A protocol's name, label, columns (no other protocol's) and options, checked when it is registered."
     if not (isinstance(cls, type) and issubclass(cls, Protocol)):
@@ -70,15 +79,20 @@ def _check_protocol(cls, registered: dict):
     taken = {m.column: p.name for p in registered.values() for m in p.measures}
     clash = [m.column for m in cls.measures if m.column in taken]
     if clash:
-        raise ValueError(f"protocol {cls.name!r}: the column(s) {', '.join(clash)} belong to {', '.join(sorted({taken[c] for c in clash}))}")
+        raise ValueError(
+            f"protocol {cls.name!r}: the column(s) {', '.join(clash)} belong to {', '.join(sorted({taken[c] for c in clash}))}"
+        )
     bad = [o for o, spec in cls.options.items() if o in _OWN or not (isinstance(spec, tuple) and len(spec) in (2, 3))]
     if bad:
-        raise ValueError(f"protocol {cls.name!r}: option(s) {', '.join(bad)} must be (default, help[, parse]) and not one of {', '.join(_OWN)}")
+        raise ValueError(
+            f"protocol {cls.name!r}: option(s) {', '.join(bad)} must be (default, help[, parse]) and not one of {', '.join(_OWN)}"
+        )
 
 
 # name -> Protocol subclass: the CLIs' choices, the study's columns, the README's
 PROTOCOLS = Registry('protocol', check=_check_protocol)
-register_protocol = PROTOCOLS.register   # class decorator: `cls` becomes `evaluate_run(run, cls.name)`, its flags, its columns, its labels
+# class decorator: `cls` becomes `evaluate_run(run, cls.name)`, its flags, its columns, its labels
+register_protocol = PROTOCOLS.register
 
 
 def registered_measures(percent: Optional[bool] = None) -> dict:
@@ -88,130 +102,207 @@ def registered_measures(percent: Optional[bool] = None) -> dict:
 # %% ../nbs/21_evaluate_run.ipynb #7d3a1e2f
 class LoadedRun:
     "A finished run folder as a protocol reads it: its settings at once; its model, method, splits and dataset spec when first asked for."
+
     def __init__(self, run_dir, device='cpu', batch_size: int = 256, progress: bool = True, data_dir=None, cfg=None):
         self.run_dir, self.device, self.batch_size, self.progress = Path(run_dir), device, batch_size, progress
-        self.cfg = cfg or read_config(self.run_dir)   # `cfg`: the run's settings, when the caller has read them
+        self.cfg = cfg or read_config(self.run_dir)  # `cfg`: the run's settings, when the caller has read them
         self.data_dir, self._sets, self._spec = data_dir or self.cfg.data_dir, {}, None
 
     @cached_property
-    def model(self): return load_run(self.run_dir, self.device, self.cfg)[1]   # .encoder: Eq. 13's fine-tuned copy where Stage II fine-tuned, else E
+    # .encoder: Eq. 13's fine-tuned copy where Stage II fine-tuned, else E
+    def model(self):
+        return load_run(self.run_dir, self.device, self.cfg)[1]
+
     @cached_property
-    def method(self): return get_method(self.cfg)
+    def method(self):
+        return get_method(self.cfg)
+
     @cached_property
-    def final(self) -> dict: return json.loads((self.run_dir/'final.json').read_text())
+    def final(self) -> dict:
+        return json.loads((self.run_dir / 'final.json').read_text())
 
     def split(self, name: str):
         "The split `name` ('train' or 'test') of the run's dataset, loaded once."
-        if name not in self._sets: self._sets[name], self._spec = load_dataset(self.cfg.dataset, self.data_dir, splits=(name,), img_size=self.cfg.img_size)
+        if name not in self._sets:
+            self._sets[name], self._spec = load_dataset(
+                self.cfg.dataset, self.data_dir, splits=(name,), img_size=self.cfg.img_size
+            )
         return self._sets[name]
+
     train_set = property(lambda self: self.split('train'))
     test_set = property(lambda self: self.split('test'))
-    spec = property(lambda self: self._spec or dataset_spec(self.cfg.dataset).at_size(self.cfg.img_size))   # the size the run trained at
+    # the size the run trained at
+    spec = property(lambda self: self._spec or dataset_spec(self.cfg.dataset).at_size(self.cfg.img_size))
 
     @cached_property
     def splits(self):
         "The run's own seeded D_u, D_tr and D_val of its training images (never the test split), with their indices."
         return mlo_splits(self.train_set, self.cfg.val_fraction, self.cfg.split_seed, self.cfg.du)
-    dval = property(lambda self: self.splits.dval)   # the images the run held out for Stage III
+
+    dval = property(lambda self: self.splits.dval)  # the images the run held out for Stage III
 
     def loader(self, ds, train: bool = False, batch_size: Optional[int] = None) -> BatchLoader:
         "A `BatchLoader` of `ds` on the run's device: every image once, in order (`train=True`: the training augmentation)."
         kw = {} if train else dict(drop_last=False)
-        return BatchLoader(ds, self.spec, batch_size or self.batch_size, train=train, device=self.device, num_workers=0, **kw)
+        return BatchLoader(
+            ds, self.spec, batch_size or self.batch_size, train=train, device=self.device, num_workers=0, **kw
+        )
 
 # %% ../nbs/21_evaluate_run.ipynb #6cb7f55a
 def _protocol(name: str) -> Protocol:
     "The registered protocol `name`, instantiated; a one-line error naming the nearest."
     return PROTOCOLS[name]()
 
+
 def resolve_options(proto: Protocol, options: dict) -> dict:
     "The protocol's options: its defaults, then those given (None keeps the default); one-line errors before any work."
     options = {k: v for k, v in options.items() if v is not None}
     unknown = sorted(set(options) - set(proto.options))
-    if unknown: raise ValueError(f"protocol {proto.name} takes no option {', '.join(unknown)}"
-                                 + (f" (its options: {', '.join(proto.options)})" if proto.options else ''))
+    if unknown:
+        raise ValueError(
+            f"protocol {proto.name} takes no option {', '.join(unknown)}"
+            + (f" (its options: {', '.join(proto.options)})" if proto.options else '')
+        )
     opts = {k: spec[0] for k, spec in proto.options.items()}
     opts.update(options)
     proto.check(**opts)
     return opts
 
-def evaluate_run(run_dir, protocol: str = 'stage2', device='cpu', overwrite: bool = False, threads=None, data_dir=None,
-                 progress: bool = True, batch_size: int = 256, **options) -> dict:
+
+def evaluate_run(
+    run_dir,
+    protocol: str = 'stage2',
+    device='cpu',
+    overwrite: bool = False,
+    threads=None,
+    data_dir=None,
+    progress: bool = True,
+    batch_size: int = 256,
+    **options,
+) -> dict:
     "Evaluate the run in `run_dir` by the registered `protocol` with its `options`; the result is returned and written to `run_dir/eval_<protocol>.json`."
-    proto = _protocol(protocol); opts = resolve_options(proto, options)
-    run_dir = Path(run_dir); out = run_dir/f'eval_{protocol}.json'
-    if out.exists() and not overwrite: raise FileExistsError(f"{out} exists: pass --overwrite (overwrite=True in Python) to replace it")
+    proto = _protocol(protocol)
+    opts = resolve_options(proto, options)
+    run_dir = Path(run_dir)
+    out = run_dir / f'eval_{protocol}.json'
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists: pass --overwrite (overwrite=True in Python) to replace it")
     cfg = read_config(run_dir)
     if not proto.applies_to(METHODS[cfg.method]):
-        raise ValueError(f"protocol {protocol}: the method {cfg.method!r} of {run_dir} is not among {proto.applies_to.__doc__}")
-    with run_folder_lock(run_dir), cpu_threads(threads, device):   # no training or other evaluation writes there meanwhile
+        raise ValueError(
+            f"protocol {protocol}: the method {cfg.method!r} of {run_dir} is not among {proto.applies_to.__doc__}"
+        )
+    # no training or other evaluation writes there meanwhile
+    with run_folder_lock(run_dir), cpu_threads(threads, device):
         run = LoadedRun(run_dir, device, batch_size, progress, data_dir, cfg)
-        res = dict(protocol=protocol, run=str(run_dir), dataset=cfg.dataset, method=cfg.method, **proto.run(run, **opts))
+        res = dict(
+            protocol=protocol, run=str(run_dir), dataset=cfg.dataset, method=cfg.method, **proto.run(run, **opts)
+        )
         out.write_text(json.dumps(res, indent=1))
     return res
+
 
 def _readable(res: dict) -> str:
     "One line a reader takes in: each measure of the result `res`, beside the run's chance level and test-set size."
     proto, run_dir = PROTOCOLS[res['protocol']](), Path(res['run'])
-    final = json.loads((run_dir/'final.json').read_text()) if (run_dir/'final.json').exists() else {}
+    final = json.loads((run_dir / 'final.json').read_text()) if (run_dir / 'final.json').exists() else {}
     row = proto.row(res)
-    vals = [f"{m.label.replace(' (%)', '')} {row[m.column]:.2f}{'%' if m.percent else ''}" for m in proto.measures
-            if isinstance(row.get(m.column), (int, float))]
-    about = [f"chance {final['chance']:.1f}%" if 'chance' in final else None,
-             f"{final['test_images']} test images" if 'test_images' in final else None]
+    vals = [
+        f"{m.label.replace(' (%)', '')} {row[m.column]:.2f}{'%' if m.percent else ''}"
+        for m in proto.measures
+        if isinstance(row.get(m.column), (int, float))
+    ]
+    about = [
+        f"chance {final['chance']:.1f}%" if 'chance' in final else None,
+        f"{final['test_images']} test images" if 'test_images' in final else None,
+    ]
     about = ', '.join(a for a in about if a)
     return f"{run_dir.name} ({res['method']}): {'; '.join(vals) or proto.label}" + (f" ({about})" if about else '')
 
 # %% ../nbs/21_evaluate_run.ipynb #5ba25995
 TESTED_ONCE = 'evaluated once, nothing selected on the test split'
 
+
 class _Accuracy(Protocol):
     "A protocol whose result is one test accuracy in % (`accuracy`): its one measure's column."
-    def row(self, result): return {self.measures[0].column: result['accuracy']}
+
+    def row(self, result):
+        return {self.measures[0].column: result['accuracy']}
+
 
 @register_protocol
 class _Stage2(_Accuracy):
     name, label = 'stage2', 'Stage II head'
     measures = (Measure('stage2', 'Stage II test accuracy (%)', 'Stage II test acc.'),)
+
     def run(self, run):
         m = run.model
-        return dict(steps_note=TESTED_ONCE, accuracy=100 * ev.stage_two_test_accuracy(m.encoder, m.head, run.loader(run.test_set)))
-    def reported(self, run):   # train measured exactly this once at the run's end (checked below)
+        return dict(
+            steps_note=TESTED_ONCE,
+            accuracy=100 * ev.stage_two_test_accuracy(m.encoder, m.head, run.loader(run.test_set)),
+        )
+
+    def reported(self, run):  # train measured exactly this once at the run's end (checked below)
         return dict(accuracy=run.final['stage2_test_accuracy'])
 
-_POOL = ('token', "the encoder's features: token (its CLS token, MAE's linear probe) or avg (the mean of its patch tokens)")
+
+_POOL = (
+    'token',
+    "the encoder's features: token (its CLS token, MAE's linear probe) or avg (the mean of its patch tokens)",
+)
+
 
 class _Pooled(_Accuracy):
     "An accuracy on the frozen encoder's features, pooled as the `pool` option says."
+
     def check(self, pool, **_):
-        if pool not in POOLS: raise ValueError(f"pool must be {' or '.join(POOLS)}, got {pool!r}")
+        if pool not in POOLS:
+            raise ValueError(f"pool must be {' or '.join(POOLS)}, got {pool!r}")
+
 
 @register_protocol
 class _KNN(_Pooled):
     name, label = 'knn', 'weighted k-NN'
     measures = (Measure('knn', 'k-NN test accuracy (%)', 'k-NN (k=20)'),)
     options = dict(k=(20, 'neighbours of the k-NN vote'), pool=_POOL)
+
     def run(self, run, k, pool):
         enc = run.model.encoder
-        (trf, trl), (tef, tel) = (ev.extract_features(enc, run.loader(s), pool=pool) for s in (run.train_set, run.test_set))
+        (trf, trl), (tef, tel) = (
+            ev.extract_features(enc, run.loader(s), pool=pool) for s in (run.train_set, run.test_set)
+        )
         return dict(steps_note=TESTED_ONCE, k=k, pool=pool, accuracy=100 * ev.knn_accuracy(trf, trl, tef, tel, k=k))
+
 
 @register_protocol
 class _LinearProbe(_Pooled):
-    name, label, options = 'linear_probe', "MAE's linear probe", dict(epochs=(90, 'training epochs of the probe'), pool=_POOL)
+    name, label, options = (
+        'linear_probe',
+        "MAE's linear probe",
+        dict(epochs=(90, 'training epochs of the probe'), pool=_POOL),
+    )
     measures = (Measure('linear_probe', 'linear probe test accuracy (%)', 'linear probe'),)
+
     def run(self, run, epochs, pool):
-        acc = ev.linear_probe(run.model.encoder, run.loader(run.train_set), run.loader(run.test_set), epochs=epochs, progress=run.progress,
-                              pool=pool)
+        acc = ev.linear_probe(
+            run.model.encoder,
+            run.loader(run.train_set),
+            run.loader(run.test_set),
+            epochs=epochs,
+            progress=run.progress,
+            pool=pool,
+        )
         return dict(steps_note=TESTED_ONCE, epochs=epochs, pool=pool, accuracy=100 * acc)
 
 # %% ../nbs/21_evaluate_run.ipynb #b4cc5461
 @register_protocol
 class _Finetune(_Accuracy):
     "B.4 for datasets trained at their native size (CIFAR-style); MAE's recipe for resized crops."
+
     name, label = 'finetune', 'fine-tuning'
     measures = (Measure('finetune', 'fine-tuning test accuracy (%)', 'fine-tuning'),)
     options = dict(epochs=(100, 'fine-tuning epochs'))
+
     def run(self, run, epochs):
         head = run.model.head
         new_head = ClassificationHead(head.fc.in_features, head.fc.out_features).to(run.device)
@@ -219,45 +310,75 @@ class _Finetune(_Accuracy):
         bs = 64 if native else run.batch_size
         recipe = {} if native else ev._mae_finetune_recipe(bs)
         recipe['epochs'] = epochs
-        acc = ev.finetune(run.model.encoder, new_head, run.loader(run.train_set, train=True, batch_size=bs), run.loader(run.test_set),
-                          progress=run.progress, **recipe)
+        acc = ev.finetune(
+            run.model.encoder,
+            new_head,
+            run.loader(run.train_set, train=True, batch_size=bs),
+            run.loader(run.test_set),
+            progress=run.progress,
+            **recipe,
+        )
         return dict(steps_note=TESTED_ONCE, recipe=recipe, epochs=epochs, accuracy=100 * acc)
+
 
 @register_protocol
 class _Similarity(Protocol):
     name, label = 'similarity', 'similarity ratio (Table 13)'
-    measures = (Measure('similarity_ratio', 'intra- over inter-class cosine similarity (test)', 'similarity ratio', percent=False),)
+    measures = (
+        Measure(
+            'similarity_ratio', 'intra- over inter-class cosine similarity (test)', 'similarity ratio', percent=False
+        ),
+    )
+
     def run(self, run):
         intra, inter = ev.class_similarities(*ev.extract_features(run.model.encoder, run.loader(run.test_set)))
         return dict(steps_note=TESTED_ONCE, intra=float(intra), inter=float(inter), ratio=float(intra / inter))
-    def row(self, result): return dict(similarity_ratio=result['ratio'])
+
+    def row(self, result):
+        return dict(similarity_ratio=result['ratio'])
+
 
 def _name_paths(words) -> dict:
     "{name: path} of the command line's NAME=PATH words."
     bad = [w for w in words if '=' not in w]
-    if bad: raise ValueError(f"--folders takes NAME=PATH words, got {' '.join(bad)}")
+    if bad:
+        raise ValueError(f"--folders takes NAME=PATH words, got {' '.join(bad)}")
     return dict(w.split('=', 1) for w in words)
+
 
 @register_protocol
 class _Robustness(Protocol):
     name, label = 'robustness', 'robustness (Table 15)'
-    measures = ()     # one accuracy per folder: no fixed column
+    measures = ()  # one accuracy per folder: no fixed column
     options = dict(folders=(None, 'class-folder test sets, NAME=PATH ...', _name_paths))
+
     def check(self, folders):
-        if not folders: raise ValueError("robustness needs --folders name=path ... (folders={name: path} in Python)")
+        if not folders:
+            raise ValueError("robustness needs --folders name=path ... (folders={name: path} in Python)")
+
     def run(self, run, folders):
-        acc = ev.robustness_eval(ev.EncoderClassifier(run.model.encoder, run.model.head), folders, run.spec, run.train_set.classes)
-        return dict(steps_note=TESTED_ONCE, folders={n: str(p) for n, p in folders.items()}, accuracy={n: 100 * a for n, a in acc.items()})
-    def row(self, result): return {}
+        acc = ev.robustness_eval(
+            ev.EncoderClassifier(run.model.encoder, run.model.head), folders, run.spec, run.train_set.classes
+        )
+        return dict(
+            steps_note=TESTED_ONCE,
+            folders={n: str(p) for n, p in folders.items()},
+            accuracy={n: 100 * a for n, a in acc.items()},
+        )
+
+    def row(self, result):
+        return {}
 
 # %% ../nbs/21_evaluate_run.ipynb #ecc91a54
 @register_protocol
 class _Masks(Protocol):
     name, label = 'masks', 'what the masking network learned'
-    measures = (Measure('mask_iou', "mean pairwise IoU of two images' masks (D_val)", 'mask IoU', percent=False),
-                Measure('mask_random_iou', 'mean pairwise IoU of random masks', 'random-mask IoU', percent=False),
-                Measure('sigma_mean', 'mean of sigma (D_val)', 'sigma mean', percent=False),
-                Measure('sigma_std', 'standard deviation of sigma (D_val)', 'sigma std', percent=False))
+    measures = (
+        Measure('mask_iou', "mean pairwise IoU of two images' masks (D_val)", 'mask IoU', percent=False),
+        Measure('mask_random_iou', 'mean pairwise IoU of random masks', 'random-mask IoU', percent=False),
+        Measure('sigma_mean', 'mean of sigma (D_val)', 'sigma mean', percent=False),
+        Measure('sigma_std', 'standard deviation of sigma (D_val)', 'sigma std', percent=False),
+    )
     options = dict(max_images=(512, 'D_val images read (at most)'))
 
     def applies_to(self, method_cls) -> bool:
@@ -266,56 +387,102 @@ class _Masks(Protocol):
 
     def run(self, run, max_images):
         m = ev.mask_map(run.model, run.method, run.dval, run.spec, run.cfg.mask_ratio, n=max_images)
-        if m['masked_per_image'] is None: raise RuntimeError(f"{run.run_dir}: the masks do not all hide the same number of patches")
-        return dict(split=m['split'], images=m['images'], max_images=max_images, mask_ratio=m['mask_ratio'], patches=m['patches'],
-                    masked_per_image=m['masked_per_image'], grid=m['grid'], mean_pairwise_iou=m['mean_pairwise_iou'],
-                    random_iou=m['random_iou'], position_only_iou=1.0, sigma=m['sigma'], position_frequency=m['frequency'])
+        if m['masked_per_image'] is None:
+            raise RuntimeError(f"{run.run_dir}: the masks do not all hide the same number of patches")
+        return dict(
+            split=m['split'],
+            images=m['images'],
+            max_images=max_images,
+            mask_ratio=m['mask_ratio'],
+            patches=m['patches'],
+            masked_per_image=m['masked_per_image'],
+            grid=m['grid'],
+            mean_pairwise_iou=m['mean_pairwise_iou'],
+            random_iou=m['random_iou'],
+            position_only_iou=1.0,
+            sigma=m['sigma'],
+            position_frequency=m['frequency'],
+        )
 
     def row(self, r):
         s = r['sigma'] or {}
-        return dict(mask_iou=r['mean_pairwise_iou'], mask_random_iou=r['random_iou'], sigma_mean=s.get('mean'), sigma_std=s.get('std'))
+        return dict(
+            mask_iou=r['mean_pairwise_iou'],
+            mask_random_iou=r['random_iou'],
+            sigma_mean=s.get('mean'),
+            sigma_std=s.get('std'),
+        )
 
 # %% ../nbs/21_evaluate_run.ipynb #b87e631a
 def add_protocol_flags(parser, protocols=None) -> dict:
     "Add one flag per option of the registered `protocols` (default: all) to `parser`; {option: parse or None}."
     decl = {}
-    for p in (protocols or PROTOCOLS.values()):
-        for o, (default, text, *parse) in p.options.items(): decl.setdefault(o, []).append((p.name, default, text, parse[0] if parse else None))
+    for p in protocols or PROTOCOLS.values():
+        for o, (default, text, *parse) in p.options.items():
+            decl.setdefault(o, []).append((p.name, default, text, parse[0] if parse else None))
     group = parser.add_argument_group("protocol options (each goes to the chosen protocols that declare it)")
     for o, ds in decl.items():
         default, parse = ds[0][1], ds[0][3]
-        kw = (dict(nargs='+', metavar='WORD') if parse else dict(action=argparse.BooleanOptionalAction) if isinstance(default, bool)
-              else dict(type=type(default)) if default is not None else {})
-        group.add_argument(f'--{o}', default=None, help='; '.join(f'{n}: {t} (default: {d})' for n, d, t, _ in ds), **kw)
+        kw = (
+            dict(nargs='+', metavar='WORD')
+            if parse
+            else dict(action=argparse.BooleanOptionalAction)
+            if isinstance(default, bool)
+            else dict(type=type(default))
+            if default is not None
+            else {}
+        )
+        group.add_argument(
+            f'--{o}', default=None, help='; '.join(f'{n}: {t} (default: {d})' for n, d, t, _ in ds), **kw
+        )
     return {o: ds[0][3] for o, ds in decl.items()}
+
 
 def given_protocol_options(args: dict, parsers: dict) -> dict:
     "The protocol options given on the command line, parsed, popped from `args`."
     given = {o: args.pop(o) for o in parsers}
     return {o: (parsers[o](v) if parsers[o] else v) for o, v in given.items() if v is not None}
 
+
 def main(argv=None):
-    try: load_plugins(flag_value(sys.argv[1:] if argv is None else argv))   # their protocols become choices below
-    except ValueError as e: sys.exit(f"error: {e}")
-    p = argparse.ArgumentParser(prog='mlo_mae.evaluate_run', description='Evaluate a run folder by a registered protocol.')
-    p.add_argument('--plugins', default=None, help='modules or .py files registering your own protocols (comma-separated; the run\'s own are imported too)')
+    try:
+        load_plugins(flag_value(sys.argv[1:] if argv is None else argv))  # their protocols become choices below
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    p = argparse.ArgumentParser(
+        prog='mlo_mae.evaluate_run', description='Evaluate a run folder by a registered protocol.'
+    )
+    p.add_argument(
+        '--plugins',
+        default=None,
+        help='modules or .py files registering your own protocols (comma-separated; the run\'s own are imported too)',
+    )
     p.add_argument('run_dir', help='the run folder')
-    p.add_argument('--protocol', default='stage2', choices=list(PROTOCOLS), help='; '.join(f'{n}: {c.label}' for n, c in PROTOCOLS.items()))
+    p.add_argument(
+        '--protocol',
+        default='stage2',
+        choices=list(PROTOCOLS),
+        help='; '.join(f'{n}: {c.label}' for n, c in PROTOCOLS.items()),
+    )
     p.add_argument('--device', default=None, help='cpu, cuda or cuda:N (default: cuda when available)')
     p.add_argument('--overwrite', action='store_true', help='replace an existing eval_<protocol>.json')
     p.add_argument('--batch_size', type=int, default=256, help='images per batch (default: 256)')
     p.add_argument('--data_dir', default=None, help="the dataset's folder on this machine (default: the run's)")
     p.add_argument('--threads', type=int, default=None, help='CPU threads (default: 1 on the CPU)')
     parsers = add_protocol_flags(p)
-    a = vars(p.parse_args(argv)); a.pop('plugins')
+    a = vars(p.parse_args(argv))
+    a.pop('plugins')
     device = a.pop('device') or ('cuda' if torch.cuda.is_available() else 'cpu')
-    try: res = evaluate_run(a.pop('run_dir'), a.pop('protocol'), device, **given_protocol_options(a, parsers), **a)
-    except (ValueError, OSError, RuntimeError) as e: sys.exit(f"error: {e}")
-    print(_readable(res), file=sys.stderr)   # for the reader; stdout keeps the JSON for scripts
+    try:
+        res = evaluate_run(a.pop('run_dir'), a.pop('protocol'), device, **given_protocol_options(a, parsers), **a)
+    except (ValueError, OSError, RuntimeError) as e:
+        sys.exit(f"error: {e}")
+    print(_readable(res), file=sys.stderr)  # for the reader; stdout keeps the JSON for scripts
     print(json.dumps(res))
 
 # %% ../nbs/21_evaluate_run.ipynb #c8adfa2a
 #| eval: false
-if __name__ == '__main__' and 'ipykernel' not in sys.modules:   # not when a notebook runs this cell
-    import mlo_mae.evaluate_run   # the package's module, not this __main__ copy: a plugin registers into its registries
+if __name__ == '__main__' and 'ipykernel' not in sys.modules:  # not when a notebook runs this cell
+    import mlo_mae.evaluate_run  # the package's module, not this __main__ copy: a plugin registers into its registries
+
     mlo_mae.evaluate_run.main()

@@ -4,7 +4,13 @@
 
 # %% ../nbs/40_figures.ipynb #8b8d9176
 from __future__ import annotations
-import csv, dataclasses, json, math, os, re, tempfile
+import csv
+import dataclasses
+import json
+import math
+import os
+import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -30,20 +36,40 @@ PAPER = {
     'table7': {1: 83.8, 2: 84.3, 5: 84.6},
     'table13': {'MAE': 1.25, 'DINO': 1.31, 'MLO-MAE': 1.59},
     # Figure 3: values in the PDF's order; the masking ratios are our placement (see the notebook)
-    'fig3': {0.10: 56.8, 0.20: 64.6, 0.30: 72.1, 0.40: 74.5, 0.50: 77.3, 0.60: 83.6, 0.70: 83.7, 0.75: 83.8, 0.80: 83.7, 0.90: 78.3},
+    'fig3': {
+        0.10: 56.8,
+        0.20: 64.6,
+        0.30: 72.1,
+        0.40: 74.5,
+        0.50: 77.3,
+        0.60: 83.6,
+        0.70: 83.7,
+        0.75: 83.8,
+        0.80: 83.7,
+        0.90: 78.3,
+    },
 }
-_FIG3_NOTE = ("paper's ratios for its 10 points read from a text extraction (ticks 10..90, "
-              "10 values): placed at 10..70, 75, 80, 90 % by us")
-PAPER.update(label=_PAPER_LABEL, fig3_note=_FIG3_NOTE)   # how figures name the paper's panel; Figure 3's placement, said beside it
+_FIG3_NOTE = (
+    "paper's ratios for its 10 points read from a text extraction (ticks 10..90, "
+    "10 values): placed at 10..70, 75, 80, 90 % by us"
+)
+# how figures name the paper's panel; Figure 3's placement, said beside it
+PAPER.update(label=_PAPER_LABEL, fig3_note=_FIG3_NOTE)
 
 # %% ../nbs/40_figures.ipynb #4df77d1c
 SMALL_RUN_BASE = dict(dataset='cifar10_mini', preset='smoke')
 
+
 def _resolved(method, settings) -> TrainConfig:
     bad = sorted(set(settings) & {'dataset', 'preset', 'method', 'out_dir', 'resume', 'overwrite'})
-    if bad: raise ValueError(f"a small run fixes {', '.join(bad)} (cifar10_mini, smoke, its own folder): pass other settings")
-    if 'max_steps' in settings and 'epochs' not in settings: settings = {**settings, 'epochs': settings['max_steps']}
+    if bad:
+        raise ValueError(
+            f"a small run fixes {', '.join(bad)} (cifar10_mini, smoke, its own folder): pass other settings"
+        )
+    if 'max_steps' in settings and 'epochs' not in settings:
+        settings = {**settings, 'epochs': settings['max_steps']}
     return resolve_config(method=method, **SMALL_RUN_BASE, **settings)
+
 
 def small_run_settings(method: str, **settings) -> dict:
     "The settings that define a small run: the method and those differing from the smoke preset's, sorted by name."
@@ -51,77 +77,127 @@ def small_run_settings(method: str, **settings) -> dict:
     diff = {k: v for k, v in defining_settings(cfg).items() if v != getattr(base, k) and k != 'epochs'}
     return dict(sorted({**diff, 'method': method}.items()))
 
+
 def small_run_name(method: str, **settings) -> str:
     "Folder name of a small run: method, differing settings, and a hash of every setting (`06_runs`)."
     cfg = _resolved(method, settings)
-    return runs.run_name(cfg, dataclasses.replace(_resolved('mlo_mae', {}), epochs=cfg.epochs))  # epochs follow max_steps
+    # epochs follow max_steps
+    return runs.run_name(cfg, dataclasses.replace(_resolved('mlo_mae', {}), epochs=cfg.epochs))
 
 # %% ../nbs/40_figures.ipynb #72f244c9
 def small_run(root, method: str = 'mlo_mae', threads: int = 1, **settings) -> Path:
     "Folder of a run on cifar10_mini with the smoke preset and `settings`; trained once (on `threads` CPU threads), then reused from `root/<name>`."
-    cfg = _resolved(method, settings)          # every check before any work
-    out = Path(root)/small_run_name(method, **settings)
+    cfg = _resolved(method, settings)  # every check before any work
+    out = Path(root) / small_run_name(method, **settings)
     state = cached_run_state(out, cfg)
-    if state == 'finished': print(f"reusing {out}"); return out
-    kw = dict(SMALL_RUN_BASE, method=method, out_dir=str(out), progress=False, num_workers=0, threads=threads, epochs=cfg.epochs, **settings)
-    if state == 'resumable': kw['resume'] = True; print(f"resuming the interrupted run {out}")
-    elif out.exists() and any(out.iterdir()): kw['overwrite'] = True; print(f"restarting the interrupted run {out} (no checkpoint)")
-    else: print(f"training {out}")
+    if state == 'finished':
+        print(f"reusing {out}")
+        return out
+    kw = dict(
+        SMALL_RUN_BASE,
+        method=method,
+        out_dir=str(out),
+        progress=False,
+        num_workers=0,
+        threads=threads,
+        epochs=cfg.epochs,
+        **settings,
+    )
+    if state == 'resumable':
+        kw['resume'] = True
+        print(f"resuming the interrupted run {out}")
+    elif out.exists() and any(out.iterdir()):
+        kw['overwrite'] = True
+        print(f"restarting the interrupted run {out} (no checkpoint)")
+    else:
+        print(f"training {out}")
     train(**kw)
     return out
 
-
 # %% ../nbs/40_figures.ipynb #3a9d1195
-CONTROL = 'untrained'   # the registered control (05_mlo): the random encoder, only its Stage II head trains
-COMPARED = (CONTROL, 'mae', 'mlo_mae')   # the methods of Figures 4-6 and Table 13, control first
+CONTROL = 'untrained'  # the registered control (05_mlo): the random encoder, only its Stage II head trains
+COMPARED = (CONTROL, 'mae', 'mlo_mae')  # the methods of Figures 4-6 and Table 13, control first
+
 
 def default_runs(root, steps: int, methods=COMPARED) -> dict:
     "{method: folder}: the small runs of `methods` (the control, MAE, MLO-MAE) at `steps` iterations, shared by the figures."
     return {m: small_run(root, m, max_steps=steps) for m in methods}
 
-_TEST_IMAGES = {}   # (dataset, data_dir) -> its test split's size: each dataset counted once per process
+
+_TEST_IMAGES = {}  # (dataset, data_dir) -> its test split's size: each dataset counted once per process
+
 
 def _test_images(dataset, data_dir=None):
     "How many images the dataset's test split holds, counted from the dataset itself (None where it can't be read here)."
     if (dataset, data_dir) not in _TEST_IMAGES:
         from mlo_mae.data import load_dataset
-        try: _TEST_IMAGES[dataset, data_dir] = len(load_dataset(dataset, data_dir, download=False, splits=('test',))[0])
-        except (ValueError, OSError): _TEST_IMAGES[dataset, data_dir] = None
+
+        try:
+            _TEST_IMAGES[dataset, data_dir] = len(load_dataset(dataset, data_dir, download=False, splits=('test',))[0])
+        except (ValueError, OSError):
+            _TEST_IMAGES[dataset, data_dir] = None
     return _TEST_IMAGES[dataset, data_dir]
+
 
 def run_summary(run_dir) -> dict:
     "What figures need from a finished run folder: its settings, its Stage II test accuracy (%) and its cost."
     out = Path(run_dir)
-    if not (out/'final.json').exists(): raise FileNotFoundError(f"{out} is not a finished run folder (no final.json)")
-    cfg, fin = json.loads((out/'config.json').read_text()), json.loads((out/'final.json').read_text())
-    return dict(run=str(out), method=cfg['method'], dataset=cfg['dataset'], model=cfg['model'], mask_ratio=cfg['mask_ratio'],
-                unroll_steps=cfg['unroll_steps'], seed=cfg['seed'], steps=fin['steps'], stage_one_steps=fin['stage_one_steps'],
-                stage2_test_accuracy=fin['stage2_test_accuracy'], test_images=_test_images(cfg['dataset'], cfg.get('data_dir')),
-                train_seconds=fin['train_seconds'], device=fin['device'])
+    if not (out / 'final.json').exists():
+        raise FileNotFoundError(f"{out} is not a finished run folder (no final.json)")
+    cfg, fin = json.loads((out / 'config.json').read_text()), json.loads((out / 'final.json').read_text())
+    return dict(
+        run=str(out),
+        method=cfg['method'],
+        dataset=cfg['dataset'],
+        model=cfg['model'],
+        mask_ratio=cfg['mask_ratio'],
+        unroll_steps=cfg['unroll_steps'],
+        seed=cfg['seed'],
+        steps=fin['steps'],
+        stage_one_steps=fin['stage_one_steps'],
+        stage2_test_accuracy=fin['stage2_test_accuracy'],
+        test_images=_test_images(cfg['dataset'], cfg.get('data_dir')),
+        train_seconds=fin['train_seconds'],
+        device=fin['device'],
+    )
+
 
 def label_runs(runs, required=('mae', 'mlo_mae')) -> dict:
     "{label: Path} from a dict {label: folder} or a list of folders (labelled by method); every `required` label present."
-    if isinstance(runs, (str, os.PathLike)): runs = [runs]
-    if isinstance(runs, dict): labelled = {k: Path(v) for k, v in runs.items()}
+    if isinstance(runs, (str, os.PathLike)):
+        runs = [runs]
+    if isinstance(runs, dict):
+        labelled = {k: Path(v) for k, v in runs.items()}
     else:
         labelled = {}
         for r in runs:
             m = run_summary(r)['method']
-            if m in labelled: raise ValueError(f"two runs of method {m!r} ({labelled[m]}, {r}): pass a dict {{label: folder}}")
+            if m in labelled:
+                raise ValueError(f"two runs of method {m!r} ({labelled[m]}, {r}): pass a dict {{label: folder}}")
             labelled[m] = Path(r)
-    for k, v in labelled.items(): run_summary(v)   # each a finished run
+    for k, v in labelled.items():
+        run_summary(v)  # each a finished run
     missing = [k for k in required if k not in labelled]
-    if missing: raise ValueError(f"no run for {', '.join(missing)} among {', '.join(labelled) or 'none'}")
+    if missing:
+        raise ValueError(f"no run for {', '.join(missing)} among {', '.join(labelled) or 'none'}")
     return labelled
 
 # %% ../nbs/40_figures.ipynb #41f93e05
 DEFAULT_STEPS = 1000
 MASK_RATIOS = (0.25, 0.5, 0.75, 0.9)
 UNROLL_STEPS = (1, 2, 5)
-FIG2_METHODS = (CONTROL, 'mae', 'mlo_mae', 'blo_mae')   # Figure 2's bars: the control, MAE, three levels, two levels
+FIG2_METHODS = (CONTROL, 'mae', 'mlo_mae', 'blo_mae')  # Figure 2's bars: the control, MAE, three levels, two levels
 
-def figure_run_specs(steps: int = DEFAULT_STEPS, mask_ratios=MASK_RATIOS, unroll_steps=UNROLL_STEPS, ablations: bool = True,
-                     pair: bool = True, seeds=(0,), have=()) -> list:
+
+def figure_run_specs(
+    steps: int = DEFAULT_STEPS,
+    mask_ratios=MASK_RATIOS,
+    unroll_steps=UNROLL_STEPS,
+    ablations: bool = True,
+    pair: bool = True,
+    seeds=(0,),
+    have=(),
+) -> list:
     "[(method, settings)] of the small runs: the compared methods (`pair`), Figure 2's and the sweeps' (`ablations`, each sweep point and its control at every seed of `seeds`); no run twice, none of `have` at the default setting."
     specs = [(m, {}) for m in COMPARED] if pair else []
     if ablations:
@@ -132,22 +208,32 @@ def figure_run_specs(steps: int = DEFAULT_STEPS, mask_ratios=MASK_RATIOS, unroll
             specs += [('mlo_mae', dict(unroll_steps=k, **seed)) for k in unroll_steps]
     specs = [(m, kw) for m, kw in specs if not (m in have and not kw)]
     unique = {}
-    for m, kw in specs: unique.setdefault(small_run_name(m, max_steps=steps, **kw), (m, dict(max_steps=steps, **kw)))
+    for m, kw in specs:
+        unique.setdefault(small_run_name(m, max_steps=steps, **kw), (m, dict(max_steps=steps, **kw)))
     return list(unique.values())
+
 
 def small_run_job(args):
     root, method, settings = args
     return small_run(root, method, **settings)
 
+
 def train_runs(root, specs, jobs: int = 1) -> list:
     "Folders of the small runs `specs` ([(method, settings)]), those not cached trained in `jobs` processes."
-    if jobs < 1: raise ValueError(f"jobs must be >= 1, got {jobs}")
-    for m, kw in specs: small_run_name(m, **kw)    # every check before any work
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    for m, kw in specs:
+        small_run_name(m, **kw)  # every check before any work
     todo = [(str(root), m, kw) for m, kw in specs]
-    if jobs == 1 or len(todo) < 2: return [small_run_job(t) for t in todo]
+    if jobs == 1 or len(todo) < 2:
+        return [small_run_job(t) for t in todo]
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
-    from mlo_mae.figures import small_run_job as job   # by its module's name: a spawned process imports it from there    # longest first (unrolling depth x iterations), so that the last job to start is a short one
+
+    # by its module's name: a spawned process imports it from there
+    from mlo_mae.figures import small_run_job as job
+
+    # longest first (unrolling depth x iterations), so that the last job to start is a short one
     order = sorted(range(len(todo)), key=lambda i: -todo[i][2].get('max_steps', 0) * todo[i][2].get('unroll_steps', 2))
     with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=mp.get_context('spawn')) as pool:
         done = dict(zip(order, pool.map(job, [todo[i] for i in order])))
@@ -158,48 +244,67 @@ import statistics
 
 _RUN_NUMBERS = ('steps', 'stage_one_steps', 'train_seconds', 'max_steps', 'budget_seconds')
 
+
 def _study_numbers() -> tuple:
     "The numeric columns of `study_runs.csv`: the budget spent, and every registered protocol's measures (`21_evaluate_run`)."
     return (*_RUN_NUMBERS, *registered_measures())
 
+
 def _number(v):
     return None if v in (None, '') else float(v)
+
 
 def read_study(study) -> list:
     "Rows of `study_runs.csv` of a study folder (or a list of them), each with its `run_dir` and `study`; numbers as numbers."
     folders = [study] if isinstance(study, (str, os.PathLike)) else list(study)
-    if not folders: raise ValueError("no study folder given")
+    if not folders:
+        raise ValueError("no study folder given")
     rows, seen = [], {}
     for f in map(Path, folders):
-        path = f/'study_runs.csv'
-        if not path.exists(): raise FileNotFoundError(f"{path} not found: a study is a folder written by mlo_mae.study.run_study")
+        path = f / 'study_runs.csv'
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: a study is a folder written by mlo_mae.study.run_study")
         with open(path, newline='') as fh:
             for r in csv.DictReader(fh):
-                r = {**r, **{k: _number(r[k]) for k in _study_numbers() if k in r}, 'seed': int(r['seed']), 'study': str(f),
-                     'run_dir': f/'runs'/r['run']}
+                r = {
+                    **r,
+                    **{k: _number(r[k]) for k in _study_numbers() if k in r},
+                    'seed': int(r['seed']),
+                    'study': str(f),
+                    'run_dir': f / 'runs' / r['run'],
+                }
                 key = (r['setting'], r['method'], r['seed'])
-                if key in seen: raise ValueError(f"{key[1]} seed {key[2]} ({key[0]}) is listed twice: in {seen[key]} and {f}")
-                seen[key] = f; rows.append(r)
+                if key in seen:
+                    raise ValueError(f"{key[1]} seed {key[2]} ({key[0]}) is listed twice: in {seen[key]} and {f}")
+                seen[key] = f
+                rows.append(r)
     return rows
+
 
 def study_runs(rows, method: str, setting: str = 'default') -> dict:
     "{seed: row} of `method`'s runs at `setting` in study rows, by seed."
     return dict(sorted((r['seed'], r) for r in rows if r['method'] == method and r['setting'] == setting))
 
+
 def seed_stats(values) -> dict:
     "n, mean and sample standard deviation (n - 1; None for a single value) of one number per seed (None values skipped)."
     xs = [float(x) for x in values if x is not None]
-    if not xs: return dict(n=0, mean=None, std=None)
+    if not xs:
+        return dict(n=0, mean=None, std=None)
     return dict(n=len(xs), mean=statistics.fmean(xs), std=statistics.stdev(xs) if len(xs) > 1 else None)
+
 
 def picture_seed(by_seed: dict) -> int:
     "The seed whose run a figure draws: 0 when there is one, else the smallest."
     return 0 if 0 in by_seed else min(by_seed)
 
-def compared_runs(runs=None, study=None, root=None, steps: int = DEFAULT_STEPS,
-                  methods=COMPARED, required=('mae', 'mlo_mae')) -> tuple:
+
+def compared_runs(
+    runs=None, study=None, root=None, steps: int = DEFAULT_STEPS, methods=COMPARED, required=('mae', 'mlo_mae')
+) -> tuple:
     "({method: {seed: folder}}, [methods without runs]): from a study, from the user's `runs`, or the small runs at `steps`."
-    if runs and study: raise ValueError("give runs or study, not both")
+    if runs and study:
+        raise ValueError("give runs or study, not both")
     if study:
         rows = read_study(study)
         found = {m: {s: r['run_dir'] for s, r in study_runs(rows, m).items()} for m in methods}
@@ -209,11 +314,13 @@ def compared_runs(runs=None, study=None, root=None, steps: int = DEFAULT_STEPS,
     else:
         found = {m: {0: f} for m, f in default_runs(root, steps, methods).items()}
     absent = [m for m in required if m not in found]
-    if absent: raise ValueError(f"no run of {', '.join(absent)} in {'the study ' + str(study) if study else 'the runs given'}")
+    if absent:
+        raise ValueError(f"no run of {', '.join(absent)} in {'the study ' + str(study) if study else 'the runs given'}")
     for m, by_seed in found.items():
-        for f in by_seed.values():   # each a finished run of its method
+        for f in by_seed.values():  # each a finished run of its method
             got = run_summary(f)['method']
-            if study and got != m: raise ValueError(f"{f} is a run of {got}, listed as {m} in the study")
+            if study and got != m:
+                raise ValueError(f"{f} is a run of {got}, listed as {m} in the study")
     return found, [m for m in methods if m not in found]
 
 # %% ../nbs/40_figures.ipynb #b5d87cf3
@@ -221,60 +328,86 @@ def _in_test() -> bool:
     "Whether we run under nbdev_test (it sets IN_TEST)."
     return bool(os.environ.get('IN_TEST'))
 
+
 def _repo_root(start=None):
     "The repository holding `start` (default: the working folder): the first folder up with settings.ini and nbs/; else None."
     p = Path(start or os.getcwd()).resolve()
     for d in (p, *p.parents):
-        if (d/'settings.ini').exists() and (d/'nbs').is_dir(): return d
+        if (d / 'settings.ini').exists() and (d / 'nbs').is_dir():
+            return d
     return None
+
 
 def figure_paths(out_dir=None, runs_root=None, steps: int = DEFAULT_STEPS, test_steps: int = 2):
     "(out_dir, runs_root, steps) of a figure notebook; a temporary folder and `test_steps` under nbdev_test."
     if _in_test():
-        import atexit, shutil
+        import atexit
+        import shutil
+
         tmp = Path(tempfile.mkdtemp(prefix='mlo_mae_figures_'))
-        atexit.register(shutil.rmtree, tmp, True)    # its runs are tens of MB: gone when the kernel exits
-        return tmp, tmp/'runs', min(steps, test_steps)
+        atexit.register(shutil.rmtree, tmp, True)  # its runs are tens of MB: gone when the kernel exits
+        return tmp, tmp / 'runs', min(steps, test_steps)
     root = _repo_root()
-    out = Path(out_dir) if out_dir is not None else (root or Path.cwd())/'figures'
-    if root is not None and (root/'nbs').resolve() in (out.resolve(), *out.resolve().parents):
-        raise ValueError(f"out_dir {out} is inside nbs/: figure notebooks must not write there (nbdev_test would run it)")
-    if int(steps) < 1: raise ValueError(f"steps must be >= 1, got {steps}")
+    out = Path(out_dir) if out_dir is not None else (root or Path.cwd()) / 'figures'
+    if root is not None and (root / 'nbs').resolve() in (out.resolve(), *out.resolve().parents):
+        raise ValueError(
+            f"out_dir {out} is inside nbs/: figure notebooks must not write there (nbdev_test would run it)"
+        )
+    if int(steps) < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
     out.mkdir(parents=True, exist_ok=True)
-    return out, Path(runs_root) if runs_root is not None else out/'runs', int(steps)
+    return out, Path(runs_root) if runs_root is not None else out / 'runs', int(steps)
 
 # %% ../nbs/40_figures.ipynb #14d86ddd
 def _jsonable(o):
-    if isinstance(o, np.ndarray): return o.tolist()
-    if isinstance(o, (np.floating, np.integer)): return o.item()
-    if torch.is_tensor(o): return o.tolist()
-    if isinstance(o, Path): return str(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if torch.is_tensor(o):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
 
 def save_figure(fig, data, out_dir, name: str, dpi: int = 150) -> list:
     "Write `name.png` and `name.csv` (a list of dict rows) or `name.json` (anything else) into `out_dir`; print each file replaced."
-    if not re.fullmatch(r'[A-Za-z0-9._-]+', name): raise ValueError(f"figure name {name!r}: letters, digits, '.', '_' and '-' only")
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    if not re.fullmatch(r'[A-Za-z0-9._-]+', name):
+        raise ValueError(f"figure name {name!r}: letters, digits, '.', '_' and '-' only")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     rows = isinstance(data, list) and data and all(isinstance(r, dict) for r in data)
-    png, num = out/f'{name}.png', out/(f'{name}.csv' if rows else f'{name}.json')
+    png, num = out / f'{name}.png', out / (f'{name}.csv' if rows else f'{name}.json')
     for p in (png, num):
-        if p.exists(): print(f"replacing {p}")
+        if p.exists():
+            print(f"replacing {p}")
     fig.savefig(png, dpi=dpi)
     if rows:
         cols = list(dict.fromkeys(k for r in data for k in r))
         with open(num, 'w', newline='') as f:
-            w = csv.DictWriter(f, cols); w.writeheader(); w.writerows(data)
-    else: num.write_text(json.dumps(data, indent=1, default=_jsonable))
+            w = csv.DictWriter(f, cols)
+            w.writeheader()
+            w.writerows(data)
+    else:
+        num.write_text(json.dumps(data, indent=1, default=_jsonable))
     return [png, num]
 
 # %% ../nbs/40_figures.ipynb #ba2b6ffa
-_MODEL_LABELS = {'vit_micro_patch4_32': 'micro ViT', 'vit_tiny_patch2_32': 'ViT-Ti', 'vit_small_patch2_32': 'ViT-S',
-                'vit_base_patch2_32': 'ViT-B', 'vit_base_patch16_224': 'ViT-B'}
+_MODEL_LABELS = {
+    'vit_micro_patch4_32': 'micro ViT',
+    'vit_tiny_patch2_32': 'ViT-Ti',
+    'vit_small_patch2_32': 'ViT-S',
+    'vit_base_patch2_32': 'ViT-B',
+    'vit_base_patch16_224': 'ViT-B',
+}
+
 
 def binomial_se(accuracy_pct: float, n: int) -> float:
     "One standard error (in points) of a test accuracy of `accuracy_pct` % measured on `n` images."
     p = accuracy_pct / 100
     return 100 * math.sqrt(p * (1 - p) / n) if n else float('nan')
+
 
 def ours_label(summaries) -> str:
     "'ours (micro ViT, cifar10_mini, 300 iterations, CPU)' from `run_summary` dicts."
@@ -284,56 +417,116 @@ def ours_label(summaries) -> str:
     device = join(s['device'].split(':')[0].upper().replace('CUDA', 'GPU') for s in summaries)
     return f"ours ({model}, {join(s['dataset'] for s in summaries)}, {join(s['steps'] for s in summaries)} iterations, {device})"
 
-def paper_vs_ours(paper: dict, ours: dict, title: str, xlabel: str, ylabel: str, ours_label: str,
-                  ours_err: dict = None, kind: str = 'bar', paper_label: str = _PAPER_LABEL, fmt: str = '{:.1f}',
-                  paper_note: str = None, baseline: float = None, figsize=(10, 4.4), err_label: str = 'one standard error',
-                  control: dict = None):
+
+def paper_vs_ours(
+    paper: dict,
+    ours: dict,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    ours_label: str,
+    ours_err: dict = None,
+    kind: str = 'bar',
+    paper_label: str = _PAPER_LABEL,
+    fmt: str = '{:.1f}',
+    paper_note: str = None,
+    baseline: float = None,
+    figsize=(10, 4.4),
+    err_label: str = 'one standard error',
+    control: dict = None,
+):
     "Two panels, the paper's values left and ours right, as bars (categories) or lines (numeric x); titled, labelled, one legend; `control` (dict value, std, label) a dashed line (and band) on ours."
-    import matplotlib.pyplot as plt, textwrap
-    if kind not in ('bar', 'line'): raise ValueError(f"kind must be 'bar' or 'line', got {kind!r}")
+    import matplotlib.pyplot as plt
+    import textwrap
+
+    if kind not in ('bar', 'line'):
+        raise ValueError(f"kind must be 'bar' or 'line', got {kind!r}")
     fig, axs = plt.subplots(1, 2, figsize=figsize)
     handles = []
-    for ax, values, err, label, colour in ((axs[0], paper, None, paper_label, 'tab:gray'), (axs[1], ours, ours_err, ours_label, 'tab:blue')):
+    for ax, values, err, label, colour in (
+        (axs[0], paper, None, paper_label, 'tab:gray'),
+        (axs[1], ours, ours_err, ours_label, 'tab:blue'),
+    ):
         keys = list(values)
         ys = [values[k] for k in keys]
-        es = [err.get(k) or 0 for k in keys] if err else [0] * len(keys)   # None: no spread known
+        es = [err.get(k) or 0 for k in keys] if err else [0] * len(keys)  # None: no spread known
         if kind == 'bar':
             b0 = baseline or 0
-            h = ax.bar([str(k) for k in keys], [y - b0 for y in ys], bottom=b0, yerr=es if err else None, capsize=4, color=colour,
-                       width=0.6, label=label)
+            h = ax.bar(
+                [str(k) for k in keys],
+                [y - b0 for y in ys],
+                bottom=b0,
+                yerr=es if err else None,
+                capsize=4,
+                color=colour,
+                width=0.6,
+                label=label,
+            )
             xs = [b.get_x() + b.get_width() / 2 for b in h]
             lo, hi = min(ys), max(y + e for y, e in zip(ys, es))
-            if control and ax is axs[1]:   # the control's line and band stay in view
+            if control and ax is axs[1]:  # the control's line and band stay in view
                 c0, c1 = control['value'] - (control.get('std') or 0), control['value'] + (control.get('std') or 0)
                 lo, hi = min(lo, c0), max(hi, c1)
-            if baseline is not None: ax.set_ylim(baseline, hi + 0.3 * ((hi - baseline) or 1.0))
+            if baseline is not None:
+                ax.set_ylim(baseline, hi + 0.3 * ((hi - baseline) or 1.0))
             else:
-                span = (hi - lo) or 0.1 * abs(hi) or 1.0     # the value axis zooms on the differences, as the paper's Figure 2 does
+                # the value axis zooms on the differences, as the paper's Figure 2 does
+                span = (hi - lo) or 0.1 * abs(hi) or 1.0
                 ax.set_ylim(max(0, lo - 0.6 * span), hi + 0.3 * span)
         else:
             h = ax.errorbar(keys, ys, yerr=es if err else None, marker='o', capsize=4, color=colour, label=label)
             xs = keys
             ax.set_xticks(keys)
             ax.margins(y=0.25)
-        for n, (x, y, e) in enumerate(zip(xs, ys, es)):   # the value above its error bar; neighbours' labels alternate up and down
+        # the value above its error bar; neighbours' labels alternate up and down
+        for n, (x, y, e) in enumerate(zip(xs, ys, es)):
             below = kind == 'line' and n % 2 == 1
-            ax.annotate(fmt.format(y), (x, y - e if below else y + e), xytext=(0, -12 if below else 4), textcoords='offset points',
-                        ha='center', va='top' if below else 'bottom', fontsize=9)
+            ax.annotate(
+                fmt.format(y),
+                (x, y - e if below else y + e),
+                xytext=(0, -12 if below else 4),
+                textcoords='offset points',
+                ha='center',
+                va='top' if below else 'bottom',
+                fontsize=9,
+            )
         handles.append(h)
         if control and ax is axs[1]:
             ch = ax.axhline(control['value'], color='k', linestyle='--', linewidth=1.2)
-            if control.get('std'): ax.axhspan(control['value'] - control['std'], control['value'] + control['std'], color='k', alpha=0.1)
-            ax.annotate(fmt.format(control['value']), (1.0, control['value']), xycoords=('axes fraction', 'data'), xytext=(-2, 2),
-                        textcoords='offset points', ha='right', va='bottom', fontsize=8)
-        ax.set_title(label, fontsize=10); ax.set_xlabel(xlabel); ax.set_ylabel(ylabel); ax.grid(axis='y', alpha=0.3)
+            if control.get('std'):
+                ax.axhspan(control['value'] - control['std'], control['value'] + control['std'], color='k', alpha=0.1)
+            ax.annotate(
+                fmt.format(control['value']),
+                (1.0, control['value']),
+                xycoords=('axes fraction', 'data'),
+                xytext=(-2, 2),
+                textcoords='offset points',
+                ha='right',
+                va='bottom',
+                fontsize=8,
+            )
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(axis='y', alpha=0.3)
     fig.suptitle(title)
     note = '\n'.join(textwrap.wrap(paper_note, 150)) if paper_note else ''
     labels = [paper_label, ours_label + (f' (error bars: {err_label})' if ours_err else '')]
-    if control: handles.append(ch); labels.append(control['label'])
+    if control:
+        handles.append(ch)
+        labels.append(control['label'])
     ncol = 2 if len(labels) > 2 else len(labels)
     bottom = 0.1 + 0.035 * (note.count('\n') + 1 if note else 0) + 0.045 * ((len(labels) - 1) // ncol)
-    fig.legend(handles, labels, loc='lower center', ncol=ncol, fontsize=8, bbox_to_anchor=(0.5, bottom - 0.085 - 0.045 * ((len(labels) - 1) // ncol)))
-    if note: fig.text(0.5, 0.01, note, ha='center', va='bottom', fontsize=7, style='italic')
+    fig.legend(
+        handles,
+        labels,
+        loc='lower center',
+        ncol=ncol,
+        fontsize=8,
+        bbox_to_anchor=(0.5, bottom - 0.085 - 0.045 * ((len(labels) - 1) // ncol)),
+    )
+    if note:
+        fig.text(0.5, 0.01, note, ha='center', va='bottom', fontsize=7, style='italic')
     fig.tight_layout(rect=(0, bottom, 1, 1))
     return fig
 
@@ -343,28 +536,35 @@ def to_rgb(x: torch.Tensor, spec) -> np.ndarray:
     mean, std = torch.tensor(spec.mean).view(3, 1, 1), torch.tensor(spec.std).view(3, 1, 1)
     return (x.detach().cpu().float() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
 
+
 def patch_map_image(values, grid) -> np.ndarray:
     "(N,) per-patch values, row-major, -> (grid_h, grid_w) array."
     return np.asarray(torch.as_tensor(values).detach().cpu().float()).reshape(tuple(grid))
+
 
 def masked_image(rgb: np.ndarray, mask, grid, fill: float = 0.5) -> np.ndarray:
     "`rgb` (H, W, 3) with the patches where `mask` (N,) is 1 painted grey (`fill`)."
     H, W = rgb.shape[:2]
     m = patch_map_image(mask, grid).repeat(H // grid[0], 0).repeat(W // grid[1], 1).astype(bool)
-    out = rgb.copy(); out[m] = fill
+    out = rgb.copy()
+    out[m] = fill
     return out
+
 
 def cam_overlay(rgb: np.ndarray, cam: np.ndarray, alpha: float = 0.5, cmap: str = 'jet') -> np.ndarray:
     "`cam` (H, W) in [0, 1] coloured with `cmap` and blended over `rgb` (H, W, 3)."
     import matplotlib
+
     heat = matplotlib.colormaps[cmap](np.clip(cam, 0, 1))[..., :3]
     return (1 - alpha) * rgb + alpha * heat
+
 
 def centre_share(maps) -> np.ndarray:
     "(B,) share of each (B, h, w) map's total in its central half (rows and columns h/4..3h/4): 0.25 for a uniform map."
     a = np.asarray(torch.as_tensor(maps).detach().cpu().double())
-    if a.ndim != 3: raise ValueError(f"maps must be (B, h, w), got shape {a.shape}")
+    if a.ndim != 3:
+        raise ValueError(f"maps must be (B, h, w), got shape {a.shape}")
     h, w = a.shape[1:]
-    centre = a[:, h // 4: h - h // 4, w // 4: w - w // 4].sum((1, 2))
+    centre = a[:, h // 4 : h - h // 4, w // 4 : w - w // 4].sum((1, 2))
     total = a.sum((1, 2))
     return np.where(total > 0, centre / np.where(total > 0, total, 1), np.nan)

@@ -17,13 +17,17 @@ __all__ = ['Glyphs', 'make_glyphs']
 # %% ../nbs/08_glyphs.ipynb #5d47fa6e
 def _glyph_shapes(n: int, size: int = 8, seed: int = 0, exclude=()) -> torch.Tensor:
     "`n` distinct random binary shapes (n, size, size) bool, each touching the four sides of its box, none in `exclude`."
-    if n < 1 or size < 2: raise ValueError(f"need n >= 1 shapes of size >= 2, got n={n}, size={size}")
+    if n < 1 or size < 2:
+        raise ValueError(f"need n >= 1 shapes of size >= 2, got n={n}, size={size}")
     rng, seen, out = np.random.default_rng(seed), {s.tobytes() for s in np.asarray(exclude, dtype=bool)}, []
     while len(out) < n:
         s = rng.random((size, size)) < 0.5
-        if not (s[0].any() and s[-1].any() and s[:, 0].any() and s[:, -1].any()) or s.tobytes() in seen: continue
-        seen.add(s.tobytes()); out.append(s)
+        if not (s[0].any() and s[-1].any() and s[:, 0].any() and s[:, -1].any()) or s.tobytes() in seen:
+            continue
+        seen.add(s.tobytes())
+        out.append(s)
     return torch.from_numpy(np.stack(out))
+
 
 def _shape_sets(num_classes, size, shape_seed, distractors=10):
     "(class shapes, distractor shapes): the second set excludes the first."
@@ -33,36 +37,52 @@ def _shape_sets(num_classes, size, shape_seed, distractors=10):
 # %% ../nbs/08_glyphs.ipynb #0f5d138e
 class Glyphs(NamedTuple):
     "A glyph image set with its truth."
-    images: torch.Tensor               # (n, 3, H, W) uint8
-    labels: torch.Tensor               # (n,) long: which class shape the glyph is
-    maps: torch.Tensor                 # (n, H, W) float: 1 on the class glyph's pixels
-    distractor_maps: torch.Tensor      # (n, H, W) float: 1 on the distractor's pixels (0 without one)
-    positions: torch.Tensor            # (n, 2) long: the class glyph's top-left (row, col)
-    distractor_positions: torch.Tensor # (n, 2) long: the distractor's (-1 without one)
+
+    images: torch.Tensor  # (n, 3, H, W) uint8
+    labels: torch.Tensor  # (n,) long: which class shape the glyph is
+    maps: torch.Tensor  # (n, H, W) float: 1 on the class glyph's pixels
+    distractor_maps: torch.Tensor  # (n, H, W) float: 1 on the distractor's pixels (0 without one)
+    positions: torch.Tensor  # (n, 2) long: the class glyph's top-left (row, col)
+    distractor_positions: torch.Tensor  # (n, 2) long: the distractor's (-1 without one)
+
 
 _BACKGROUNDS = ('noise', 'flat', 'clutter')
 _MAGENTA = np.array([255, 0, 255], dtype=np.uint8)
 
+
 def _check_glyph_args(n, background, size, num_classes, img_size, distractor, colour_giveaway, split):
     "One line naming the first bad argument, before anything is drawn."
-    if n < 1: raise ValueError(f"n must be >= 1, got {n}")
-    if background not in _BACKGROUNDS: raise ValueError(f"unknown background {background!r}: choose one of {', '.join(_BACKGROUNDS)}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if background not in _BACKGROUNDS:
+        raise ValueError(f"unknown background {background!r}: choose one of {', '.join(_BACKGROUNDS)}")
     if not 2 <= size <= img_size // (2 if distractor else 1):
-        raise ValueError(f"glyph size {size} must be in [2, {img_size // (2 if distractor else 1)}] on {img_size} px images"
-                         f"{' with a distractor' if distractor else ''}")
-    if num_classes < 2: raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        raise ValueError(
+            f"glyph size {size} must be in [2, {img_size // (2 if distractor else 1)}] on {img_size} px images"
+            f"{' with a distractor' if distractor else ''}"
+        )
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
     if background == 'flat' and not colour_giveaway:
-        raise ValueError("background 'flat' with colour_giveaway=False: a glyph of the background's colour is invisible")
-    if split not in ('train', 'test'): raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        raise ValueError(
+            "background 'flat' with colour_giveaway=False: a glyph of the background's colour is invisible"
+        )
+    if split not in ('train', 'test'):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+
 
 def _backgrounds(rng, n, background, img_size, split):
     "(n, H, W, 3) uint8 backgrounds."
-    if background == 'noise': return rng.integers(0, 256, (n, img_size, img_size, 3), dtype=np.uint8)
-    if background == 'flat': return np.full((n, img_size, img_size, 3), 128, dtype=np.uint8)
-    (cifar,) = dataset_spec('cifar10_mini').load(None, (split,))  # the split's own CIFAR images: no background is shared by train and test
+    if background == 'noise':
+        return rng.integers(0, 256, (n, img_size, img_size, 3), dtype=np.uint8)
+    if background == 'flat':
+        return np.full((n, img_size, img_size, 3), 128, dtype=np.uint8)
+    # the split's own CIFAR images: no background is shared by train and test
+    (cifar,) = dataset_spec('cifar10_mini').load(None, (split,))
     pick = torch.from_numpy(rng.integers(0, len(cifar), n))
     x = torch.nn.functional.interpolate(cifar.images[pick].float(), size=img_size, mode='bilinear', align_corners=False)
-    grey = (x.mean(1, keepdim=True) * 0.5).round().clamp(0, 255)  # greyed and dimmed: colour and brightness give no class away
+    # greyed and dimmed: colour and brightness give no class away
+    grey = (x.mean(1, keepdim=True) * 0.5).round().clamp(0, 255)
     return grey.expand(-1, 3, -1, -1).permute(0, 2, 3, 1).to(torch.uint8).numpy().copy()
 
 # %% ../nbs/08_glyphs.ipynb #2b21a72a
@@ -71,20 +91,33 @@ def _places(rng, n, size, img_size, avoid=None):
     pos = rng.integers(0, img_size - size + 1, (n, 2))
     while avoid is not None:
         clash = (np.abs(pos - avoid) < size).all(1)
-        if not clash.any(): break
+        if not clash.any():
+            break
         pos[clash] = rng.integers(0, img_size - size + 1, (int(clash.sum()), 2))
     return pos
+
 
 def _stamp(img, shape, pos, colour):
     "Paint `shape` (s, s) bool onto `img` (H, W, 3) at `pos` in `colour`; return its per-pixel map."
     s, (r, c) = shape.shape[0], pos
-    img[r:r + s, c:c + s][shape] = colour
-    m = np.zeros(img.shape[:2], dtype=np.float32); m[r:r + s, c:c + s] = shape
+    img[r : r + s, c : c + s][shape] = colour
+    m = np.zeros(img.shape[:2], dtype=np.float32)
+    m[r : r + s, c : c + s] = shape
     return m
 
-def make_glyphs(n: int, seed: int = 0, background: str = 'noise', size: int = 8, num_classes: int = 10,
-                distractor: bool = False, colour_giveaway: bool = True, img_size: int = 32, split: str = 'train',
-                shape_seed: int = 0) -> Glyphs:
+
+def make_glyphs(
+    n: int,
+    seed: int = 0,
+    background: str = 'noise',
+    size: int = 8,
+    num_classes: int = 10,
+    distractor: bool = False,
+    colour_giveaway: bool = True,
+    img_size: int = 32,
+    split: str = 'train',
+    shape_seed: int = 0,
+) -> Glyphs:
     "`n` seeded glyph images on `background`, the class glyph's shape the label, with the truth of where each glyph is."
     _check_glyph_args(n, background, size, num_classes, img_size, distractor, colour_giveaway, split)
     cls, dis = (s.numpy() for s in _shape_sets(num_classes, size, shape_seed))
@@ -98,25 +131,31 @@ def make_glyphs(n: int, seed: int = 0, background: str = 'noise', size: int = 8,
         # the glyph's colour: magenta, or a pixel of this image's own background (its colour statistics)
         pick = lambda: _MAGENTA if colour_giveaway else imgs[i, rng.integers(img_size), rng.integers(img_size)].copy()
         colour, dcolour = pick(), pick()
-        if distractor: dmaps[i] = _stamp(imgs[i], dis[dshape[i]], dpos[i], dcolour)
+        if distractor:
+            dmaps[i] = _stamp(imgs[i], dis[dshape[i]], dpos[i], dcolour)
         maps[i] = _stamp(imgs[i], cls[labels[i]], pos[i], colour)
     t = torch.from_numpy
-    return Glyphs(t(imgs).permute(0, 3, 1, 2).contiguous(), t(labels).long(), t(maps), t(dmaps), t(pos).long(), t(dpos).long())
+    return Glyphs(
+        t(imgs).permute(0, 3, 1, 2).contiguous(), t(labels).long(), t(maps), t(dmaps), t(pos).long(), t(dpos).long()
+    )
 
 # %% ../nbs/08_glyphs.ipynb #d6182bfc
 class _GlyphSpec(DatasetSpec):
     "A glyph variant (`make_glyphs` keywords) as a registered dataset: made in memory, nothing to read or download."
-    img_size, mean, std, augment, default_recipe = 32, (0.5,) * 3, (0.29,) * 3, 'none', 'smoke'   # the class is a shape: no flip, no shift
+
+    # the class is a shape: no flip, no shift
+    img_size, mean, std, augment, default_recipe = 32, (0.5,) * 3, (0.29,) * 3, 'none', 'smoke'
     sizes = dict(train=5000, test=1000)
 
     def __init__(self, name, **variant):
-        object.__setattr__(self, 'variant', variant)   # frozen once made, as every spec
+        object.__setattr__(self, 'variant', variant)  # frozen once made, as every spec
         object.__setattr__(self, '_cache', {})
         super().__init__(name, num_classes=variant.get('num_classes', 10))
 
     def glyphs(self, split: str) -> Glyphs:
         "The whole `Glyphs` of `split`, made once."
-        if split not in self._cache: self._cache[split] = make_glyphs(self.sizes[split], seed=0, split=split, **self.variant)
+        if split not in self._cache:
+            self._cache[split] = make_glyphs(self.sizes[split], seed=0, split=split, **self.variant)
         return self._cache[split]
 
     def load(self, data_dir=None, splits=('train', 'test'), download=True):
@@ -124,6 +163,12 @@ class _GlyphSpec(DatasetSpec):
         classes = [f'glyph {k}' for k in range(self.num_classes)]
         return tuple(InMemoryImages(g.images, g.labels, classes, maps=g.maps) for g in map(self.glyphs, splits))
 
-for _name, _variant in dict(glyphs={}, glyphs_distractor=dict(distractor=True), glyphs_shape_only=dict(colour_giveaway=False),
-                            glyphs_clutter=dict(background='clutter'), glyphs_flat=dict(background='flat')).items():
+
+for _name, _variant in dict(
+    glyphs={},
+    glyphs_distractor=dict(distractor=True),
+    glyphs_shape_only=dict(colour_giveaway=False),
+    glyphs_clutter=dict(background='clutter'),
+    glyphs_flat=dict(background='flat'),
+).items():
     register_dataset(_GlyphSpec(_name, **_variant))

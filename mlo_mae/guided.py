@@ -22,8 +22,10 @@ __all__ = ['Guided', 'HardPatches', 'feedback_signal']
 # %% ../nbs/09_guided.ipynb #fc10f356
 def _guided_masking(patch_map: torch.Tensor, q: float, mask_ratio: float, generator=None) -> Masking:
     "Mask each object patch (`patch_map` (B, N) > 0) with probability `q`, the background at the rate that keeps `mask_ratio`."
-    if patch_map.ndim != 2: raise ValueError(f"patch_map must be (B, N), got shape {tuple(patch_map.shape)}")
-    if not 0 <= q <= 1: raise ValueError(f"q must be in [0, 1], got {q!r}")
+    if patch_map.ndim != 2:
+        raise ValueError(f"patch_map must be (B, N), got shape {tuple(patch_map.shape)}")
+    if not 0 <= q <= 1:
+        raise ValueError(f"q must be in [0, 1], got {q!r}")
     obj = patch_map > 0
     u = torch.rand(2, *patch_map.shape, device=patch_map.device, generator=generator)
     chosen = obj & (u[0] < q)
@@ -33,14 +35,21 @@ def _guided_masking(patch_map: torch.Tensor, q: float, mask_ratio: float, genera
 @register_method
 class Guided(Method):
     "Masking from per-image maps: object patches at probability `guide_q`, the rest at the rate that keeps the ratio; MAE's unit weights."
+
     name, label = 'guided', 'guided masking (per-image maps)'
     options = dict(guide_q=setting(1.0, 'the probability that each object patch is masked', **UNIT_INTERVAL))
+
     def masking(self, model, xu, mask_ratio, maps=None):
         if maps is None:
-            raise ValueError("method guided needs per-image maps: train on a dataset whose images carry maps (e.g. glyphs)")
-        if maps.ndim == 3: maps = patch_maps(maps.to(xu.device), model.mae.patch_embed.patch_size[0])
+            raise ValueError(
+                "method guided needs per-image maps: train on a dataset whose images carry maps (e.g. glyphs)"
+            )
+        if maps.ndim == 3:
+            maps = patch_maps(maps.to(xu.device), model.mae.patch_embed.patch_size[0])
         if maps.shape != (xu.shape[0], model.mae.num_patches):
-            raise ValueError(f"maps must be (B, H, W) or (B, N) = ({xu.shape[0]}, {model.mae.num_patches}), got {tuple(maps.shape)}")
+            raise ValueError(
+                f"maps must be (B, H, W) or (B, N) = ({xu.shape[0]}, {model.mae.num_patches}), got {tuple(maps.shape)}"
+            )
         return _guided_masking(maps, self.cfg.options['guide_q'], mask_ratio), None
 
 # %% ../nbs/09_guided.ipynb #dfaa5e59
@@ -48,9 +57,10 @@ def _hard_masking(scores, mask_ratio, share):
     "Mask the `share` of the masked patches with the highest `scores`, the rest at random among the others."
     B, N = scores.shape
     n_hard = round(share * (N - num_kept(N, mask_ratio)))
-    rank = scores.argsort(1, descending=True).argsort(1)              # 0 = predicted hardest
+    rank = scores.argsort(1, descending=True).argsort(1)  # 0 = predicted hardest
     key = 2 * (rank < n_hard).float() + torch.rand(B, N, device=scores.device)
     return topk_masking(key, mask_ratio)
+
 
 def _ranking_loss(scores, losses, mask):
     "HPM's relative loss: BCE of logit(s_i) - logit(s_j) against [l_i > l_j] over pairs of masked patches."
@@ -60,44 +70,69 @@ def _ranking_loss(scores, losses, mask):
     bce = F.binary_cross_entropy_with_logits(diff, target, reduction='none')
     return (bce * pairs).sum() / pairs.sum().clamp_min(1)
 
+
 @register_method
 class HardPatches(Method):
     "Hard-patch mining: T's slot predicts each patch's reconstruction loss (trained in Stage I, no labels); the hardest predicted are masked."
+
     name, label = 'hard_patches', 'hard-patch mining'
-    options = dict(hard_share=setting(0.5, 'the share of the masked patches chosen as the predicted hardest', **UNIT_INTERVAL))
+    options = dict(
+        hard_share=setting(0.5, 'the share of the masked patches chosen as the predicted hardest', **UNIT_INTERVAL)
+    )
     stage_one_roles = ('E', 'D', 'T')
 
     def masking(self, model, xu, mask_ratio, maps=None):
-        with torch.no_grad(): scores = model.masking_probs(xu)
+        with torch.no_grad():
+            scores = model.masking_probs(xu)
         return _hard_masking(scores, mask_ratio, self.cfg.options['hard_share']), None
 
     def stage_one_loss(self, model, xu, mask_ratio, xtr=None, ytr=None, maps=None):
         masking, _ = self.masking(model, xu, mask_ratio)
         latent = model.mae.forward_encoder(xu, masking)
         pred = model.mae.forward_decoder(latent, masking.ids_restore)
-        per_patch = ((pred - model.mae.target(xu).to(pred.dtype)) ** 2).mean(-1)   # each patch's loss: the predictor's target
+        # each patch's loss: the predictor's target
+        per_patch = ((pred - model.mae.target(xu).to(pred.dtype)) ** 2).mean(-1)
         mask = masking.mask.to(pred.dtype)
-        rec = (per_patch * mask).sum() / mask.sum()                                 # MAE's loss (Eq. 1 at unit weights)
+        rec = (per_patch * mask).sum() / mask.sum()  # MAE's loss (Eq. 1 at unit weights)
         scores = model.masking_probs(xu)
         pred_loss = _ranking_loss(scores, per_patch.detach(), mask)
-        return rec + pred_loss, dict(rec_loss=rec.detach(), rec_error=rec.detach(), predictor_loss=pred_loss.detach(),
-                                     **mask_stats(scores.detach(), masking.mask))
+        return rec + pred_loss, dict(
+            rec_loss=rec.detach(),
+            rec_error=rec.detach(),
+            predictor_loss=pred_loss.detach(),
+            **mask_stats(scores.detach(), masking.mask),
+        )
 
 # %% ../nbs/09_guided.ipynb #040153ce
 def _sigma_hypergradient(solver, xu, masking, xtr, ytr, xval, yval, kind='exact'):
     "(B, N) dL_val/dsigma_i at sigma = 1 on `masking`: Eq. 8-11 with the weights free inputs (no T behind them)."
     model, cfg, g = solver.model, solver.cfg, solver.groups
-    _, tr, val = MLOMAE(cfg).stage_losses(model, xu, xtr, ytr, xval, yval, cfg.mask_ratio)  # Stage II's and III's losses, as Stage III's
+    # Stage II's and III's losses, as Stage III's
+    _, tr, val = MLOMAE(cfg).stage_losses(model, xu, xtr, ytr, xval, yval, cfg.mask_ratio)
     rec = lambda E, S: functional_call(model, E, ('masked_reconstruction', xu, masking, S['sigma'], False))[0]
     S = {'sigma': torch.ones(masking.mask.shape, dtype=xu.dtype, device=xu.device)}
     eta_E, eta_C = solver.learning_rates()
     was_training = model.training
-    model.eval()   # no dropout inside the unroll, as in Stage III
+    model.eval()  # no dropout inside the unroll, as in Stage III
     try:
-        with torch.autocast(xu.device.type, enabled=False), sdpa_kernel(SDPBackend.MATH):  # double backward through attention
-            hg = hypergradient(rec, tr, val, g['E'], g['C'], S, eta_E, eta_C, kind=kind, alpha=cfg.alpha, lr_factors=cfg.lr_factors,
-                               c_path=cfg.c_path)
-    finally: model.train(was_training)
+        # double backward through attention
+        with torch.autocast(xu.device.type, enabled=False), sdpa_kernel(SDPBackend.MATH):
+            hg = hypergradient(
+                rec,
+                tr,
+                val,
+                g['E'],
+                g['C'],
+                S,
+                eta_E,
+                eta_C,
+                kind=kind,
+                alpha=cfg.alpha,
+                lr_factors=cfg.lr_factors,
+                c_path=cfg.c_path,
+            )
+    finally:
+        model.train(was_training)
     return hg['sigma'] * masking.mask.sum()
 
 # %% ../nbs/09_guided.ipynb #615b0fe1
@@ -105,24 +140,36 @@ def _mean_ci(values):
     "(mean, half-width of the 95% t interval, n) of a list of numbers; the interval is nan for n < 2."
     v = torch.tensor(values, dtype=torch.float64)
     n = len(v)
-    if n < 2: return float(v.mean()), float('nan'), n
+    if n < 2:
+        return float(v.mean()), float('nan'), n
     from scipy.stats import t
+
     return float(v.mean()), float(t.ppf(0.975, n - 1) * v.std() / math.sqrt(n)), n
+
 
 def feedback_signal(solver, batches, mask_ratio=None, kind='exact', seed=0) -> dict:
     "Mean dL_val/dsigma (x masked patches per batch) of each group's masked patches, over `batches`, with 95% CIs and paired differences to 'background'."
-    if kind not in ('exact', 'finite_difference'): raise ValueError(f"kind must be 'exact' or 'finite_difference', got {kind!r}")
+    if kind not in ('exact', 'finite_difference'):
+        raise ValueError(f"kind must be 'exact' or 'finite_difference', got {kind!r}")
     r = solver.cfg.mask_ratio if mask_ratio is None else mask_ratio
     gen, per_batch = torch.Generator().manual_seed(seed), []
     for xu, groups, xtr, ytr, xval, yval in batches:
         m = random_masking(xu.shape[0], solver.model.mae.num_patches, r, generator=gen)
         m = Masking(*(t.to(xu.device) for t in m))
         g = _sigma_hypergradient(solver, xu, m, xtr, ytr, xval, yval, kind)
-        per_batch.append({k: float(g[(grp.to(g.device) > 0) & (m.mask > 0)].mean()) for k, grp in groups.items()
-                          if ((grp.to(g.device) > 0) & (m.mask > 0)).any()})
-    if not per_batch: raise ValueError("feedback_signal needs at least one batch")
+        per_batch.append(
+            {
+                k: float(g[(grp.to(g.device) > 0) & (m.mask > 0)].mean())
+                for k, grp in groups.items()
+                if ((grp.to(g.device) > 0) & (m.mask > 0)).any()
+            }
+        )
+    if not per_batch:
+        raise ValueError("feedback_signal needs at least one batch")
     out = {k: _mean_ci([b[k] for b in per_batch if k in b]) for k in per_batch[0]}
     for k in list(out):
         if k != 'background' and 'background' in out:
-            out[f'{k}-background'] = _mean_ci([b[k] - b['background'] for b in per_batch if k in b and 'background' in b])
+            out[f'{k}-background'] = _mean_ci(
+                [b[k] - b['background'] for b in per_batch if k in b and 'background' in b]
+            )
     return dict(groups={k: dict(mean=v[0], ci95=v[1], n=v[2]) for k, v in out.items()}, per_batch=per_batch)

@@ -23,81 +23,122 @@ __all__ = ['Params', 'KINDS', 'cosine_similarity', 'relative_error', 'phase', 'o
 # %% ../nbs/03_hypergradient.ipynb #4090d84e
 Params = Mapping[str, Tensor]
 
+
 def _leaves(P: Params) -> dict[str, Tensor]:
     "Fresh leaves requiring grad that share storage with `P`'s tensors (the caller's stay untouched)."
     return {k: v.detach().requires_grad_(True) for k, v in P.items()}
 
+
 def _detached(P: Params) -> dict[str, Tensor]:
     return {k: v.detach() for k, v in P.items()}
+
 
 def _identity(grads: dict) -> dict:
     "The default `reduce`: one process, nothing to combine."
     return grads
 
+
 def _grad(loss: Tensor, P: Params, create_graph: bool = False, retain_graph: bool = None) -> dict[str, Tensor]:
     "d loss / d P as a dict; zeros where `loss` does not depend on a parameter."
     if not isinstance(loss, Tensor) or loss.ndim != 0:
-        raise ValueError(f"a loss callable must return a scalar tensor, got {type(loss).__name__} "
-                         f"of shape {tuple(getattr(loss, 'shape', ()))}")
+        raise ValueError(
+            f"a loss callable must return a scalar tensor, got {type(loss).__name__} "
+            f"of shape {tuple(getattr(loss, 'shape', ()))}"
+        )
     if not loss.requires_grad:  # depends on none of P
         return {k: torch.zeros_like(v) for k, v in P.items()}
-    gs = torch.autograd.grad(loss, list(P.values()), create_graph=create_graph,
-                             retain_graph=retain_graph, allow_unused=True)
+    gs = torch.autograd.grad(
+        loss, list(P.values()), create_graph=create_graph, retain_graph=retain_graph, allow_unused=True
+    )
     return {k: torch.zeros_like(v) if g is None else g for (k, v), g in zip(P.items(), gs)}
+
 
 def _dot(a: Params, b: Params) -> Tensor:
     return sum((a[k] * b[k]).sum() for k in a)
 
+
 def _norm(a: Params) -> Tensor:
     return torch.sqrt(sum((v.detach() ** 2).sum() for v in a.values()))
+
 
 def cosine_similarity(a: Params, b: Params) -> float:
     "Cosine between two parameter dicts seen as one flat vector each (1.0 if both are zero)."
     na, nb = _norm(a).item(), _norm(b).item()
-    if na == 0 and nb == 0: return 1.0
+    if na == 0 and nb == 0:
+        return 1.0
     return (_dot(_detached(a), _detached(b)) / (na * nb)).item() if na * nb > 0 else 0.0
+
 
 def relative_error(a: Params, ref: Params) -> float:
     "||a - ref|| / ||ref|| over whole parameter dicts."
     return (_norm({k: a[k] - ref[k] for k in ref}) / _norm(ref)).item()
 
+
 _PHASE_OBSERVERS = []
+
 
 @contextmanager
 def phase(name: str):
     "A named part of the computation: a `torch.profiler` label, and whatever `observe_phases` adds (a clock, a FLOP counter)."
     with record_function(name), ExitStack() as stack:
-        for make in list(_PHASE_OBSERVERS): stack.enter_context(make(name))
+        for make in list(_PHASE_OBSERVERS):
+            stack.enter_context(make(name))
         yield
+
 
 @contextmanager
 def observe_phases(make: Callable):
     "Inside the block, every `phase(name)` also enters `make(name)`: how the benchmark times and counts each part in place."
     _PHASE_OBSERVERS.append(make)
-    try: yield
-    finally: _PHASE_OBSERVERS.remove(make)
+    try:
+        yield
+    finally:
+        _PHASE_OBSERVERS.remove(make)
 
 # %% ../nbs/03_hypergradient.ipynb #5bbc3859
 def _step(P: Params, g: Params, eta: float, lr_factors: bool) -> dict[str, Tensor]:
     "P - eta*g; with lr_factors=False the derivative through g carries learning rate 1."
-    if lr_factors: return {k: P[k] - eta * g[k] for k in P}
+    if lr_factors:
+        return {k: P[k] - eta * g[k] for k in P}
     return {k: P[k] - (eta * g[k].detach() + (g[k] - g[k].detach())) for k in P}
 
-def _unrolled_step(rec_loss: Callable, tr_loss: Callable, E: Params, C: Params, T: Params,
-                   eta_E: float, eta_C: float, create_graph: bool = False, lr_factors: bool = True,
-                   reduce: Callable = _identity):
+
+def _unrolled_step(
+    rec_loss: Callable,
+    tr_loss: Callable,
+    E: Params,
+    C: Params,
+    T: Params,
+    eta_E: float,
+    eta_C: float,
+    create_graph: bool = False,
+    lr_factors: bool = True,
+    reduce: Callable = _identity,
+):
     "(E', C'): one SGD step of E on `rec_loss(E, T)` (Eq. 6), then one of C on `tr_loss(E', C)` (Eq. 7)."
     E0, C0 = _leaves(E), _leaves(C)
     with phase('eq6_rec_grad'):
         E1 = _step(E0, reduce(_grad(rec_loss(E0, T), E0, create_graph)), eta_E, lr_factors)  # Eq. 6
-        if not create_graph: E1 = _detached(E1)
+        if not create_graph:
+            E1 = _detached(E1)
     with phase('eq7_head_grad'):
         C1 = _step(C0, reduce(_grad(tr_loss(E1, C0), C0, create_graph)), eta_C, lr_factors)  # Eq. 7
-        if not create_graph: C1 = _detached(C1)
+        if not create_graph:
+            C1 = _detached(C1)
     return E1, C1
 
-def unrolled_val_loss(rec_loss: Callable, tr_loss: Callable, val_loss: Callable, E: Params, C: Params,
-                      T: Params, eta_E: float, eta_C: float, lr_factors: bool = True) -> Tensor:
+
+def unrolled_val_loss(
+    rec_loss: Callable,
+    tr_loss: Callable,
+    val_loss: Callable,
+    E: Params,
+    C: Params,
+    T: Params,
+    eta_E: float,
+    eta_C: float,
+    lr_factors: bool = True,
+) -> Tensor:
     "L_val(E'(T), C'(E'(T))) (Eq. 8), differentiable with respect to T's tensors when they require grad."
     return val_loss(*_unrolled_step(rec_loss, tr_loss, E, C, T, eta_E, eta_C, True, lr_factors))
 
@@ -108,16 +149,20 @@ def _mixed_hvp_exact(f: Callable, X: Params, Y: Params, v: Params) -> dict[str, 
     gY = _grad(f(Xl, Yl), Yl, create_graph=True)
     return {k: g.detach() for k, g in _grad(_dot(gY, _detached(v)), Xl).items()}
 
-def mixed_hvp_fd(f: Callable, X: Params, Y: Params, v: Params, alpha: float = 0.01,
-                  reduce: Callable = _identity) -> dict[str, Tensor]:
+
+def mixed_hvp_fd(
+    f: Callable, X: Params, Y: Params, v: Params, alpha: float = 0.01, reduce: Callable = _identity
+) -> dict[str, Tensor]:
     "[grad_X f(X, Y + eps v) - grad_X f(X, Y - eps v)] / (2 eps), eps = alpha / ||v|| (Eq. 12, central)."
-    eps = alpha / (_norm(v) + 1e-12)   # a tensor: no host sync on GPU; v = 0 gives exactly 0
+    eps = alpha / (_norm(v) + 1e-12)  # a tensor: no host sync on GPU; v = 0 gives exactly 0
     Xl, vd = _leaves(X), _detached(v)
     g_plus = _grad(f(Xl, {k: Y[k].detach() + eps * vd[k] for k in Y}), Xl)
     g_minus = _grad(f(Xl, {k: Y[k].detach() - eps * vd[k] for k in Y}), Xl)
     return reduce({k: (g_plus[k] - g_minus[k]) / (2 * eps) for k in Xl})
 
-_NO_FORWARD_AD = set()   # device types whose default attention kernel has no forward-mode derivative (found once)
+
+_NO_FORWARD_AD = set()  # device types whose default attention kernel has no forward-mode derivative (found once)
+
 
 def _mixed_hvp_forward(f: Callable, X: Params, Y: Params, v: Params) -> dict[str, Tensor]:
     "d/de grad_X f(X, Y + e v) at e = 0, exactly, by forward mode over reverse (`torch.func.jvp` of `torch.func.grad`)."
@@ -126,16 +171,31 @@ def _mixed_hvp_forward(f: Callable, X: Params, Y: Params, v: Params) -> dict[str
     run = lambda: {k: t.detach() for k, t in torch.func.jvp(grad_X, (Yd,), (vd,))[1].items()}
     dev = next(iter(Yd.values())).device.type
     if dev not in _NO_FORWARD_AD:
-        try: return run()
+        try:
+            return run()
         except (RuntimeError, NotImplementedError) as e:
-            if 'forward' not in str(e).lower(): raise
-            _NO_FORWARD_AD.add(dev)   # the fused attention kernels define no forward-mode derivative
-            warnings.warn(f"forward-mode T path: {str(e).splitlines()[0][:160]}; using the math attention kernel for it")
-    with sdpa_kernel(SDPBackend.MATH): return run()
+            if 'forward' not in str(e).lower():
+                raise
+            _NO_FORWARD_AD.add(dev)  # the fused attention kernels define no forward-mode derivative
+            warnings.warn(
+                f"forward-mode T path: {str(e).splitlines()[0][:160]}; using the math attention kernel for it"
+            )
+    with sdpa_kernel(SDPBackend.MATH):
+        return run()
 
 # %% ../nbs/03_hypergradient.ipynb #9efae4e8
-def _hypergradient_exact(rec_loss: Callable, tr_loss: Callable, val_loss: Callable, E: Params, C: Params,
-                         T: Params, eta_E: float, eta_C: float, lr_factors: bool = True, with_loss: bool = False):
+def _hypergradient_exact(
+    rec_loss: Callable,
+    tr_loss: Callable,
+    val_loss: Callable,
+    E: Params,
+    C: Params,
+    T: Params,
+    eta_E: float,
+    eta_C: float,
+    lr_factors: bool = True,
+    with_loss: bool = False,
+):
     "d/dT L_val(E'(T), C'(E'(T))) by autograd through Eq. 6-7 (create_graph): the reference (and L_val, `with_loss`)."
     Tl = _leaves(T)
     loss = unrolled_val_loss(rec_loss, tr_loss, val_loss, E, C, Tl, eta_E, eta_C, lr_factors)
@@ -143,89 +203,139 @@ def _hypergradient_exact(rec_loss: Callable, tr_loss: Callable, val_loss: Callab
     return (hg, loss.detach()) if with_loss else hg
 
 # %% ../nbs/03_hypergradient.ipynb #8b2d4f6c
-def hypergradient_unfused_reference(rec_loss: Callable, tr_loss: Callable, val_loss: Callable, E: Params, C: Params,
-                                    T: Params, eta_E: float, eta_C: float, alpha: float = 0.01,
-                                    lr_factors: bool = True, reduce: Callable = _identity,
-                                    c_path: str = 'finite_difference') -> dict[str, Tensor]:
+def hypergradient_unfused_reference(
+    rec_loss: Callable,
+    tr_loss: Callable,
+    val_loss: Callable,
+    E: Params,
+    C: Params,
+    T: Params,
+    eta_E: float,
+    eta_C: float,
+    alpha: float = 0.01,
+    lr_factors: bool = True,
+    reduce: Callable = _identity,
+    c_path: str = 'finite_difference',
+) -> dict[str, Tensor]:
     "The collected formula, each product in its own passes (D_tr at E' for Eq. 7, again for the C path): the tests' reference for the fused solver."
     s_E, s_C = (eta_E, eta_C) if lr_factors else (1.0, 1.0)
-    E1, C1 = _unrolled_step(rec_loss, tr_loss, E, C, T, eta_E, eta_C, reduce=reduce)   # Eq. 6-7
+    E1, C1 = _unrolled_step(rec_loss, tr_loss, E, C, T, eta_E, eta_C, reduce=reduce)  # Eq. 6-7
     E1l, C1l = _leaves(E1), _leaves(C1)
-    g = reduce(_grad(val_loss(E1l, C1l), {**{('E', k): v for k, v in E1l.items()}, **{('C', k): v for k, v in C1l.items()}}))
+    g = reduce(
+        _grad(val_loss(E1l, C1l), {**{('E', k): v for k, v in E1l.items()}, **{('C', k): v for k, v in C1l.items()}})
+    )
     g_E1, g_C = {k: g['E', k] for k in E1l}, {k: g['C', k] for k in C1l}
-    h_C = reduce(_mixed_hvp_exact(tr_loss, E1, C, g_C)) if c_path == 'exact' else mixed_hvp_fd(tr_loss, E1, C, g_C, alpha, reduce)
-    g_E = {k: g_E1[k] - s_C * h_C[k] for k in g_E1}                                       # Eq. 9, 11
+    h_C = (
+        reduce(_mixed_hvp_exact(tr_loss, E1, C, g_C))
+        if c_path == 'exact'
+        else mixed_hvp_fd(tr_loss, E1, C, g_C, alpha, reduce)
+    )
+    g_E = {k: g_E1[k] - s_C * h_C[k] for k in g_E1}  # Eq. 9, 11
     h_T = mixed_hvp_fd(lambda T_, E_: rec_loss(E_, T_), T, E, g_E, alpha, reduce)
-    return {k: -s_E * h_T[k] for k in h_T}                                                # Eq. 10
+    return {k: -s_E * h_T[k] for k in h_T}  # Eq. 10
 
 # %% ../nbs/03_hypergradient.ipynb #65fc6bc9
-def _lookahead(tr_loss: Callable, val_loss: Callable, E1: Params, C: Params, eta_C: float, s_C: float,
-               c_path: str, alpha: float, reduce: Callable):
+def _lookahead(
+    tr_loss: Callable,
+    val_loss: Callable,
+    E1: Params,
+    C: Params,
+    eta_C: float,
+    s_C: float,
+    c_path: str,
+    alpha: float,
+    reduce: Callable,
+):
     "(g_E of Eq. 9-11, L_val(E', C')): Eq. 7's step, the validation gradient and the C path, all at E'."
     exact_c = c_path == 'exact'
     E1l, C0 = _leaves(E1), _leaves(C)
-    with phase('eq7_head_grad'):      # D_tr forward at E'; the head's gradient keeps its graph for the C path
+    with phase('eq7_head_grad'):  # D_tr forward at E'; the head's gradient keeps its graph for the C path
         gC = _grad(tr_loss(E1l if exact_c else _detached(E1), C0), C0, create_graph=exact_c)
-        step = reduce({k: g.detach().clone() for k, g in gC.items()})             # the global batch's Eq. 7 step
+        step = reduce({k: g.detach().clone() for k, g in gC.items()})  # the global batch's Eq. 7 step
         C1 = {k: (C0[k].detach() - eta_C * step[k]).requires_grad_(True) for k in C0}
-    with phase('val_grad'):           # D_val forward at (E', C'), and g_C = dL_val/dC' (through the head alone)
+    with phase('val_grad'):  # D_val forward at (E', C'), and g_C = dL_val/dC' (through the head alone)
         val = val_loss(E1l, C1)
         g_C = reduce(_grad(val, C1, retain_graph=True))
-    with phase('encoder_backward'):   # one backward: dL_val/dE' - s_C d/dE' <grad_C L_tr(E', C), g_C> (Eq. 9, 11)
+    with phase('encoder_backward'):  # one backward: dL_val/dE' - s_C d/dE' <grad_C L_tr(E', C), g_C> (Eq. 9, 11)
         total = val - s_C * _dot(gC, _detached(g_C)) if exact_c else val
         g_E = reduce(_grad(total, E1l))
-    if not exact_c:                   # Appendix A.2: the C path by two more forward-backward passes at E' +- eps g_C
-        with phase('hvp_head_fd'): h_C = mixed_hvp_fd(tr_loss, E1, C, g_C, alpha, reduce)
+    if not exact_c:  # Appendix A.2: the C path by two more forward-backward passes at E' +- eps g_C
+        with phase('hvp_head_fd'):
+            h_C = mixed_hvp_fd(tr_loss, E1, C, g_C, alpha, reduce)
         g_E = {k: g_E[k] - s_C * h_C[k] for k in g_E}
     return g_E, val.detach()
 
-def _hypergradient_fd(rec_loss: Callable, tr_loss: Callable, val_loss: Callable, E: Params, C: Params,
-                      T: Params, eta_E: float, eta_C: float, alpha: float = 0.01, lr_factors: bool = True,
-                      reduce: Callable = _identity, c_path: str = 'finite_difference', t_path: str = 'finite_difference',
-                      rec_grad: Params = None, with_loss: bool = False):
+
+def _hypergradient_fd(
+    rec_loss: Callable,
+    tr_loss: Callable,
+    val_loss: Callable,
+    E: Params,
+    C: Params,
+    T: Params,
+    eta_E: float,
+    eta_C: float,
+    alpha: float = 0.01,
+    lr_factors: bool = True,
+    reduce: Callable = _identity,
+    c_path: str = 'finite_difference',
+    t_path: str = 'finite_difference',
+    rec_grad: Params = None,
+    with_loss: bool = False,
+):
     "Eq. 9-11 with no second derivative through the encoder: the C path exact or by differences, the T path by differences (A.2) or forward mode."
-    s_E, s_C = (eta_E, eta_C) if lr_factors else (1.0, 1.0)   # Betty: no learning rate in the Jacobians
-    with phase('eq6_rec_grad'):       # Eq. 6; `rec_grad`: Stage I's own gradient at this E, reused
+    s_E, s_C = (eta_E, eta_C) if lr_factors else (1.0, 1.0)  # Betty: no learning rate in the Jacobians
+    with phase('eq6_rec_grad'):  # Eq. 6; `rec_grad`: Stage I's own gradient at this E, reused
         E0 = _leaves(E)
         g_rec = reduce(_grad(rec_loss(E0, T), E0)) if rec_grad is None else rec_grad
         E1 = {k: E[k].detach() - eta_E * g_rec[k].detach() for k in E}
     g_E, val = _lookahead(tr_loss, val_loss, E1, C, eta_C, s_C, c_path, alpha, reduce)
     rec_TE = lambda T_, E_: rec_loss(E_, T_)
-    if t_path == 'forward':           # grad^2_{T,E} L_rec(E, T) g_E exactly (a tangent through the masked passes)
-        with phase('hvp_rec_forward'): h_T = reduce(_mixed_hvp_forward(rec_TE, T, E, g_E))
+    if t_path == 'forward':  # grad^2_{T,E} L_rec(E, T) g_E exactly (a tangent through the masked passes)
+        with phase('hvp_rec_forward'):
+            h_T = reduce(_mixed_hvp_forward(rec_TE, T, E, g_E))
     else:
-        with phase('hvp_rec_fd'): h_T = mixed_hvp_fd(rec_TE, T, E, g_E, alpha, reduce)
-    hg = {k: -s_E * h_T[k] for k in h_T}                                            # Eq. 10
+        with phase('hvp_rec_fd'):
+            h_T = mixed_hvp_fd(rec_TE, T, E, g_E, alpha, reduce)
+    hg = {k: -s_E * h_T[k] for k in h_T}  # Eq. 10
     return (hg, val) if with_loss else hg
 
 # %% ../nbs/03_hypergradient.ipynb #c008ef85
 def hold_t_input(rec_loss_given_input: Callable, t_input: Callable, E: Params) -> Callable:
     "`rec_loss(E, T)` whose masking-net input is `t_input(E)` computed once, at this E, and held fixed."
-    with torch.no_grad(): z = t_input(_detached(E))   # a constant: no graph back to E
+    with torch.no_grad():
+        z = t_input(_detached(E))  # a constant: no graph back to E
     return lambda E_, T_: rec_loss_given_input(E_, T_, z)
 
-def check_rec_loss(rec_loss: Callable, E: Params, T: Params, alpha: float = 0.01,
-                   min_cosine: float = 0.99, seed: int = 0) -> float:
+
+def check_rec_loss(
+    rec_loss: Callable, E: Params, T: Params, alpha: float = 0.01, min_cosine: float = 0.99, seed: int = 0
+) -> float:
     "Cosine of FD vs exact grad^2_{T,E} rec_loss . v for a random v; ValueError when below `min_cosine`."
     gen = torch.Generator().manual_seed(seed)
     v = {k: torch.randn(p.shape, generator=gen, dtype=p.dtype).to(p.device) for k, p in E.items()}
     f = lambda T_, E_: rec_loss(E_, T_)
     cos = cosine_similarity(mixed_hvp_fd(f, T, E, v, alpha), _mixed_hvp_exact(f, T, E, v))
     if not cos >= min_cosine:
-        raise ValueError(f"rec_loss breaks the finite-difference contract: cosine(FD, exact) of the mixed "
-                         f"Hessian-vector product is {cos:.3f} < {min_cosine}; the masking net's input "
-                         f"probably depends on E outside autograd (detached and recomputed): keep it "
-                         f"attached or hold it fixed with hold_t_input (or alpha={alpha} is wrong for the dtype)")
+        raise ValueError(
+            f"rec_loss breaks the finite-difference contract: cosine(FD, exact) of the mixed "
+            f"Hessian-vector product is {cos:.3f} < {min_cosine}; the masking net's input "
+            f"probably depends on E outside autograd (detached and recomputed): keep it "
+            f"attached or hold it fixed with hold_t_input (or alpha={alpha} is wrong for the dtype)"
+        )
     return cos
 
 # %% ../nbs/03_hypergradient.ipynb #c69aef67
 KINDS = ('finite_difference', 'forward', 'exact')
 _C_PATHS = ('exact', 'finite_difference')
 
+
 def _check_args(kind, c_path, alpha, eta_E, eta_C, E, C, T, losses, rec_grad):
     "One-line ValueErrors for bad arguments, before any compute."
-    if kind not in KINDS: raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if c_path not in _C_PATHS: raise ValueError(f"c_path must be one of {_C_PATHS}, got {c_path!r}")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if c_path not in _C_PATHS:
+        raise ValueError(f"c_path must be one of {_C_PATHS}, got {c_path!r}")
     if not (isinstance(alpha, numbers.Real) and math.isfinite(alpha) and alpha > 0):
         raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
     for name, eta in (('eta_E', eta_E), ('eta_C', eta_C)):
@@ -233,17 +343,36 @@ def _check_args(kind, c_path, alpha, eta_E, eta_C, E, C, T, losses, rec_grad):
             raise ValueError(f"{name} must be a finite number >= 0, got {eta!r}")
     for name, P in (('E', E), ('C', C), ('T', T)):
         if not isinstance(P, Mapping) or len(P) == 0:
-            raise ValueError(f"{name} must be a non-empty dict name -> tensor, got {type(P).__name__} of length "
-                             f"{len(P) if hasattr(P, '__len__') else '?'}")
+            raise ValueError(
+                f"{name} must be a non-empty dict name -> tensor, got {type(P).__name__} of length "
+                f"{len(P) if hasattr(P, '__len__') else '?'}"
+            )
     for name, fn in zip(('rec_loss', 'tr_loss', 'val_loss'), losses):
-        if not callable(fn): raise ValueError(f"{name} must be callable, got {type(fn).__name__}")
+        if not callable(fn):
+            raise ValueError(f"{name} must be callable, got {type(fn).__name__}")
     if rec_grad is not None and (kind == 'exact' or set(rec_grad) != set(E)):
-        raise ValueError("rec_grad (Stage I's gradient, reused) needs kind 'finite_difference' or 'forward' and E's keys")
+        raise ValueError(
+            "rec_grad (Stage I's gradient, reused) needs kind 'finite_difference' or 'forward' and E's keys"
+        )
 
-def hypergradient(rec_loss: Callable, tr_loss: Callable, val_loss: Callable, E: Params, C: Params,
-                  T: Params, eta_E: float, eta_C: float, kind: str = 'finite_difference',
-                  alpha: float = 0.01, lr_factors: bool = True, reduce: Callable = None,
-                  c_path: str = 'exact', rec_grad: Params = None, with_loss: bool = False):
+
+def hypergradient(
+    rec_loss: Callable,
+    tr_loss: Callable,
+    val_loss: Callable,
+    E: Params,
+    C: Params,
+    T: Params,
+    eta_E: float,
+    eta_C: float,
+    kind: str = 'finite_difference',
+    alpha: float = 0.01,
+    lr_factors: bool = True,
+    reduce: Callable = None,
+    c_path: str = 'exact',
+    rec_grad: Params = None,
+    with_loss: bool = False,
+):
     """Stage III hypergradient d/dT L_val(E'(T), C'(E'(T))) (Eq. 8-12), one tensor per parameter of T (and L_val(E', C'), `with_loss`).
 
     `kind`: 'finite_difference' (the T path by Appendix A.2's central difference), 'forward' (the T path exactly, by
@@ -258,6 +387,21 @@ def hypergradient(rec_loss: Callable, tr_loss: Callable, val_loss: Callable, E: 
         hg, val = _hypergradient_exact(rec_loss, tr_loss, val_loss, E, C, T, eta_E, eta_C, lr_factors, with_loss=True)
         hg = reduce(hg)
     else:
-        hg, val = _hypergradient_fd(rec_loss, tr_loss, val_loss, E, C, T, eta_E, eta_C, alpha, lr_factors, reduce,
-                                    c_path, 'forward' if kind == 'forward' else 'finite_difference', rec_grad, with_loss=True)
+        hg, val = _hypergradient_fd(
+            rec_loss,
+            tr_loss,
+            val_loss,
+            E,
+            C,
+            T,
+            eta_E,
+            eta_C,
+            alpha,
+            lr_factors,
+            reduce,
+            c_path,
+            'forward' if kind == 'forward' else 'finite_difference',
+            rec_grad,
+            with_loss=True,
+        )
     return (hg, val) if with_loss else hg

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import torch
 
-from .data import normalize_images   # uint8 -> normalised by the dataset's statistics, as BatchLoader does
+from .data import normalize_images  # uint8 -> normalised by the dataset's statistics, as BatchLoader does
 from .masking import patch_maps
 from .mlo import MLOSolver, make_optimizers
 from .evaluate_run import Measure, Protocol, register_protocol, LoadedRun
@@ -21,25 +21,36 @@ def _shares(mask, obj, dis=None) -> dict:
     mask, out = mask.float(), {}
     rate = mask.mean(1)
     for name, grp in (('object', obj), ('distractor', dis)):
-        if grp is None or not (grp > 0).any(): continue
-        g = (grp > 0).float(); has = g.sum(1) > 0
+        if grp is None or not (grp > 0).any():
+            continue
+        g = (grp > 0).float()
+        has = g.sum(1) > 0
         share = (mask * g).sum(1)[has] / g.sum(1)[has]
-        out.update({f'{name}_share': share.mean().item(), f'{name}_share_std': share.std().item() if len(share) > 1 else float('nan'),
-                    f'{name}_minus_random': (share - rate[has]).mean().item()})
+        out.update(
+            {
+                f'{name}_share': share.mean().item(),
+                f'{name}_share_std': share.std().item() if len(share) > 1 else float('nan'),
+                f'{name}_minus_random': (share - rate[has]).mean().item(),
+            }
+        )
     return dict(out, random_share=rate.mean().item())
 
 # %% ../nbs/23_known_answer.ipynb #8cff91af
 def _masks_of(model, method, x, mask_ratio, maps):
     "The method's masks of `x`, its per-pixel maps handed over (methods that do not read them ignore them)."
-    with torch.no_grad(): m, _ = method.masking(model, x, mask_ratio, maps)
+    with torch.no_grad():
+        m, _ = method.masking(model, x, mask_ratio, maps)
     return m.mask
+
 
 @register_protocol
 class _ObjectShare(Protocol):
     name, label = 'object_share', 'share of the class object (and distractor) masked vs the random rate (glyphs)'
-    measures = (Measure('object_share', 'share of object patches masked (D_val)', 'object masked', percent=False),
-                Measure('distractor_share', 'share of distractor patches masked (D_val)', 'distractor masked', percent=False),
-                Measure('random_share', 'share of all patches masked (the random rate)', 'random rate', percent=False))
+    measures = (
+        Measure('object_share', 'share of object patches masked (D_val)', 'object masked', percent=False),
+        Measure('distractor_share', 'share of distractor patches masked (D_val)', 'distractor masked', percent=False),
+        Measure('random_share', 'share of all patches masked (the random rate)', 'random rate', percent=False),
+    )
     options = dict(max_images=(1000, 'D_val images read (at most)'))
 
     def applies_to(self, method_cls) -> bool:
@@ -50,10 +61,13 @@ class _ObjectShare(Protocol):
         d = dval_masks(run, max_images)
         return dict(split='D_val', images=len(d['masks']), **_shares(d['masks'], d['object'], d['distractor']))
 
+
 def _glyphs_of(run, protocol: str):
     "The glyph arrays of the run's training split; one line where the run's dataset is not a glyph dataset."
-    if not hasattr(run.spec, 'glyphs'): raise ValueError(f"{protocol} needs a glyph dataset (glyphs, glyphs_distractor, ...), not {run.spec.name!r}")
+    if not hasattr(run.spec, 'glyphs'):
+        raise ValueError(f"{protocol} needs a glyph dataset (glyphs, glyphs_distractor, ...), not {run.spec.name!r}")
     return run.spec.glyphs('train')
+
 
 def dval_masks(run, max_images: int = 1000) -> dict:
     "The masks (B, N) a run's method draws for its first `max_images` D_val glyph images, beside the images and their object and distractor patches."
@@ -62,19 +76,32 @@ def dval_masks(run, max_images: int = 1000) -> dict:
     idx = run.splits.dval_index[:max_images]
     p = model.mae.patch_embed.patch_size[0]
     x = normalize_images(g.images[idx].to(run.device), run.spec)
-    masks = torch.cat([_masks_of(model, run.method, xb, cfg.mask_ratio, mb) for xb, mb in
-                       zip(x.split(256), g.maps[idx].to(run.device).split(256))]).cpu()
-    return dict(images=g.images[idx], masks=masks, object=patch_maps(g.maps[idx], p), distractor=patch_maps(g.distractor_maps[idx], p))
+    masks = torch.cat(
+        [
+            _masks_of(model, run.method, xb, cfg.mask_ratio, mb)
+            for xb, mb in zip(x.split(256), g.maps[idx].to(run.device).split(256))
+        ]
+    ).cpu()
+    return dict(
+        images=g.images[idx],
+        masks=masks,
+        object=patch_maps(g.maps[idx], p),
+        distractor=patch_maps(g.distractor_maps[idx], p),
+    )
 
 # %% ../nbs/23_known_answer.ipynb #9bdc108a
 def _feedback_batches(run, n: int, gen) -> list:
     "`n` seeded (x_u, groups, x_tr, y_tr, x_val, y_val) of the run's D_u, D_tr and D_val; groups: each D_u image's object, background and distractor patches."
     g, cfg, spec = _glyphs_of(run, 'feedback'), run.cfg, run.spec
     sp = run.splits
-    du = sp.dtr_index if cfg.du == 'dtr' else torch.arange(len(g.labels))   # D_u: D_tr (the paper's) or every training image
+    # D_u: D_tr (the paper's) or every training image
+    du = sp.dtr_index if cfg.du == 'dtr' else torch.arange(len(g.labels))
     p, b = run.model.mae.patch_embed.patch_size[0], cfg.batch_size
     pick = lambda index: index[torch.randint(0, len(index), (b,), generator=gen)]
-    image, label = (lambda i: normalize_images(g.images[i].to(run.device), spec)), (lambda i: g.labels[i].to(run.device))
+    image, label = (
+        (lambda i: normalize_images(g.images[i].to(run.device), spec)),
+        (lambda i: g.labels[i].to(run.device)),
+    )
     out = []
     for _ in range(n):
         i, j, k = pick(du), pick(sp.dtr_index), pick(sp.dval_index)
@@ -83,24 +110,45 @@ def _feedback_batches(run, n: int, gen) -> list:
         out.append((image(i), groups, image(j), label(j), image(k), label(k)))
     return out
 
+
 @register_protocol
 class _Feedback(Protocol):
     name, label = 'feedback', "Stage III's feedback signal on the object, background and distractor patches (glyphs)"
-    measures = (Measure('feedback_object', 'dL_val/dsigma x masked patches: object minus background', 'feedback object', percent=False),
-                Measure('feedback_distractor', 'dL_val/dsigma x masked patches: distractor minus background', 'feedback distractor', percent=False))
-    options = dict(batches=(8, 'seeded batches of D_u (each with a D_tr and a D_val batch) the signal is averaged over'))
+    measures = (
+        Measure(
+            'feedback_object',
+            'dL_val/dsigma x masked patches: object minus background',
+            'feedback object',
+            percent=False,
+        ),
+        Measure(
+            'feedback_distractor',
+            'dL_val/dsigma x masked patches: distractor minus background',
+            'feedback distractor',
+            percent=False,
+        ),
+    )
+    options = dict(
+        batches=(8, 'seeded batches of D_u (each with a D_tr and a D_val batch) the signal is averaged over')
+    )
 
     def check(self, batches):
-        if batches < 2: raise ValueError(f"feedback needs batches >= 2 (for its 95% interval), got {batches}")
+        if batches < 2:
+            raise ValueError(f"feedback needs batches >= 2 (for its 95% interval), got {batches}")
 
     def run(self, run, batches):
         model, cfg = run.model, run.cfg
-        solver = MLOSolver(model, cfg, *make_optimizers(model, cfg.lr_mae, cfg.lr_head, cfg.lr_t, cfg.weight_decay))   # the base rates
+        # the base rates
+        solver = MLOSolver(model, cfg, *make_optimizers(model, cfg.lr_mae, cfg.lr_head, cfg.lr_t, cfg.weight_decay))
         data = _feedback_batches(run, batches, torch.Generator().manual_seed(10_000 + cfg.seed))
         groups = feedback_signal(solver, data, kind='exact', seed=cfg.seed)['groups']
         return dict(split='D_u, D_tr, D_val', batches=batches, batch_size=cfg.batch_size, groups=groups)
 
     def row(self, result):
         g = result['groups']
-        return {f'feedback_{k}{s}': g[f'{k}-background'][v] for k in ('object', 'distractor') if f'{k}-background' in g
-                for s, v in (('', 'mean'), ('_ci95', 'ci95'))}
+        return {
+            f'feedback_{k}{s}': g[f'{k}-background'][v]
+            for k in ('object', 'distractor')
+            if f'{k}-background' in g
+            for s, v in (('', 'mean'), ('_ci95', 'ci95'))
+        }

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 # %% ../nbs/01_masking.ipynb #46ab2c97
 class MaskingNet(nn.Module):
     "T of Appendix B.2: Linear(N*D, hidden) -> ReLU -> Linear(hidden, N) -> sigmoid, one probability per patch."
+
     def __init__(self, num_patches: int, embed_dim: int, hidden: int = 512):
         super().__init__()
         self.num_patches, self.embed_dim = num_patches, embed_dim
@@ -26,14 +27,17 @@ class MaskingNet(nn.Module):
     def forward(self, patch_embeddings: torch.Tensor) -> torch.Tensor:
         "(B, N, D) patch embeddings -> (B, N) masking probabilities in (0, 1)."
         if patch_embeddings.ndim != 3 or patch_embeddings.shape[1:] != (self.num_patches, self.embed_dim):
-            raise ValueError(f"MaskingNet expects (B, {self.num_patches}, {self.embed_dim}) patch embeddings, "
-                             f"got {tuple(patch_embeddings.shape)}")
+            raise ValueError(
+                f"MaskingNet expects (B, {self.num_patches}, {self.embed_dim}) patch embeddings, "
+                f"got {tuple(patch_embeddings.shape)}"
+            )
         x = patch_embeddings.flatten(1)  # the whole image at once: T sees all patches and their order
         return torch.sigmoid(self.fc2(self.act(self.fc1(x))))
 
 # %% ../nbs/01_masking.ipynb #222f9ffc
 class PerPatchMaskingNet(nn.Module):
     "T with shared weights: Linear(D, hidden) -> ReLU -> Linear(hidden, 1) -> sigmoid on each patch embedding."
+
     def __init__(self, num_patches: int, embed_dim: int, hidden: int = 512):
         super().__init__()
         self.num_patches, self.embed_dim = num_patches, embed_dim  # N is only checked: the weights do not depend on it
@@ -44,9 +48,12 @@ class PerPatchMaskingNet(nn.Module):
     def forward(self, patch_embeddings: torch.Tensor) -> torch.Tensor:
         "(B, N, D) patch embeddings -> (B, N) masking probabilities in (0, 1)."
         if patch_embeddings.ndim != 3 or patch_embeddings.shape[1:] != (self.num_patches, self.embed_dim):
-            raise ValueError(f"PerPatchMaskingNet expects (B, {self.num_patches}, {self.embed_dim}) patch embeddings, "
-                             f"got {tuple(patch_embeddings.shape)}")
+            raise ValueError(
+                f"PerPatchMaskingNet expects (B, {self.num_patches}, {self.embed_dim}) patch embeddings, "
+                f"got {tuple(patch_embeddings.shape)}"
+            )
         return torch.sigmoid(self.fc2(self.act(self.fc1(patch_embeddings)))).squeeze(-1)
+
 
 MASKING_NETS = {'mlp': MaskingNet, 'per_patch': PerPatchMaskingNet}  # t_arch -> class(num_patches, embed_dim, hidden)
 
@@ -58,15 +65,18 @@ def _masking_net_num_params(num_patches: int, embed_dim: int, hidden: int = 512)
 # %% ../nbs/01_masking.ipynb #f5d81f5a
 class Masking(NamedTuple):
     "Which patches the encoder sees, as in MAE's `random_masking`."
-    ids_keep: torch.Tensor     # (B, K) long: visible patches, in the order the encoder sees them
-    mask: torch.Tensor         # (B, N) float: 0 kept, 1 masked, in image patch order
+
+    ids_keep: torch.Tensor  # (B, K) long: visible patches, in the order the encoder sees them
+    mask: torch.Tensor  # (B, N) float: 0 kept, 1 masked, in image patch order
     ids_restore: torch.Tensor  # (B, N) long: argsort of the shuffle; gathers shuffled tokens back into image order
+
 
 def num_kept(num_patches: int, mask_ratio: float) -> int:
     "MAE's `len_keep = int(N * (1 - r))` (truncates); ValueError unless 0 <= r < 1."
     if not (isinstance(mask_ratio, (int, float)) and 0 <= mask_ratio < 1):
         raise ValueError(f"mask_ratio must be a number in [0, 1), got {mask_ratio!r}")
     return int(num_patches * (1 - mask_ratio))
+
 
 def _masking_from_order(ids_shuffle: torch.Tensor, len_keep: int) -> Masking:
     "Patches in `ids_shuffle` order: the first `len_keep` are kept, the rest masked."
@@ -86,29 +96,40 @@ def topk_masking(probs: torch.Tensor, mask_ratio: float) -> Masking:
     ids_shuffle = torch.argsort(probs.detach(), dim=1, stable=True)  # ascending: least probable first = kept
     return _masking_from_order(ids_shuffle, len_keep)
 
-def random_masking(batch_size: int, num_patches: int, mask_ratio: float,
-                   device=None, generator: Optional[torch.Generator] = None) -> Masking:
+
+def random_masking(
+    batch_size: int, num_patches: int, mask_ratio: float, device=None, generator: Optional[torch.Generator] = None
+) -> Masking:
     "MAE's uniform random masking: the patches with the `int(N*(1-r))` smallest uniform noises are kept."
     len_keep = num_kept(num_patches, mask_ratio)
     noise = torch.rand(batch_size, num_patches, device=device, generator=generator)
     return _masking_from_order(torch.argsort(noise, dim=1), len_keep)
 
 # %% ../nbs/01_masking.ipynb #8e7fae1d
-def weighted_reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
-                                 weights: Optional[torch.Tensor] = None,
-                                 straight_through: bool = False) -> torch.Tensor:
+def weighted_reconstruction_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor,
+    weights: Optional[torch.Tensor] = None,
+    straight_through: bool = False,
+) -> torch.Tensor:
     "Eq. 1: per-patch MSE on masked patches, weighted by `weights` (B, N), averaged over masked patches."
     if pred.shape != target.shape or pred.shape[:2] != mask.shape:
-        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must be (B, N, P) "
-                         f"and mask {tuple(mask.shape)} must be (B, N)")
+        raise ValueError(
+            f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must be (B, N, P) "
+            f"and mask {tuple(mask.shape)} must be (B, N)"
+        )
     if weights is not None and weights.shape != mask.shape:
         raise ValueError(f"weights must have the mask's shape {tuple(mask.shape)}, got {tuple(weights.shape)}")
     if straight_through and weights is None:
         raise ValueError("straight_through=True needs weights (the masking probabilities)")
     per_patch = ((pred - target) ** 2).mean(dim=-1)  # (B, N): L_rec of each patch
-    if weights is None: w = torch.ones_like(mask)
-    elif straight_through: w = mask + weights - weights.detach()  # forward: hard mask; backward: identity to sigma
-    else: w = weights
+    if weights is None:
+        w = torch.ones_like(mask)
+    elif straight_through:
+        w = mask + weights - weights.detach()  # forward: hard mask; backward: identity to sigma
+    else:
+        w = weights
     return (w * per_patch * mask).sum() / mask.sum()
 
 # %% ../nbs/01_masking.ipynb #5b2563ca
@@ -122,7 +143,8 @@ def uniformity_loss(features: torch.Tensor) -> torch.Tensor:
 # %% ../nbs/01_masking.ipynb #bf7e61b9
 def patch_maps(maps: torch.Tensor, patch_size: int) -> torch.Tensor:
     "(B, H, W) per-pixel maps -> (B, N) mean of each map over each patch, in MAE's row-major patch order."
-    if maps.ndim != 3: raise ValueError(f"maps must be (B, H, W), got shape {tuple(maps.shape)}")
+    if maps.ndim != 3:
+        raise ValueError(f"maps must be (B, H, W), got shape {tuple(maps.shape)}")
     B, H, W = maps.shape
     if patch_size <= 0 or H % patch_size or W % patch_size:
         raise ValueError(f"maps of {H} x {W} pixels are not divisible into {patch_size} x {patch_size} patches")

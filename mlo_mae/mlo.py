@@ -4,7 +4,8 @@
 
 # %% ../nbs/05_mlo.ipynb #e5bd1c27
 from __future__ import annotations
-import copy, math
+import copy
+import math
 from operator import attrgetter
 from contextlib import nullcontext
 
@@ -17,7 +18,14 @@ from torch.nn.attention import sdpa_kernel, SDPBackend
 from timm.scheduler import CosineLRScheduler
 
 from .config import MLOConfig, METHODS, NON_NEGATIVE, register_method, setting, validate
-from .masking import MaskingNet, MASKING_NETS, topk_masking, random_masking, weighted_reconstruction_loss, uniformity_loss
+from mlo_mae.masking import (
+    MaskingNet,
+    MASKING_NETS,
+    topk_masking,
+    random_masking,
+    weighted_reconstruction_loss,
+    uniformity_loss,
+)
 from .models import MaskedAutoencoderViT, ClassificationHead, mae_model
 from .hypergradient import hypergradient, unrolled_val_loss, phase
 
@@ -31,25 +39,31 @@ def get_method(cfg: MLOConfig) -> 'Method':
     "The `Method` that `cfg.method` names, holding `cfg`."
     return METHODS[validate(cfg).method](cfg)
 
+
 def _call(model, P, what, *args):
     "`model.<what>(*args)` with parameters `P` substituted (torch.func): a loss at E', E +- eps v, ... without copying the model."
     return functional_call(model, P, (what, *args))
 
+
 def _images(batch):
     "(images, maps or None) of a D_u batch: a tensor, or `(x, y)` / `(x, y, maps)` from a `BatchLoader`."
-    if not isinstance(batch, (tuple, list)): return batch, None
+    if not isinstance(batch, (tuple, list)):
+        return batch, None
     return batch[0], (batch[2] if len(batch) > 2 else None)
+
 
 @register_method
 class Method:
     "MAE, and the base of every method: what one iteration does. Subclasses override only what differs."
-    name, label = 'mae', 'MAE'
-    options = {}                    # name -> setting(...): the method's own settings (04_config), in cfg.options
-    learns_masks = False            # a Stage III trains T (its optimizer and schedule step)
-    has_stage_two = True            # a separate Stage II step of the head on frozen features
-    stage_one_roles = ('E', 'D')    # the parameters a Stage I step moves
 
-    def __init__(self, cfg: MLOConfig): self.cfg = cfg
+    name, label = 'mae', 'MAE'
+    options = {}  # name -> setting(...): the method's own settings (04_config), in cfg.options
+    learns_masks = False  # a Stage III trains T (its optimizer and schedule step)
+    has_stage_two = True  # a separate Stage II step of the head on frozen features
+    stage_one_roles = ('E', 'D')  # the parameters a Stage I step moves
+
+    def __init__(self, cfg: MLOConfig):
+        self.cfg = cfg
 
     def masking(self, model, xu, mask_ratio, maps=None):
         "(Masking, per-patch loss weights or None) of a D_u batch (`maps`: its per-patch maps (B, N) when the data has them): MAE's uniform random masks, unit weights."
@@ -66,13 +80,21 @@ class Method:
         "Algorithm 1: `unroll_steps` Stage I steps, a Stage II step, and a Stage III step every `t_every` iterations if the method learns masks."
         out, (xtr, ytr), (xval, yval) = {}, dtr_batch[:2], dval_batch[:2]
         t_step = self.learns_masks and solver.iteration % self.cfg.t_every == 0
-        reuse = t_step and self.cfg.reuse_stage_one   # Stage III before the last Stage I step, on its gradient
+        reuse = t_step and self.cfg.reuse_stage_one  # Stage III before the last Stage I step, on its gradient
         for i in range(self.cfg.unroll_steps):
             xu, maps = _images(next(du_batches))
-            out.update(solver.stage_one_step(xu, mask_ratio, xtr, ytr, maps=maps, hold=reuse and i == self.cfg.unroll_steps - 1))
-        if reuse: out.update(solver.stage_three_step(xu, xtr, ytr, xval, yval, mask_ratio))   # steps the held Stage I too
-        if self.has_stage_two: out.update(solver.stage_two_step(xtr, ytr))
-        if t_step and not reuse: out.update(solver.stage_three_step(xu, xtr, ytr, xval, yval, mask_ratio))
+            out.update(
+                solver.stage_one_step(
+                    xu, mask_ratio, xtr, ytr, maps=maps, hold=reuse and i == self.cfg.unroll_steps - 1
+                )
+            )
+        # steps the held Stage I too
+        if reuse:
+            out.update(solver.stage_three_step(xu, xtr, ytr, xval, yval, mask_ratio))
+        if self.has_stage_two:
+            out.update(solver.stage_two_step(xtr, ytr))
+        if t_step and not reuse:
+            out.update(solver.stage_three_step(xu, xtr, ytr, xval, yval, mask_ratio))
         return out
 
     def stage_losses(self, model, xu, xtr, ytr, xval, yval, mask_ratio):
@@ -83,12 +105,14 @@ class Method:
         "Iterations that consume one epoch of D_u."
         return max(1, du_batches // self.cfg.unroll_steps)
 
-    def images_per_iteration(self, batch_size: int) -> int: return batch_size * self.cfg.unroll_steps
+    def images_per_iteration(self, batch_size: int) -> int:
+        return batch_size * self.cfg.unroll_steps
 
 # %% ../nbs/05_mlo.ipynb #dc4012c3
 @register_method
 class UMAE(Method):
     "U-MAE: MAE's loss plus the uniformity term on the CLS tokens of the masked input."
+
     name, label = 'umae', 'U-MAE'
     options = dict(umae_weight=setting(0.01, "the weight of the uniformity term (U-MAE's)", **NON_NEGATIVE))
 
@@ -103,8 +127,10 @@ class UMAE(Method):
 @register_method
 class MLOMAE(Method):
     "MLO-MAE (Eq. 4): T's N*r most probable patches masked, each weighted by its sigma (Eq. 1); T trained by Stage III."
+
     name, label = 'mlo_mae', 'MLO-MAE'
     learns_masks = True
+
     def masking(self, model, xu, mask_ratio, maps=None):
         probs = model.masking_probs(xu)
         return topk_masking(probs, mask_ratio), probs
@@ -113,7 +139,8 @@ class MLOMAE(Method):
         "`rec_loss(E, T)`, `tr_loss(E, C)`, `val_loss(E, C)`: Eq. 1, Eq. 2 (or 13) and Eq. 3 at substituted parameters, batches closed over."
         cfg = self.cfg
         t_in = model.t_input(xu).detach() if cfg.detach_t_input else None  # held fixed at this E
-        with torch.no_grad(): held = topk_masking(model.masking_probs(xu, t_in), mask_ratio)  # the selection, held too
+        with torch.no_grad():
+            held = topk_masking(model.masking_probs(xu, t_in), mask_ratio)  # the selection, held too
         rec = lambda E, T: _call(model, {**E, **T}, 'reconstruction_loss', xu, mask_ratio, t_in, held)[0]
         tr = lambda E, C: _call(model, {**E, **C}, 'stage_two_loss', xtr, ytr, cfg.prox_lambda)
         val = lambda E, C: _call(model, {**E, **C}, 'classification_loss', xval, yval)
@@ -123,9 +150,11 @@ class MLOMAE(Method):
 @register_method
 class BLOMAE(MLOMAE):
     "BLO-MAE (Eq. 5): E, D and C together on L_cls(D_tr) + gamma * L_rec(D_u) below, T above; no separate Stage II."
+
     name, label = 'blo_mae', 'BLO-MAE'
     options = dict(blo_gamma=setting(1.0, "Eq. 5's weight of the reconstruction loss", **NON_NEGATIVE))
     has_stage_two, stage_one_roles = False, ('E', 'D', 'C')
+
     def stage_one_loss(self, model, xu, mask_ratio, xtr=None, ytr=None, maps=None):
         rec, log = super().stage_one_loss(model, xu, mask_ratio, maps=maps)
         cls = model.classification_loss(xtr, ytr)
@@ -135,27 +164,38 @@ class BLOMAE(MLOMAE):
         "Eq. 5: `rec_loss` is the lower level's joint loss; C is not a level, so it does not move in the look-ahead (no C path)."
         rec, _, val = super().stage_losses(model, xu, xtr, ytr, xval, yval, mask_ratio)
         C0 = model.named_groups()['C']
-        rec_blo = lambda E, T: _call(model, {**E, **C0}, 'classification_loss', xtr, ytr) + self.cfg.options['blo_gamma'] * rec(E, T)
-        no_step = lambda E, C: torch.zeros((), device=xtr.device)  # a constant: C' = C and the C-path product is 0 under every option
+        rec_blo = lambda E, T: (
+            _call(model, {**E, **C0}, 'classification_loss', xtr, ytr) + self.cfg.options['blo_gamma'] * rec(E, T)
+        )
+        # a constant: C' = C and the C-path product is 0 under every option
+        no_step = lambda E, C: torch.zeros((), device=xtr.device)
         return rec_blo, no_step, val
 
 # %% ../nbs/05_mlo.ipynb #571f8b91
 @register_method
 class Supervised(Method):
     "Table 1's ViT without pretraining: E and C trained together on L_cls(D_tr); no masks, no decoder."
+
     name, label = 'supervised', 'supervised ViT'
     has_stage_two, stage_one_roles = False, ('E', 'C')
+
     def iteration(self, solver, du_batches, dtr_batch, dval_batch, mask_ratio):
         xtr, ytr = dtr_batch[0], dtr_batch[1]
-        with solver.autocast(xtr): loss = solver.model.classification_loss(xtr, ytr)
+        with solver.autocast(xtr):
+            loss = solver.model.classification_loss(xtr, ytr)
         solver.update(loss, self.stage_one_roles)
         return dict(tr_loss=loss.detach())
-    def iterations_per_epoch(self, du_batches, dtr_batches): return max(1, dtr_batches)
-    def images_per_iteration(self, batch_size): return batch_size
+
+    def iterations_per_epoch(self, du_batches, dtr_batches):
+        return max(1, dtr_batches)
+
+    def images_per_iteration(self, batch_size):
+        return batch_size
 
 # %% ../nbs/05_mlo.ipynb #143e9a1e
 class _StageTwo:
     "Stage II's loss (Eq. 2) and Eq. 13's pieces, mixed into `MLOModel`: the fine-tuned copy F, what the classifier reads, the proximal term."
+
     def _init_stage_two(self, finetune: bool):
         # Eq. 13: Stage II fine-tunes its own copy F of the encoder, kept near E by a proximal term
         self.finetuned = copy.deepcopy(self.mae) if finetune else None
@@ -186,25 +226,38 @@ class _StageTwo:
 
     def stage_two_loss(self, imgs, labels, prox_lambda=0.0, frozen=False):
         "Stage II's L_tr: Eq. 2 (the head on E's features; `frozen`: no graph into E), or Eq. 13 (F and the head, plus lambda ||F - E||^2)."
-        if self.finetuned is not None: return self.classification_loss(imgs, labels) + prox_lambda * self.proximal_term()
-        if not frozen: return self.classification_loss(imgs, labels)
-        with torch.no_grad(): feats = self.features(imgs)
+        if self.finetuned is not None:
+            return self.classification_loss(imgs, labels) + prox_lambda * self.proximal_term()
+        if not frozen:
+            return self.classification_loss(imgs, labels)
+        with torch.no_grad():
+            feats = self.features(imgs)
         return self.head_loss(feats, labels)
 
 # %% ../nbs/05_mlo.ipynb #afecf41c
 class MLOModel(_StageTwo, nn.Module):
     "The MAE (E, D), the masking network T and the classification head C (and Eq. 13's F), with the paper's losses."
-    def __init__(self, mae: MaskedAutoencoderViT, masking_net: MaskingNet, head: nn.Module,
-                 detach_t_input=True, t_pos_embed=False, straight_through=False, finetune_stage_two=False):
+
+    def __init__(
+        self,
+        mae: MaskedAutoencoderViT,
+        masking_net: MaskingNet,
+        head: nn.Module,
+        detach_t_input=True,
+        t_pos_embed=False,
+        straight_through=False,
+        finetune_stage_two=False,
+    ):
         super().__init__()
         self.mae, self.masking_net, self.head = mae, masking_net, head
         self.detach_t_input, self.t_pos_embed, self.straight_through = detach_t_input, t_pos_embed, straight_through
-        self._init_stage_two(finetune_stage_two)   # Eq. 13's F (above)
+        self._init_stage_two(finetune_stage_two)  # Eq. 13's F (above)
 
     def t_input(self, imgs):
         "What the masking network reads: E's patch embeddings (+ position embedding), detached if asked."
         x = self.mae.embed_patches(imgs)
-        if self.t_pos_embed: x = x + self.mae.pos_embed[:, 1:, :]
+        if self.t_pos_embed:
+            x = x + self.mae.pos_embed[:, 1:, :]
         return x.detach() if self.detach_t_input else x
 
     def masking_probs(self, imgs, t_input=None):
@@ -225,7 +278,13 @@ class MLOModel(_StageTwo, nn.Module):
         target, mask = self.mae.target(imgs).to(pred.dtype), masking.mask.to(pred.dtype)
         loss = weighted_reconstruction_loss(pred, target, mask, weights, self.straight_through and weights is not None)
         # the unweighted error, for the log: a sigma-weighted loss also falls when sigma does
-        plain = None if not log_error else loss.detach() if weights is None else weighted_reconstruction_loss(pred.detach(), target, mask)
+        plain = (
+            None
+            if not log_error
+            else loss.detach()
+            if weights is None
+            else weighted_reconstruction_loss(pred.detach(), target, mask)
+        )
         return loss, plain, latent
 
     def forward(self, what, *args, **kwargs):
@@ -236,17 +295,27 @@ class MLOModel(_StageTwo, nn.Module):
         E = {f'mae.{n}': p for n, p in self.mae.encoder_named_parameters()}
         D = {f'mae.{n}': p for n, p in self.mae.decoder_named_parameters()}
         C = {f'head.{n}': p for n, p in self.head.named_parameters()}
-        if self.finetuned is not None: C.update({f'finetuned.{n}': p for n, p in self.finetuned.encoder_named_parameters()})
+        if self.finetuned is not None:
+            C.update({f'finetuned.{n}': p for n, p in self.finetuned.encoder_named_parameters()})
         T = {f'masking_net.{n}': p for n, p in self.masking_net.named_parameters()}
         return dict(E=E, D=D, C=C, T=T)
 
-def build_mlo_model(model='vit_micro_patch4_32', num_classes=10, cfg: MLOConfig = None, head_kind='linear', t_hidden=512, **mae_kw):
+
+def build_mlo_model(
+    model='vit_micro_patch4_32', num_classes=10, cfg: MLOConfig = None, head_kind='linear', t_hidden=512, **mae_kw
+):
     "An `MLOModel` from the `mae_model` preset `model`, a `MaskingNet` sized for it and a `ClassificationHead`."
     cfg = cfg or MLOConfig()
     mae = mae_model(model, **mae_kw)
-    return MLOModel(mae, MASKING_NETS[cfg.t_arch](mae.num_patches, mae.pos_embed.shape[-1], t_hidden),
-                    ClassificationHead(mae.pos_embed.shape[-1], num_classes, head_kind),
-                    cfg.detach_t_input, cfg.t_pos_embed, cfg.straight_through, cfg.stage_two == 'finetune')
+    return MLOModel(
+        mae,
+        MASKING_NETS[cfg.t_arch](mae.num_patches, mae.pos_embed.shape[-1], t_hidden),
+        ClassificationHead(mae.pos_embed.shape[-1], num_classes, head_kind),
+        cfg.detach_t_input,
+        cfg.t_pos_embed,
+        cfg.straight_through,
+        cfg.stage_two == 'finetune',
+    )
 
 # %% ../nbs/05_mlo.ipynb #a44014ee
 def mask_stats(probs, mask):
@@ -255,6 +324,7 @@ def mask_stats(probs, mask):
     p = freq / freq.sum().clamp_min(1e-12)
     coverage = -(p * p.clamp_min(1e-12).log()).sum() / math.log(mask.shape[1])
     return dict(prob_mean=probs.mean(), prob_std=probs.std(), mask_coverage=coverage)
+
 
 def to_floats(log: dict) -> dict:
     "A step's log with its tensors read back in one host sync: the only one per logged iteration."
@@ -267,25 +337,32 @@ def _average_across_ranks(tensors):
     "All-reduce-mean a list of tensors in place when running data-parallel; a no-op otherwise."
     if distributed():
         for t in tensors:
-            if t is not None: dist.all_reduce(t); t /= dist.get_world_size()
+            if t is not None:
+                dist.all_reduce(t)
+                t /= dist.get_world_size()
+
 
 def distributed():
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
 
 def _average_dict(grads):
     "`reduce` for the hypergradient: each batch gradient it computes becomes the mean over ranks."
     _average_across_ranks(list(grads.values()))
     return grads
 
+
 class MLOSolver:
     "One iteration of the configured `Method` (Algorithm 1 for MLO-MAE) over an `MLOModel` and three optimizers."
+
     def __init__(self, model: MLOModel, cfg: MLOConfig, opt_mae, opt_head, opt_t, amp_dtype=None):
         self.model, self.cfg, self.opt_mae, self.opt_head, self.opt_t = model, cfg, opt_mae, opt_head, opt_t
         self.method = get_method(cfg)
         self.amp_dtype, self.iteration, self.stage_one_steps, self.t_steps, self.t_skipped = amp_dtype, 0, 0, 0, 0
         self.groups = model.named_groups()  # the live parameters by role, built once (load_state_dict keeps them)
         self.optimizers = dict(E=opt_mae, D=opt_mae, C=opt_head, T=opt_t)  # which optimizer moves each role
-        self._held = None                   # the roles of a Stage I step whose gradient waits for Stage III (reuse_stage_one)
+        # the roles of a Stage I step whose gradient waits for Stage III (reuse_stage_one)
+        self._held = None
 
     def autocast(self, x):
         "bf16 (or `amp_dtype`) autocast for Stage I and II passes; nothing when `amp_dtype` is None."
@@ -294,40 +371,49 @@ class MLOSolver:
     def _params(self, *roles):
         return [p for r in roles for p in self.groups[r].values()]
 
-    def _opts(self, roles): return list(dict.fromkeys(self.optimizers[r] for r in roles))
+    def _opts(self, roles):
+        return list(dict.fromkeys(self.optimizers[r] for r in roles))
 
     def _backward(self, loss, roles):
         "Gradients of `loss` into the parameters of `roles` only, averaged over ranks."
         params = self._params(*roles)
-        for o in self._opts(roles): o.zero_grad(set_to_none=True)
+        for o in self._opts(roles):
+            o.zero_grad(set_to_none=True)
         loss.backward(inputs=params)
         _average_across_ranks([p.grad for p in params])
 
     def _step(self, roles):
         "The optimizer step of `roles` on their gradients, clipped if asked."
-        if self.cfg.clip_grad: torch.nn.utils.clip_grad_norm_(self._params(*roles), self.cfg.clip_grad)
-        for o in self._opts(roles): o.step()
+        if self.cfg.clip_grad:
+            torch.nn.utils.clip_grad_norm_(self._params(*roles), self.cfg.clip_grad)
+        for o in self._opts(roles):
+            o.step()
 
     def update(self, loss, roles):
         "One step of the optimizers owning `roles` on `loss`: gradients into those parameters only, averaged over ranks, clipped if asked."
-        self._backward(loss, roles); self._step(roles)
+        self._backward(loss, roles)
+        self._step(roles)
 
     def stage_one_step(self, xu, mask_ratio=None, xtr=None, ytr=None, maps=None, hold=False):
         "Stage I (Eq. 1): one step of the method's lower level (E and D; with C for BLO-MAE) on a D_u batch, T fixed; `hold`: the step waits for Stage III."
         r = self.cfg.mask_ratio if mask_ratio is None else mask_ratio
         roles = self.method.stage_one_roles
         with phase('stage_one'):  # labelled parts: the profiler and the benchmark time them in place
-            with self.autocast(xu): loss, log = self.method.stage_one_loss(self.model, xu, r, xtr, ytr, maps=maps)
+            with self.autocast(xu):
+                loss, log = self.method.stage_one_loss(self.model, xu, r, xtr, ytr, maps=maps)
             self._backward(loss, roles)
-            if hold: self._held = roles
-            else: self._step(roles)
+            if hold:
+                self._held = roles
+            else:
+                self._step(roles)
         self.stage_one_steps += 1
         return log
 
     def stage_two_step(self, xtr, ytr):
         "Stage II (Eq. 2): one step of C on frozen features (or F and C with Eq. 13's proximal term)."
         with phase('stage_two'):
-            with self.autocast(xtr): loss = self.model.stage_two_loss(xtr, ytr, self.cfg.prox_lambda, frozen=True)
+            with self.autocast(xtr):
+                loss = self.model.stage_two_loss(xtr, ytr, self.cfg.prox_lambda, frozen=True)
             self.update(loss, ('C',))
         return dict(tr_loss=loss.detach())
 
@@ -339,7 +425,9 @@ class MLOSolver:
         "Math attention where a double backward passes through attention (`exact`); the fused kernels everywhere else."
         return sdpa_kernel(SDPBackend.MATH) if kind == 'exact' else nullcontext()
 
-    def compute_hypergradient(self, xu, xtr, ytr, xval, yval, mask_ratio=None, kind=None, eta_E=None, rec_grad=None, with_loss=False):
+    def compute_hypergradient(
+        self, xu, xtr, ytr, xval, yval, mask_ratio=None, kind=None, eta_E=None, rec_grad=None, with_loss=False
+    ):
         "Eq. 8-11 at the current parameters, float32, no autocast: a dict name -> gradient for T (and L_val(E', C'), `with_loss`)."
         cfg, g = self.cfg, self.groups
         r = cfg.mask_ratio if mask_ratio is None else mask_ratio
@@ -351,24 +439,44 @@ class MLOSolver:
         try:
             with torch.autocast(xu.device.type, enabled=False), self._kernel(kind):
                 rec, tr, val = self.method.stage_losses(self.model, xu, xtr, ytr, xval, yval, r)
-                return hypergradient(rec, tr, val, g['E'], g['C'], g['T'], eta_E, lr_C, kind=kind, alpha=cfg.alpha,
-                                     lr_factors=cfg.lr_factors, reduce=_average_dict if distributed() else None,
-                                     c_path=cfg.c_path, rec_grad=rec_grad, with_loss=with_loss)
+                return hypergradient(
+                    rec,
+                    tr,
+                    val,
+                    g['E'],
+                    g['C'],
+                    g['T'],
+                    eta_E,
+                    lr_C,
+                    kind=kind,
+                    alpha=cfg.alpha,
+                    lr_factors=cfg.lr_factors,
+                    reduce=_average_dict if distributed() else None,
+                    c_path=cfg.c_path,
+                    rec_grad=rec_grad,
+                    with_loss=with_loss,
+                )
         finally:
             self.model.train(was_training)
 
     def _held_rec_grad(self):
         "Eq. 6's gradient from the held Stage I step (its E gradients, already averaged over ranks), or None."
-        if self._held is None: return None
+        if self._held is None:
+            return None
         return {k: torch.zeros_like(p) if p.grad is None else p.grad.to(p.dtype) for k, p in self.groups['E'].items()}
 
     def stage_three_step(self, xu, xtr, ytr, xval, yval, mask_ratio=None):
         "Stage III (Eq. 3, 8): T steps along the hypergradient; a non-finite one is skipped and counted. Then a held Stage I step is taken."
         with phase('stage_three'):
-            hg, val_loss = self.compute_hypergradient(xu, xtr, ytr, xval, yval, mask_ratio, rec_grad=self._held_rec_grad(), with_loss=True)
+            hg, val_loss = self.compute_hypergradient(
+                xu, xtr, ytr, xval, yval, mask_ratio, rec_grad=self._held_rec_grad(), with_loss=True
+            )
             out = self._t_update(hg)
-        if self._held is not None: self._step(self._held); self._held = None   # Stage I's step, after Stage III read its gradient
-        return dict(val_loss=val_loss, **out)   # L_val(E', C') of the look-ahead pass: no extra forward for the log
+        # Stage I's step, after Stage III read its gradient
+        if self._held is not None:
+            self._step(self._held)
+            self._held = None
+        return dict(val_loss=val_loss, **out)  # L_val(E', C') of the look-ahead pass: no extra forward for the log
 
     def _t_update(self, hg):
         "T's AdamW step on the hypergradient `hg`, skipped (and counted) when it is not finite."
@@ -379,7 +487,8 @@ class MLOSolver:
             self.t_skipped += 1
             return dict(hypergrad_norm=norm, t_skipped=self.t_skipped)
         self.opt_t.zero_grad(set_to_none=True)
-        for p, v in zip(T.values(), grads): p.grad = v.to(p.dtype)
+        for p, v in zip(T.values(), grads):
+            p.grad = v.to(p.dtype)
         self.opt_t.step()
         self.t_steps += 1
         return dict(hypergrad_norm=norm, t_skipped=self.t_skipped)
@@ -392,24 +501,39 @@ class MLOSolver:
         return out
 
 # %% ../nbs/05_mlo.ipynb #45e4f3e6
-def make_optimizers(model: MLOModel, lr_mae=1e-3, lr_head=1e-3, lr_t=1e-3, weight_decay=0.05, betas=(0.9, 0.95), fused=None):
+def make_optimizers(
+    model: MLOModel, lr_mae=1e-3, lr_head=1e-3, lr_t=1e-3, weight_decay=0.05, betas=(0.9, 0.95), fused=None
+):
     "AdamW for (E, D), for C (and F), for T: Table 11-12's betas and weight decay."
     g = model.named_groups()
     kw = dict(betas=betas, weight_decay=weight_decay)
-    if fused is not None: kw['fused'] = fused
-    return (torch.optim.AdamW([*g['E'].values(), *g['D'].values()], lr=lr_mae, **kw),
-            torch.optim.AdamW(list(g['C'].values()), lr=lr_head, **kw),
-            torch.optim.AdamW(list(g['T'].values()), lr=lr_t, **kw))
+    if fused is not None:
+        kw['fused'] = fused
+    return (
+        torch.optim.AdamW([*g['E'].values(), *g['D'].values()], lr=lr_mae, **kw),
+        torch.optim.AdamW(list(g['C'].values()), lr=lr_head, **kw),
+        torch.optim.AdamW(list(g['T'].values()), lr=lr_t, **kw),
+    )
+
 
 def mask_ratio_schedule(progress, start=0.5, end=0.9):
     "Appendix D.4's curriculum: the masking ratio grows linearly from `start` to `end` as `progress` goes 0 -> 1."
     return start + (end - start) * min(max(progress, 0.0), 1.0)
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0,
-                  min_lr: float = 0.) -> CosineLRScheduler:
+
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0, min_lr: float = 0.0
+) -> CosineLRScheduler:
     "timm's per-step schedule: lr linear from 0 over `warmup_steps`, then half cosine to `min_lr` at `total_steps`; call `.step_update(step)`."
-    return CosineLRScheduler(optimizer, t_initial=max(1, total_steps - warmup_steps), lr_min=min_lr,
-                             warmup_t=warmup_steps, warmup_lr_init=0., warmup_prefix=True, t_in_epochs=False)
+    return CosineLRScheduler(
+        optimizer,
+        t_initial=max(1, total_steps - warmup_steps),
+        lr_min=min_lr,
+        warmup_t=warmup_steps,
+        warmup_lr_init=0.0,
+        warmup_prefix=True,
+        t_in_epochs=False,
+    )
 
 # %% ../nbs/05_mlo.ipynb #728925f2
 def _micro_problem(cfg: MLOConfig, seed=0, batch=8, dtype=torch.float64, lr=1e-2, t_hidden=32, num_classes=10, **kw):
@@ -422,6 +546,7 @@ def _micro_problem(cfg: MLOConfig, seed=0, batch=8, dtype=torch.float64, lr=1e-2
     ys = [torch.randint(0, num_classes, (batch,), generator=g) for _ in range(2)]
     return solver, xs[0], xs[1], ys[0], xs[2], ys[1]
 
+
 def _directional_check(solver, xu, xtr, ytr, xval, yval, h=1e-6, seed=0):
     "<exact hypergradient, u> vs the central difference of the unrolled validation loss along a random u."
     cfg, g = solver.cfg, solver.model.named_groups()
@@ -431,8 +556,19 @@ def _directional_check(solver, xu, xtr, ytr, xval, yval, h=1e-6, seed=0):
     u = {k: torch.randn(v.shape, generator=gen, dtype=v.dtype) for k, v in g['T'].items()}
     eta_E, eta_C = solver.learning_rates()
     rec, tr, val = solver.method.stage_losses(solver.model, xu, xtr, ytr, xval, yval, cfg.mask_ratio)
-    f = lambda s: float(unrolled_val_loss(rec, tr, val, g['E'], g['C'], {k: v.detach() + s * u[k] for k, v in g['T'].items()},
-                                          eta_E, eta_C, lr_factors=cfg.lr_factors).detach())
+    f = lambda s: float(
+        unrolled_val_loss(
+            rec,
+            tr,
+            val,
+            g['E'],
+            g['C'],
+            {k: v.detach() + s * u[k] for k, v in g['T'].items()},
+            eta_E,
+            eta_C,
+            lr_factors=cfg.lr_factors,
+        ).detach()
+    )
     fd = (f(h) - f(-h)) / (2 * h)
     solver.model.train()
     ex = float(sum((exact[k] * u[k]).sum() for k in u))
@@ -443,68 +579,95 @@ def _cls_attention(mae: MaskedAutoencoderViT, imgs) -> torch.Tensor:
     "(B, N): the CLS token's attention over the N patches in E's last block, averaged over heads."
     x = mae.patch_embed(imgs) + mae.pos_embed[:, 1:, :]
     x = torch.cat([(mae.cls_token + mae.pos_embed[:, :1, :]).expand(x.shape[0], -1, -1), x], dim=1)
-    for blk in mae.blocks[:-1]: x = blk(x)
+    for blk in mae.blocks[:-1]:
+        x = blk(x)
     last = mae.blocks[-1]
     B, L, D = x.shape
     heads = last.attn.num_heads
     q, k, _ = last.attn.qkv(last.norm1(x)).reshape(B, L, 3, heads, D // heads).permute(2, 0, 3, 1, 4)
     q, k = last.attn.q_norm(q), last.attn.k_norm(k)
-    att = (q[:, :, :1] * last.attn.scale @ k.transpose(-2, -1)).softmax(-1)   # (B, heads, 1, L)
+    att = (q[:, :, :1] * last.attn.scale @ k.transpose(-2, -1)).softmax(-1)  # (B, heads, 1, L)
     return att[:, :, 0, 1:].mean(1)
+
 
 @register_method
 class AttMask(Method):
     "AttMask: mask the N*r patches the CLS token attends to most (E's last block, no gradient); MAE's unit weights."
+
     name, label = 'attmask', 'AttMask'
+
     def masking(self, model, xu, mask_ratio, maps=None):
-        with torch.no_grad(): att = _cls_attention(model.mae, xu)
+        with torch.no_grad():
+            att = _cls_attention(model.mae, xu)
         return topk_masking(att, mask_ratio), None
 
 # %% ../nbs/05_mlo.ipynb #de1e220d
 @register_method
 class Untrained(Method):
     "Control: the random encoder. E and D stay at their initialisation; an iteration is only Stage II (the head on frozen features)."
+
     name, label = 'untrained', 'untrained encoder (control)'
-    stage_one_roles = ()   # no Stage I: nothing moves E or D
-    floor = True           # a study draws it as a reference line under the bars
+    stage_one_roles = ()  # no Stage I: nothing moves E or D
+    floor = True  # a study draws it as a reference line under the bars
+
     def iteration(self, solver, du_batches, dtr_batch, dval_batch, mask_ratio):
         return solver.stage_two_step(dtr_batch[0], dtr_batch[1])
-    def images_per_iteration(self, batch_size): return batch_size
+
+    def images_per_iteration(self, batch_size):
+        return batch_size
 
 # %% ../nbs/05_mlo.ipynb #b3525bbc
 import json
 from pathlib import Path
 from .models import MAE_PRESETS
 
+
 def _read_mask_map(run_dir) -> dict:
     "The `mask_map.json` of the run folder `run_dir` (`train` writes it at the end of runs that learn masks); one line if missing or malformed."
-    path = Path(run_dir)/'mask_map.json'
+    path = Path(run_dir) / 'mask_map.json'
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: prior_from must be the folder of a finished run whose method learns masks (mlo_mae)")
-    try: mm = json.loads(path.read_text()); mm['frequency'] = [float(v) for v in mm['frequency']]
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError): raise ValueError(f"{path} is not a mask map (JSON with a 'frequency' list)") from None
+        raise FileNotFoundError(
+            f"{path} not found: prior_from must be the folder of a finished run whose method learns masks (mlo_mae)"
+        )
+    try:
+        mm = json.loads(path.read_text())
+        mm['frequency'] = [float(v) for v in mm['frequency']]
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise ValueError(f"{path} is not a mask map (JSON with a 'frequency' list)") from None
     return mm
+
 
 def _num_patches(cfg):
     "N of the model that a run's settings name (a resolved `TrainConfig`); None for a bare `MLOConfig`."
     model = getattr(cfg, 'model', None)
-    if model not in MAE_PRESETS: return None
+    if model not in MAE_PRESETS:
+        return None
     kw = {**MAE_PRESETS[model], **(getattr(cfg, 'model_kw', None) or {})}
     return (kw['img_size'] // kw['patch_size']) ** 2
+
 
 @register_method
 class Prior(Method):
     "Control: the N*r positions a finished MLO-MAE run's T masks most often (`prior_from`'s mask_map.json), the same for every image; MAE's unit weights."
+
     name, label = 'prior', 'position prior (control)'
     options = dict(prior_from=setting(None, "the run folder of an MLO-MAE run whose mask_map.json gives the masks"))
+
     def __init__(self, cfg: MLOConfig):
         super().__init__(cfg)
-        if cfg.options['prior_from'] is None: raise ValueError("method prior needs prior_from: the run folder of an MLO-MAE run (its mask_map.json)")
+        if cfg.options['prior_from'] is None:
+            raise ValueError("method prior needs prior_from: the run folder of an MLO-MAE run (its mask_map.json)")
         self.frequency = torch.tensor(_read_mask_map(cfg.options['prior_from'])['frequency'])
-        if _num_patches(cfg) is not None: self._check(_num_patches(cfg))
+        if _num_patches(cfg) is not None:
+            self._check(_num_patches(cfg))
+
     def _check(self, n):
         if len(self.frequency) != n:
-            raise ValueError(f"prior_from {self.cfg.options['prior_from']}: its mask map has {len(self.frequency)} positions, this model {n} patches")
+            raise ValueError(
+                f"prior_from {self.cfg.options['prior_from']}: its mask map has {len(self.frequency)} positions, this model {n} patches"
+            )
+
     def masking(self, model, xu, mask_ratio, maps=None):
-        N = model.mae.num_patches; self._check(N)
+        N = model.mae.num_patches
+        self._check(N)
         return topk_masking(self.frequency.to(xu.device).expand(xu.shape[0], N), mask_ratio), None

@@ -29,26 +29,46 @@ def sincos_pos_embed(embed_dim: int, grid_size: int, cls_token: bool = True) -> 
     "MAE's fixed 2-D sin-cos position embedding, (1 + grid_size**2, D) with a zero CLS row (timm's helper, MAE's channel order)."
     if embed_dim % 4:
         raise ValueError(f"embed_dim must be divisible by 4 for 2-D sin-cos position embeddings, got {embed_dim}")
-    emb = build_sincos2d_pos_embed([grid_size, grid_size], embed_dim, interleave_sin_cos=True)  # [sin h, cos h, sin w, cos w]
-    emb = torch.cat([emb[:, embed_dim // 2:], emb[:, :embed_dim // 2]], dim=1)               # MAE: [sin w, cos w, sin h, cos h]
-    if cls_token: emb = torch.cat([torch.zeros(1, embed_dim), emb], dim=0)
+    # [sin h, cos h, sin w, cos w]
+    emb = build_sincos2d_pos_embed([grid_size, grid_size], embed_dim, interleave_sin_cos=True)
+    # MAE: [sin w, cos w, sin h, cos h]
+    emb = torch.cat([emb[:, embed_dim // 2 :], emb[:, : embed_dim // 2]], dim=1)
+    if cls_token:
+        emb = torch.cat([torch.zeros(1, embed_dim), emb], dim=0)
     return emb
 
 # %% ../nbs/02_models.ipynb #3615d498
 _ENCODER_PARTS = ('patch_embed', 'cls_token', 'pos_embed', 'blocks', 'norm')  # E
-_DECODER_PARTS = ('mask_token', 'decoder_embed', 'decoder_pos_embed', 'decoder_blocks', 'decoder_norm', 'decoder_pred')  # D
+# D
+_DECODER_PARTS = ('mask_token', 'decoder_embed', 'decoder_pos_embed', 'decoder_blocks', 'decoder_norm', 'decoder_pred')
+
 
 class MaskedAutoencoderViT(nn.Module):
     "MAE with a ViT encoder (E) and a light ViT decoder (D); the masking is an argument. Keys as in facebookresearch/mae."
-    def __init__(self, img_size=224, patch_size=16, in_chans=3, embed_dim=768, depth=12, num_heads=12,
-                 decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16, mlp_ratio=4.,
-                 norm_pix_loss=False, learnable_pos_embed=False):
+
+    def __init__(
+        self,
+        img_size=224,
+        patch_size=16,
+        in_chans=3,
+        embed_dim=768,
+        depth=12,
+        num_heads=12,
+        decoder_embed_dim=512,
+        decoder_depth=8,
+        decoder_num_heads=16,
+        mlp_ratio=4.0,
+        norm_pix_loss=False,
+        learnable_pos_embed=False,
+    ):
         super().__init__()
         if img_size % patch_size:
             raise ValueError(f"img_size {img_size} must be divisible by patch_size {patch_size}")
         for d, h, what in [(embed_dim, num_heads, ''), (decoder_embed_dim, decoder_num_heads, 'decoder_')]:
-            if d % h: raise ValueError(f"{what}embed_dim {d} must be divisible by {what}num_heads {h}")
-            if d % 4: raise ValueError(f"{what}embed_dim {d} must be divisible by 4 (2-D sin-cos position embedding)")
+            if d % h:
+                raise ValueError(f"{what}embed_dim {d} must be divisible by {what}num_heads {h}")
+            if d % 4:
+                raise ValueError(f"{what}embed_dim {d} must be divisible by 4 (2-D sin-cos position embedding)")
         norm_layer = partial(nn.LayerNorm, eps=1e-6)
         self.in_chans, self.norm_pix_loss = in_chans, norm_pix_loss
         # encoder E
@@ -56,17 +76,24 @@ class MaskedAutoencoderViT(nn.Module):
         N = self.num_patches = self.patch_embed.num_patches
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, N + 1, embed_dim), requires_grad=learnable_pos_embed)
-        self.blocks = nn.ModuleList([Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, norm_layer=norm_layer)
-                                     for _ in range(depth)])
+        self.blocks = nn.ModuleList(
+            [Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, norm_layer=norm_layer) for _ in range(depth)]
+        )
         self.norm = norm_layer(embed_dim)
         # decoder D
         self.decoder_embed = nn.Linear(embed_dim, decoder_embed_dim, bias=True)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dim))
-        self.decoder_pos_embed = nn.Parameter(torch.zeros(1, N + 1, decoder_embed_dim), requires_grad=learnable_pos_embed)
-        self.decoder_blocks = nn.ModuleList([Block(decoder_embed_dim, decoder_num_heads, mlp_ratio, qkv_bias=True,
-                                                   norm_layer=norm_layer) for _ in range(decoder_depth)])
+        self.decoder_pos_embed = nn.Parameter(
+            torch.zeros(1, N + 1, decoder_embed_dim), requires_grad=learnable_pos_embed
+        )
+        self.decoder_blocks = nn.ModuleList(
+            [
+                Block(decoder_embed_dim, decoder_num_heads, mlp_ratio, qkv_bias=True, norm_layer=norm_layer)
+                for _ in range(decoder_depth)
+            ]
+        )
         self.decoder_norm = norm_layer(decoder_embed_dim)
-        self.decoder_pred = nn.Linear(decoder_embed_dim, patch_size ** 2 * in_chans, bias=True)
+        self.decoder_pred = nn.Linear(decoder_embed_dim, patch_size**2 * in_chans, bias=True)
         self.initialize_weights()
 
     def initialize_weights(self):
@@ -77,14 +104,15 @@ class MaskedAutoencoderViT(nn.Module):
             self.decoder_pos_embed.copy_(sincos_pos_embed(self.decoder_pos_embed.shape[-1], grid)[None])
         w = self.patch_embed.proj.weight.data
         nn.init.xavier_uniform_(w.view([w.shape[0], -1]))  # as a linear layer, like MAE
-        nn.init.normal_(self.cls_token, std=.02)
-        nn.init.normal_(self.mask_token, std=.02)
+        nn.init.normal_(self.cls_token, std=0.02)
+        nn.init.normal_(self.mask_token, std=0.02)
         self.apply(self._init_weights)
 
     def _init_weights(self, m):
         if isinstance(m, nn.Linear):
             nn.init.xavier_uniform_(m.weight)
-            if m.bias is not None: nn.init.constant_(m.bias, 0)
+            if m.bias is not None:
+                nn.init.constant_(m.bias, 0)
         elif isinstance(m, nn.LayerNorm):
             nn.init.constant_(m.bias, 0)
             nn.init.constant_(m.weight, 1.0)
@@ -99,6 +127,7 @@ def patchify(self: MaskedAutoencoderViT, imgs: torch.Tensor) -> torch.Tensor:
     x = torch.einsum('nchpwq->nhwpqc', x)
     return x.reshape(imgs.shape[0], h * w, p * p * C)
 
+
 @patch
 def unpatchify(self: MaskedAutoencoderViT, x: torch.Tensor) -> torch.Tensor:
     "(B, N, p*p*C) -> (B, C, H, W), inverse of `patchify`."
@@ -107,6 +136,7 @@ def unpatchify(self: MaskedAutoencoderViT, x: torch.Tensor) -> torch.Tensor:
     x = x.reshape(x.shape[0], h, w, p, p, C)
     x = torch.einsum('nhwpqc->nchpwq', x)
     return x.reshape(x.shape[0], C, h * p, w * p)
+
 
 @patch
 def embed_patches(self: MaskedAutoencoderViT, imgs: torch.Tensor) -> torch.Tensor:
@@ -122,8 +152,10 @@ def forward_encoder(self: MaskedAutoencoderViT, imgs: torch.Tensor, masking: Opt
         x = torch.gather(x, 1, masking.ids_keep.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
     cls = (self.cls_token + self.pos_embed[:, :1, :]).expand(x.shape[0], -1, -1)
     x = torch.cat([cls, x], dim=1)
-    for blk in self.blocks: x = blk(x)
+    for blk in self.blocks:
+        x = blk(x)
     return self.norm(x)
+
 
 @patch
 def forward_decoder(self: MaskedAutoencoderViT, latent: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
@@ -134,8 +166,10 @@ def forward_decoder(self: MaskedAutoencoderViT, latent: torch.Tensor, ids_restor
     x_ = torch.cat([x[:, 1:, :], mask_tokens], dim=1)  # kept then masked, as in the shuffle
     x_ = torch.gather(x_, 1, ids_restore.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
     x = torch.cat([x[:, :1, :], x_], dim=1) + self.decoder_pos_embed
-    for blk in self.decoder_blocks: x = blk(x)
+    for blk in self.decoder_blocks:
+        x = blk(x)
     return self.decoder_pred(self.decoder_norm(x))[:, 1:, :]  # drop the CLS token
+
 
 @patch
 def target(self: MaskedAutoencoderViT, imgs: torch.Tensor) -> torch.Tensor:
@@ -143,21 +177,31 @@ def target(self: MaskedAutoencoderViT, imgs: torch.Tensor) -> torch.Tensor:
     t = self.patchify(imgs)
     if self.norm_pix_loss:
         mean, var = t.mean(dim=-1, keepdim=True), t.var(dim=-1, keepdim=True)
-        t = (t - mean) / (var + 1.e-6) ** .5
+        t = (t - mean) / (var + 1.0e-6) ** 0.5
     return t
+
 
 @patch
 def forward_features(self: MaskedAutoencoderViT, imgs: torch.Tensor, pool: str = 'token') -> torch.Tensor:
     "(B, D) on the whole (unmasked) image after the final norm: the CLS token (`pool='token'`, the classifier's input) or the patch tokens' mean ('avg')."
-    if pool not in POOLS: raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
     x = self.forward_encoder(imgs, None)
     return x[:, 0] if pool == 'token' else x[:, 1:].mean(1)
 
-POOLS = ('token', 'avg')   # timm's global_pool names (the protocols check an option against these)
+
+POOLS = ('token', 'avg')  # timm's global_pool names (the protocols check an option against these)
+
 
 @patch
-def forward(self: MaskedAutoencoderViT, imgs: torch.Tensor, mask_ratio: float = 0.75, masking: Optional[Masking] = None,
-            weights: Optional[torch.Tensor] = None, straight_through: bool = False):
+def forward(
+    self: MaskedAutoencoderViT,
+    imgs: torch.Tensor,
+    mask_ratio: float = 0.75,
+    masking: Optional[Masking] = None,
+    weights: Optional[torch.Tensor] = None,
+    straight_through: bool = False,
+):
     "(loss, pred, mask): Eq. 1 with `weights` (None: MAE's loss); MAE's random masking if `masking` is None."
     if masking is None:
         masking = random_masking(imgs.shape[0], self.num_patches, mask_ratio, device=imgs.device)
@@ -167,23 +211,30 @@ def forward(self: MaskedAutoencoderViT, imgs: torch.Tensor, mask_ratio: float = 
 
 # %% ../nbs/02_models.ipynb #80781922
 def _part(self, parts, trainable_only):  # (name, param) pairs whose top-level module is in `parts`
-    return [(n, p) for n, p in self.named_parameters()
-            if n.split('.')[0] in parts and (p.requires_grad or not trainable_only)]
+    return [
+        (n, p)
+        for n, p in self.named_parameters()
+        if n.split('.')[0] in parts and (p.requires_grad or not trainable_only)
+    ]
+
 
 @patch
 def encoder_named_parameters(self: MaskedAutoencoderViT, trainable_only: bool = True):
     "[(name, param)] of E: patch_embed, cls_token, pos_embed (if trainable), blocks, norm."
     return _part(self, _ENCODER_PARTS, trainable_only)
 
+
 @patch
 def decoder_named_parameters(self: MaskedAutoencoderViT, trainable_only: bool = True):
     "[(name, param)] of D: decoder_*, mask_token."
     return _part(self, _DECODER_PARTS, trainable_only)
 
+
 @patch
 def encoder_parameters(self: MaskedAutoencoderViT, trainable_only: bool = True):
     "Parameters of E (see `encoder_named_parameters`)."
     return [p for _, p in self.encoder_named_parameters(trainable_only)]
+
 
 @patch
 def decoder_parameters(self: MaskedAutoencoderViT, trainable_only: bool = True):
@@ -194,14 +245,39 @@ def decoder_parameters(self: MaskedAutoencoderViT, trainable_only: bool = True):
 _BASE = dict(embed_dim=768, depth=12, num_heads=12, decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16)
 MAE_PRESETS = {
     'vit_base_patch16_224': dict(img_size=224, patch_size=16, **_BASE),
-    'vit_base_patch2_32':   dict(img_size=32, patch_size=2, **_BASE),
-    'vit_small_patch2_32':  dict(img_size=32, patch_size=2, embed_dim=384, depth=12, num_heads=6,
-                                 decoder_embed_dim=256, decoder_depth=4, decoder_num_heads=8),
-    'vit_tiny_patch2_32':   dict(img_size=32, patch_size=2, embed_dim=192, depth=12, num_heads=3,
-                                 decoder_embed_dim=128, decoder_depth=2, decoder_num_heads=4),
-    'vit_micro_patch4_32':  dict(img_size=32, patch_size=4, embed_dim=32, depth=2, num_heads=2,
-                                 decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2),
+    'vit_base_patch2_32': dict(img_size=32, patch_size=2, **_BASE),
+    'vit_small_patch2_32': dict(
+        img_size=32,
+        patch_size=2,
+        embed_dim=384,
+        depth=12,
+        num_heads=6,
+        decoder_embed_dim=256,
+        decoder_depth=4,
+        decoder_num_heads=8,
+    ),
+    'vit_tiny_patch2_32': dict(
+        img_size=32,
+        patch_size=2,
+        embed_dim=192,
+        depth=12,
+        num_heads=3,
+        decoder_embed_dim=128,
+        decoder_depth=2,
+        decoder_num_heads=4,
+    ),
+    'vit_micro_patch4_32': dict(
+        img_size=32,
+        patch_size=4,
+        embed_dim=32,
+        depth=2,
+        num_heads=2,
+        decoder_embed_dim=32,
+        decoder_depth=1,
+        decoder_num_heads=2,
+    ),
 }
+
 
 def mae_model(name: str, **overrides) -> MaskedAutoencoderViT:
     "A `MaskedAutoencoderViT` from `MAE_PRESETS[name]`, constructor arguments overridden by `overrides`."
@@ -209,17 +285,26 @@ def mae_model(name: str, **overrides) -> MaskedAutoencoderViT:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(MAE_PRESETS)}")
     return MaskedAutoencoderViT(**{**MAE_PRESETS[name], **overrides})
 
+
 def timm_vit_kwargs(model: MaskedAutoencoderViT) -> dict:
     "Arguments of timm's `VisionTransformer` whose state dict is `export_timm_encoder(model)` (no head, CLS pooling)."
     blk = model.blocks[0]
-    return dict(img_size=model.patch_embed.img_size[0], patch_size=model.patch_embed.patch_size[0],
-                in_chans=model.in_chans, embed_dim=model.cls_token.shape[-1], depth=len(model.blocks),
-                num_heads=blk.attn.num_heads, mlp_ratio=blk.mlp.fc1.out_features / blk.mlp.fc1.in_features,
-                num_classes=0, global_pool='token')
+    return dict(
+        img_size=model.patch_embed.img_size[0],
+        patch_size=model.patch_embed.patch_size[0],
+        in_chans=model.in_chans,
+        embed_dim=model.cls_token.shape[-1],
+        depth=len(model.blocks),
+        num_heads=blk.attn.num_heads,
+        mlp_ratio=blk.mlp.fc1.out_features / blk.mlp.fc1.in_features,
+        num_classes=0,
+        global_pool='token',
+    )
 
 # %% ../nbs/02_models.ipynb #42460626
 class ClassificationHead(nn.Module):
     "C on the CLS feature: `kind='linear'` (paper: one Linear) or `'authors'` (LayerNorm, Dropout(0.1), Linear)."
+
     def __init__(self, embed_dim: int, num_classes: int, kind: str = 'linear'):
         super().__init__()
         if kind not in ('linear', 'authors'):
@@ -234,16 +319,25 @@ class ClassificationHead(nn.Module):
         return self.fc(self.drop(self.norm(features)))
 
 # %% ../nbs/02_models.ipynb #12f89409
-_ACCEPTS = ("init_from takes a run folder, an official MAE checkpoint ({'model': state dict}, .pth) or a state dict of "
-            "tensors (.pth from torch.save, or .safetensors, e.g. a timm encoder file)")
+_ACCEPTS = (
+    "init_from takes a run folder, an official MAE checkpoint ({'model': state dict}, .pth) or a state dict of "
+    "tensors (.pth from torch.save, or .safetensors, e.g. a timm encoder file)"
+)
+
 
 def _what_file(path: Path) -> str:
     "What the file at `path` looks like, in a few words (for an error that says why it is refused)."
     head, size = path.open('rb').read(512), path.stat().st_size
-    if head.startswith(b'PK'): return f'a zip archive of {size} bytes'
-    try: text = head.decode('utf-8')
-    except UnicodeDecodeError: return f'{size} bytes of binary data'
-    return f'a text file of {size} bytes, starting {text[:20]!r}' if '\x00' not in text else f'{size} bytes of binary data'
+    if head.startswith(b'PK'):
+        return f'a zip archive of {size} bytes'
+    try:
+        text = head.decode('utf-8')
+    except UnicodeDecodeError:
+        return f'{size} bytes of binary data'
+    return (
+        f'a text file of {size} bytes, starting {text[:20]!r}' if '\x00' not in text else f'{size} bytes of binary data'
+    )
+
 
 def _torch_load(path: Path):
     "`torch.load(weights_only=True)` on CPU that also lets `argparse.Namespace` through (the args in MAE's `checkpoint-N.pth`)."
@@ -253,46 +347,66 @@ def _torch_load(path: Path):
     except pickle.UnpicklingError as e:
         m = re.search(r'GLOBAL (\S+)', str(e))
         why = f"it pickles {m.group(1)}" if m else "not a torch.save file of tensors and plain containers"
-        raise ValueError(f"refusing {path}: {why} (weights-only loading allows only tensors, plain containers "
-                         "and argparse.Namespace)") from None
-    except Exception:   # a text file read as a pickle fails anywhere (KeyError, EOFError, RuntimeError, ...)
+        raise ValueError(
+            f"refusing {path}: {why} (weights-only loading allows only tensors, plain containers "
+            "and argparse.Namespace)"
+        ) from None
+    except Exception:  # a text file read as a pickle fails anywhere (KeyError, EOFError, RuntimeError, ...)
         raise ValueError(f"{path} is not a torch.save file: it is {_what_file(path)}; {_ACCEPTS}") from None
 
 # %% ../nbs/02_models.ipynb #93f58146
 def _read_state_dict(path_or_state_dict) -> dict:
-    if isinstance(path_or_state_dict, Mapping): sd = path_or_state_dict
+    if isinstance(path_or_state_dict, Mapping):
+        sd = path_or_state_dict
     elif isinstance(path_or_state_dict, (str, os.PathLike)):
         path = Path(path_or_state_dict)
-        if not path.is_file(): raise FileNotFoundError(f"no checkpoint file at {path}")
+        if not path.is_file():
+            raise FileNotFoundError(f"no checkpoint file at {path}")
         if path.suffix == '.safetensors':
             from safetensors.torch import load_file
-            try: sd = load_file(str(path))
-            except Exception: raise ValueError(f"{path} is not a safetensors file: it is {_what_file(path)}; {_ACCEPTS}") from None
-        else: sd = _torch_load(path)
-    else: raise ValueError(f"expected a path or a state dict, got {type(path_or_state_dict).__name__}")
-    if not isinstance(sd, Mapping):   # e.g. a bare tensor saved with torch.save
+
+            try:
+                sd = load_file(str(path))
+            except Exception:
+                raise ValueError(f"{path} is not a safetensors file: it is {_what_file(path)}; {_ACCEPTS}") from None
+        else:
+            sd = _torch_load(path)
+    else:
+        raise ValueError(f"expected a path or a state dict, got {type(path_or_state_dict).__name__}")
+    if not isinstance(sd, Mapping):  # e.g. a bare tensor saved with torch.save
         shape = f' of shape {tuple(sd.shape)}' if isinstance(sd, torch.Tensor) else ''
-        raise ValueError(f"{path_or_state_dict} holds a {type(sd).__name__}{shape}, not a state dict (names to tensors); {_ACCEPTS}")
+        raise ValueError(
+            f"{path_or_state_dict} holds a {type(sd).__name__}{shape}, not a state dict (names to tensors); {_ACCEPTS}"
+        )
     return sd['model'] if 'model' in sd and isinstance(sd['model'], Mapping) else sd
+
 
 def load_mae_checkpoint(model: nn.Module, path_or_state_dict: Union[str, os.PathLike, Mapping]):
     "Load an official-MAE checkpoint ({'model': sd}, also `checkpoint-N.pth`), a state dict or .safetensors; return (and warn about) missing/unexpected keys."
     result = model.load_state_dict(_read_state_dict(path_or_state_dict), strict=False)
     if result.missing_keys or result.unexpected_keys:
-        warnings.warn(f"load_mae_checkpoint: missing keys {result.missing_keys}, unexpected keys {result.unexpected_keys}")
+        warnings.warn(
+            f"load_mae_checkpoint: missing keys {result.missing_keys}, unexpected keys {result.unexpected_keys}"
+        )
     return result
+
 
 def export_timm_encoder(model: MaskedAutoencoderViT) -> dict:
     "E's state dict in timm VisionTransformer layout (num_classes=0, global_pool='token'): no decoder, no mask token."
-    return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items() if k.split('.')[0] in _ENCODER_PARTS}
+    return {
+        k: v.detach().clone().contiguous() for k, v in model.state_dict().items() if k.split('.')[0] in _ENCODER_PARTS
+    }
+
 
 def save_timm_encoder(model: MaskedAutoencoderViT, path: Union[str, os.PathLike]) -> Path:
     "Write `export_timm_encoder(model)` for timm's `pretrained_cfg_overlay=dict(file=path)`; safetensors if path ends in .safetensors."
     path, sd = Path(path), {k: v.cpu() for k, v in export_timm_encoder(model).items()}
     if path.suffix == '.safetensors':
         from safetensors.torch import save_file
+
         save_file(sd, str(path))
-    else: torch.save(sd, path)
+    else:
+        torch.save(sd, path)
     return path
 
 # %% ../nbs/02_models.ipynb #e2e012b0
@@ -303,20 +417,24 @@ def init_mae_from(model: MaskedAutoencoderViT, path_or_state_dict: Union[str, os
     if not any(k in own for k in sd):
         raise ValueError(f"{src}: none of its {len(sd)} keys is a key of the model (first: {next(iter(sd), None)!r})")
     for k, v in own.items():
-        if k not in sd: continue
+        if k not in sd:
+            continue
         if not isinstance(sd[k], torch.Tensor):
             raise ValueError(f"{src}: {k!r} is a {type(sd[k]).__name__}, not a tensor")
         if sd[k].shape != v.shape:
             raise ValueError(f"{src}: {k!r} has shape {tuple(sd[k].shape)}, the model's has {tuple(v.shape)}")
     extra = [k for k in sd if k not in own]
-    if extra: raise ValueError(f"{src}: {len(extra)} keys the model does not have (first: {extra[0]!r})")
+    if extra:
+        raise ValueError(f"{src}: {len(extra)} keys the model does not have (first: {extra[0]!r})")
     n = {}
     for part, names in [('encoder', _ENCODER_PARTS), ('decoder', _DECODER_PARTS)]:
         keys = [k for k in own if k.split('.')[0] in names]
         missing = [k for k in keys if k not in sd]
         if missing and (part == 'encoder' or len(missing) < len(keys)):
-            raise ValueError(f"{src}: the {part} is incomplete, {len(missing)} of its {len(keys)} tensors missing "
-                             f"(first: {missing[0]!r})")
+            raise ValueError(
+                f"{src}: the {part} is incomplete, {len(missing)} of its {len(keys)} tensors missing "
+                f"(first: {missing[0]!r})"
+            )
         n[part] = len(keys) - len(missing)
     model.load_state_dict(sd, strict=False)
     return n

@@ -4,7 +4,11 @@
 
 # %% ../nbs/00_registry.ipynb #cdec695a
 from __future__ import annotations
-import difflib, importlib, importlib.util, os, sys
+import difflib
+import importlib
+import importlib.util
+import os
+import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Optional
@@ -14,7 +18,7 @@ __all__ = ['PLUGINS_ENV', 'import_plugin', 'load_plugins', 'flag_value', 'declar
 
 # %% ../nbs/00_registry.ipynb #4cd65729
 PLUGINS_ENV = 'MLO_MAE_PLUGINS'
-_imported = set()   # plugins imported by this process: each once
+_imported = set()  # plugins imported by this process: each once
 
 
 def import_plugin(name: str):
@@ -22,7 +26,7 @@ def import_plugin(name: str):
     key = str(Path(name).expanduser().resolve()) if name.endswith('.py') else name
     if key in _imported:
         return
-    _imported.add(key)   # first: a plugin that looks a name up while it is imported does not import itself again
+    _imported.add(key)  # first: a plugin that looks a name up while it is imported does not import itself again
     try:
         if name.endswith('.py'):
             if not Path(key).is_file():
@@ -77,7 +81,8 @@ def _defined_in(obj) -> tuple:
 def _redefines(old, new) -> bool:
     "`new` is `old` defined again: the same class name, from the same module or from `__main__` (a cell run again)."
     (m_old, q_old), (m_new, q_new) = _defined_in(old), _defined_in(new)
-    same_class = isinstance(new, type) and m_old == m_new   # a reloaded module (an instance of a shared class is no such sign)
+    # a reloaded module (an instance of a shared class is no such sign)
+    same_class = isinstance(new, type) and m_old == m_new
     return q_old == q_new and (same_class or '__main__' in (m_old, m_new))
 
 
@@ -91,10 +96,10 @@ class Registry:
 
     def __init__(self, kind: str, make=None, check=None):
         self.kind = kind
-        self.group = f'mlo_mae.{kind}s'   # the entry points that declare an extension's name and its module
-        self.make = make                  # what is filed for a registered object (default: the object itself)
-        self.check = check                # check(entry, registered): one-line errors about an entry
-        self._entries = {}                # name -> entry, in the order registered
+        self.group = f'mlo_mae.{kind}s'  # the entry points that declare an extension's name and its module
+        self.make = make  # what is filed for a registered object (default: the object itself)
+        self.check = check  # check(entry, registered): one-line errors about an entry
+        self._entries = {}  # name -> entry, in the order registered
         self._declared = None
 
     def register(self, obj=None, *, replace: bool = False):
@@ -106,11 +111,15 @@ class Registry:
         if self.check:
             self.check(entry, {k: v for k, v in self._entries.items() if k != name})
         if not isinstance(name, str) or not name:
-            raise ValueError(f"{self.kind} {_defined_in(obj)[1]} declares no name of its own (a class attribute name = '...')")
+            raise ValueError(
+                f"{self.kind} {_defined_in(obj)[1]} declares no name of its own (a class attribute name = '...')"
+            )
         old = self._entries.get(name)
         if old is not None and not replace and not _redefines(old, entry):
             module, qualname = _defined_in(old)
-            raise ValueError(f"{self.kind} name {name!r} is taken by {module}.{qualname}: choose another name, or pass replace=True")
+            raise ValueError(
+                f"{self.kind} name {name!r} is taken by {module}.{qualname}: choose another name, or pass replace=True"
+            )
         self._entries[name] = entry
         return obj
 
@@ -132,7 +141,9 @@ class Registry:
     def load(self, name: str = None):
         "Import the module that declares `name` (None: every declared module), as a plugin is imported."
         load_plugins()
-        modules = [self.declared()[name]] if name in self.declared() else [] if name is not None else self.declared().values()
+        modules = (
+            [self.declared()[name]] if name in self.declared() else [] if name is not None else self.declared().values()
+        )
         for module in dict.fromkeys(modules):
             import_plugin(module)
 
@@ -142,7 +153,9 @@ class Registry:
         if name in self._entries:
             return self._entries[name]
         if name in self.declared():
-            raise ValueError(f"{self.kind} {name!r} is declared by {self.declared()[name]}, which registers no {self.kind} of that name")
+            raise ValueError(
+                f"{self.kind} {name!r} is declared by {self.declared()[name]}, which registers no {self.kind} of that name"
+            )
         near = difflib.get_close_matches(str(name), self.names(), n=1)
         hint = f" (did you mean {near[0]}?)" if near else ''
         raise ValueError(f"unknown {self.kind} {name!r}{hint}: choose one of {', '.join(self.names())}")

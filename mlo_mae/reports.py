@@ -22,36 +22,70 @@ __all__ = ['class_report', 'reconstruct']
 def class_report(y_true, y_pred, classes) -> dict:
     "Top-1 accuracy, each class's accuracy (= recall), precision, F1 and support, macro and weighted averages, and the confusion matrix (rows: true class), by scikit-learn."
     from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
     y_true, y_pred, labels = np.asarray(y_true), np.asarray(y_pred), list(range(len(classes)))
-    if y_true.shape != y_pred.shape or y_true.ndim != 1: raise ValueError(f"y_true and y_pred must be two 1-D arrays of one length, got {y_true.shape} and {y_pred.shape}")
+    if y_true.shape != y_pred.shape or y_true.ndim != 1:
+        raise ValueError(
+            f"y_true and y_pred must be two 1-D arrays of one length, got {y_true.shape} and {y_pred.shape}"
+        )
     p, r, f, n = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
-    avg = {a: dict(zip(('precision', 'recall', 'f1'), map(float, precision_recall_fscore_support(
-               y_true, y_pred, labels=labels, average=a, zero_division=0)[:3]))) for a in ('macro', 'weighted')}
-    per_class = {c: dict(accuracy=float(r[i]), precision=float(p[i]), recall=float(r[i]), f1=float(f[i]), support=int(n[i]))
-                 for i, c in enumerate(classes)}
-    return dict(accuracy=float(accuracy_score(y_true, y_pred)), **avg, per_class=per_class, classes=list(classes),
-                confusion=confusion_matrix(y_true, y_pred, labels=labels).tolist())
+    avg = {
+        a: dict(
+            zip(
+                ('precision', 'recall', 'f1'),
+                map(
+                    float,
+                    precision_recall_fscore_support(y_true, y_pred, labels=labels, average=a, zero_division=0)[:3],
+                ),
+            )
+        )
+        for a in ('macro', 'weighted')
+    }
+    per_class = {
+        c: dict(accuracy=float(r[i]), precision=float(p[i]), recall=float(r[i]), f1=float(f[i]), support=int(n[i]))
+        for i, c in enumerate(classes)
+    }
+    return dict(
+        accuracy=float(accuracy_score(y_true, y_pred)),
+        **avg,
+        per_class=per_class,
+        classes=list(classes),
+        confusion=confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    )
 
 # %% ../nbs/22_reports.ipynb #d8265872
 def _write_confusion(rep: dict, stem: Path, title: str) -> tuple:
     "`<stem>.csv` and `<stem>.png` of the report's confusion matrix, the classes named on both; their paths."
-    import matplotlib; matplotlib.use('Agg', force=False)
+    import matplotlib
+
+    matplotlib.use('Agg', force=False)
     import matplotlib.pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay
+
     classes, cm = rep['classes'], np.asarray(rep['confusion'])
     with open(f'{stem}.csv', 'w', newline='') as f:
-        w = csv.writer(f); w.writerow(['true \\ predicted', *classes]); w.writerows([c, *row] for c, row in zip(classes, cm.tolist()))
-    side = min(2 + 0.5 * len(classes), 24)   # readable names up to a few dozen classes
+        w = csv.writer(f)
+        w.writerow(['true \\ predicted', *classes])
+        w.writerows([c, *row] for c, row in zip(classes, cm.tolist()))
+    side = min(2 + 0.5 * len(classes), 24)  # readable names up to a few dozen classes
     fig, ax = plt.subplots(figsize=(side, side), dpi=80)
-    ConfusionMatrixDisplay(cm, display_labels=classes).plot(ax=ax, xticks_rotation='vertical', colorbar=False, values_format='d')
-    ax.set_title(title, fontsize=9); fig.tight_layout(); fig.savefig(f'{stem}.png'); plt.close(fig)
+    ConfusionMatrixDisplay(cm, display_labels=classes).plot(
+        ax=ax, xticks_rotation='vertical', colorbar=False, values_format='d'
+    )
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(f'{stem}.png')
+    plt.close(fig)
     return f'{stem}.csv', f'{stem}.png'
+
 
 @torch.no_grad()
 def _predictions(model, loader) -> tuple:
     "(true labels, predicted labels) of `model` (eval mode) over every image of `loader` once."
     ys, ps = [], []
-    for batch in loader.epoch(0): ys.append(batch[1].cpu()); ps.append(model(batch[0]).argmax(1).cpu())
+    for batch in loader.epoch(0):
+        ys.append(batch[1].cpu())
+        ps.append(model(batch[0]).argmax(1).cpu())
     return torch.cat(ys).numpy(), torch.cat(ps).numpy()
 
 # %% ../nbs/22_reports.ipynb #11baa443
@@ -59,67 +93,115 @@ def _predictions(model, loader) -> tuple:
 class _Report(Protocol):
     name, label = 'report', 'per-class report (test split)'
     measures = (Measure('macro_f1', 'macro-averaged F1 on the test split', 'macro F1', percent=False),)
+
     def run(self, run):
         m, test = run.model, run.test_set
         y, yhat = _predictions(ev.EncoderClassifier(m.encoder, m.head), run.loader(test))
         rep = class_report(y, yhat, test.classes)
-        csv_path, png_path = _write_confusion(rep, run.run_dir/'eval_report_confusion',
-                                              f"{run.cfg.method} on {run.cfg.dataset}: test confusion (rows: true class)")
-        return dict(steps_note=TESTED_ONCE, test_images=len(y), **{**rep, 'accuracy': 100 * rep['accuracy']},
-                    confusion_csv=csv_path, confusion_png=png_path)
-    def row(self, r): return dict(macro_f1=r['macro']['f1'])
+        csv_path, png_path = _write_confusion(
+            rep,
+            run.run_dir / 'eval_report_confusion',
+            f"{run.cfg.method} on {run.cfg.dataset}: test confusion (rows: true class)",
+        )
+        return dict(
+            steps_note=TESTED_ONCE,
+            test_images=len(y),
+            **{**rep, 'accuracy': 100 * rep['accuracy']},
+            confusion_csv=csv_path,
+            confusion_png=png_path,
+        )
+
+    def row(self, r):
+        return dict(macro_f1=r['macro']['f1'])
 
 # %% ../nbs/22_reports.ipynb #3c984504
 @torch.no_grad()
 def reconstruct(mae, x, masking, spec) -> dict:
     "MAE's demo in [0, 1] pixels, each (B, 3, H, W): the image, it masked (grey), the reconstruction, it with the visible patches pasted back; and the masked-patch error."
-    pred = mae.forward_decoder(mae.forward_encoder(x, masking), masking.ids_restore)   # the loss's target space
+    pred = mae.forward_decoder(mae.forward_encoder(x, masking), masking.ids_restore)  # the loss's target space
     err = float((((pred - mae.target(x)) ** 2).mean(-1) * masking.mask).sum() / masking.mask.sum())
-    if mae.norm_pix_loss:   # back from per-patch normalised targets, with the image's own patch statistics
-        t = mae.patchify(x); pred = pred * (t.var(-1, keepdim=True) + 1e-6) ** .5 + t.mean(-1, keepdim=True)
-    hidden = mae.unpatchify(masking.mask[..., None].float().expand_as(pred))            # 1 where masked
+    if mae.norm_pix_loss:  # back from per-patch normalised targets, with the image's own patch statistics
+        t = mae.patchify(x)
+        pred = pred * (t.var(-1, keepdim=True) + 1e-6) ** 0.5 + t.mean(-1, keepdim=True)
+    hidden = mae.unpatchify(masking.mask[..., None].float().expand_as(pred))  # 1 where masked
     mean, std = (torch.tensor(v, device=x.device).view(1, 3, 1, 1) for v in (spec.mean, spec.std))
     img, rec = ((z * std + mean).clamp(0, 1) for z in (x, mae.unpatchify(pred)))
-    return dict(image=img, masked=img * (1 - hidden) + 0.5 * hidden, reconstruction=rec, pasted=img * (1 - hidden) + rec * hidden,
-                masked_error=err)
+    return dict(
+        image=img,
+        masked=img * (1 - hidden) + 0.5 * hidden,
+        reconstruction=rec,
+        pasted=img * (1 - hidden) + rec * hidden,
+        masked_error=err,
+    )
 
 # %% ../nbs/22_reports.ipynb #9ad6b938
 def _draw(rows: dict, path, title: str) -> str:
     "One row per image: the image, then for each mask (dict key) its masked image, the reconstruction, and the pasted one; a PNG at `path`."
-    import matplotlib; matplotlib.use('Agg', force=False)
+    import matplotlib
+
+    matplotlib.use('Agg', force=False)
     import matplotlib.pyplot as plt
+
     first = next(iter(rows.values()))
     n = first['image'].shape[0]
-    cols = [('image', first['image'])] + [(f'{k}: {what}', r[key]) for k, r in rows.items()
-            for what, key in (('masked', 'masked'), ('reconstruction', 'reconstruction'), ('+ visible', 'pasted'))]
+    cols = [('image', first['image'])] + [
+        (f'{k}: {what}', r[key])
+        for k, r in rows.items()
+        for what, key in (('masked', 'masked'), ('reconstruction', 'reconstruction'), ('+ visible', 'pasted'))
+    ]
     fig, axs = plt.subplots(n, len(cols), figsize=(1.5 * len(cols), 1.5 * n + 0.4), dpi=80, squeeze=False)
     for j, (name, imgs) in enumerate(cols):
         axs[0, j].set_title(name, fontsize=7)
-        for i in range(n): axs[i, j].imshow(imgs[i].permute(1, 2, 0).cpu().numpy()); axs[i, j].axis('off')
-    fig.suptitle(title, fontsize=8); fig.tight_layout(); fig.savefig(path); plt.close(fig)
+        for i in range(n):
+            axs[i, j].imshow(imgs[i].permute(1, 2, 0).cpu().numpy())
+            axs[i, j].axis('off')
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
     return str(path)
+
 
 def _masks(run, x, seed: int) -> dict:
     "{label: Masking}: the method's own masks where it chooses them, and a seeded random mask at the run's ratio."
     mae, ratio, out = run.model.mae, run.cfg.mask_ratio, {}
-    if type(run.method).masking is not Method.masking: out[f"{run.method.label} mask"] = run.method.masking(run.model, x, ratio)[0]
+    if type(run.method).masking is not Method.masking:
+        out[f"{run.method.label} mask"] = run.method.masking(run.model, x, ratio)[0]
     g = torch.Generator(device=x.device).manual_seed(seed)
     out['random mask'] = random_masking(x.shape[0], mae.num_patches, ratio, device=x.device, generator=g)
     return out
+
 
 @register_protocol
 class _Reconstruct(Protocol):
     name, label = 'reconstruct', "MAE's reconstruction picture (test images)"
     options = dict(images=(6, 'test images drawn (the first ones)'), mask_seed=(0, 'seed of the random mask'))
+
     def check(self, images, mask_seed):
-        if images < 1: raise ValueError(f"reconstruct draws at least one image, got images={images}")
+        if images < 1:
+            raise ValueError(f"reconstruct draws at least one image, got images={images}")
+
     def run(self, run, images, mask_seed):
-        test = run.test_set; idx = list(range(min(images, len(test))))
+        test = run.test_set
+        idx = list(range(min(images, len(test))))
         first = test.subset(idx) if hasattr(test, 'subset') else torch.utils.data.Subset(test, idx)
         x = next(run.loader(first, batch_size=images).epoch(0))[0]
         rows = {k: reconstruct(run.model.mae, x, m, run.spec) for k, m in _masks(run, x, mask_seed).items()}
-        png = _draw(rows, run.run_dir/'eval_reconstruct.png', f"{run.cfg.method} on {run.cfg.dataset}, mask ratio {run.cfg.mask_ratio}"
-                    + (", norm_pix_loss (de-normalised per patch)" if run.cfg.norm_pix_loss else ''))
-        return dict(steps_note='drawn, not scored: the first test images', images=len(x), mask_ratio=run.cfg.mask_ratio,
-                    norm_pix_loss=run.cfg.norm_pix_loss, masks=list(rows), masked_error={k: r['masked_error'] for k, r in rows.items()}, png=png)
-    def row(self, result): return {}
+        png = _draw(
+            rows,
+            run.run_dir / 'eval_reconstruct.png',
+            f"{run.cfg.method} on {run.cfg.dataset}, mask ratio {run.cfg.mask_ratio}"
+            + (", norm_pix_loss (de-normalised per patch)" if run.cfg.norm_pix_loss else ''),
+        )
+        return dict(
+            steps_note='drawn, not scored: the first test images',
+            images=len(x),
+            mask_ratio=run.cfg.mask_ratio,
+            norm_pix_loss=run.cfg.norm_pix_loss,
+            masks=list(rows),
+            masked_error={k: r['masked_error'] for k, r in rows.items()},
+            png=png,
+        )
+
+    def row(self, result):
+        return {}

@@ -4,7 +4,16 @@
 
 # %% ../nbs/06_runs.ipynb #c5d4207e
 from __future__ import annotations
-import dataclasses, fcntl, hashlib, json, os, random, re, shutil, time, uuid
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -26,117 +35,175 @@ __all__ = ['resolve_config', 'folder_state', 'read_config', 'plan_run', 'open_ru
 
 # %% ../nbs/06_runs.ipynb #ea6b2d6d
 def _default_out_dir(cfg: TrainConfig) -> str:
-    return str(Path('runs')/f'{cfg.dataset}-{cfg.method}-{cfg.preset}-seed{cfg.seed}')
+    return str(Path('runs') / f'{cfg.dataset}-{cfg.method}-{cfg.preset}-seed{cfg.seed}')
+
 
 def resolve_config(cfg: TrainConfig = None, **overrides) -> TrainConfig:
     "A complete, checked `TrainConfig`: the preset under the overrides; one-line errors before any work."
-    overrides = with_options(overrides)   # a method's own settings, given by name, into its options
+    overrides = with_options(overrides)  # a method's own settings, given by name, into its options
     base = cfg or TrainConfig()
     if overrides.get('method', base.method) != base.method and 'options' not in overrides:
-        overrides['options'] = None   # another method: its own options, at their defaults
-    cfg = dataclasses.replace(base, **overrides)   # validates every field, the method's options too
+        overrides['options'] = None  # another method: its own options, at their defaults
+    cfg = dataclasses.replace(base, **overrides)  # validates every field, the method's options too
     registered = dataset_spec(cfg.dataset)
-    own = registered.image_size(cfg.data_dir)   # an image folder of small images: their own size (00_data)
-    cfg.img_size = cfg.img_size or (own if own != registered.img_size else None)   # None: the dataset's size (run names unchanged)
+    own = registered.image_size(cfg.data_dir)  # an image folder of small images: their own size (00_data)
+    # None: the dataset's size (run names unchanged)
+    cfg.img_size = cfg.img_size or (own if own != registered.img_size else None)
     spec = registered.at_size(cfg.img_size)
     cfg.preset = cfg.preset or spec.default_recipe
-    adapt = cfg.model is None or cfg.img_size is not None or cfg.patch_size is not None   # a model the user named keeps its size unless one is asked
+    # a model the user named keeps its size unless one is asked
+    adapt = cfg.model is None or cfg.img_size is not None or cfg.patch_size is not None
     for k, v in RECIPES[cfg.preset, recipe_row(cfg.preset, spec.recipe_size)].items():
-        if getattr(cfg, k) is None: setattr(cfg, k, v)
-    if cfg.model not in MAE_PRESETS: raise ValueError(f"unknown model {cfg.model!r}: choose one of {', '.join(MAE_PRESETS)}")
-    if adapt: cfg.model_kw = fit_model_kw(MAE_PRESETS[cfg.model], cfg.model_kw, spec.img_size, cfg.patch_size)   # sizes no row is written for (04_config)
+        if getattr(cfg, k) is None:
+            setattr(cfg, k, v)
+    if cfg.model not in MAE_PRESETS:
+        raise ValueError(f"unknown model {cfg.model!r}: choose one of {', '.join(MAE_PRESETS)}")
+    # sizes no row is written for (04_config)
+    if adapt:
+        cfg.model_kw = fit_model_kw(MAE_PRESETS[cfg.model], cfg.model_kw, spec.img_size, cfg.patch_size)
     mk = {**MAE_PRESETS[cfg.model], **(cfg.model_kw or {})}
     if mk['img_size'] != spec.img_size:
-        raise ValueError(f"model {cfg.model} takes {mk['img_size']} px images, dataset {cfg.dataset} gives {spec.img_size} px: "
-                         f"drop model_kw's img_size, or set img_size={mk['img_size']}")
+        raise ValueError(
+            f"model {cfg.model} takes {mk['img_size']} px images, dataset {cfg.dataset} gives {spec.img_size} px: "
+            f"drop model_kw's img_size, or set img_size={mk['img_size']}"
+        )
     check_patch_grid(mk['img_size'], mk['patch_size'])
     n = (mk['img_size'] // mk['patch_size']) ** 2
     if n - num_kept(n, cfg.mask_ratio) < 1 or num_kept(n, cfg.mask_ratio) < 1:
-        raise ValueError(f"mask_ratio {cfg.mask_ratio} leaves {num_kept(n, cfg.mask_ratio)} of {n} patches visible: "
-                         f"at least one must be masked and one seen")
-    if cfg.resume and cfg.overwrite: raise ValueError("resume and overwrite exclude each other: choose one")
+        raise ValueError(
+            f"mask_ratio {cfg.mask_ratio} leaves {num_kept(n, cfg.mask_ratio)} of {n} patches visible: "
+            f"at least one must be masked and one seen"
+        )
+    if cfg.resume and cfg.overwrite:
+        raise ValueError("resume and overwrite exclude each other: choose one")
     cfg.out_dir = cfg.out_dir or _default_out_dir(cfg)
     return validate(cfg)
 
 # %% ../nbs/06_runs.ipynb #97dba939
 _MARKER, _LOCK = 'mlo_mae_run.json', 'run.lock'
-_RUN_FILES = ('config.json', 'metrics.jsonl', 'checkpoint.pt', 'checkpoint.pt.tmp', 'final.json', 'masking_net.safetensors',
-              'encoder_timm.safetensors', 'mask_map.json', _MARKER, _LOCK, 'tensorboard')
-_OUR_SETTINGS = {'method', 'dataset', 'mask_ratio', 'lr_mae', 'out_dir'}   # in every config.json this package wrote
+_RUN_FILES = (
+    'config.json',
+    'metrics.jsonl',
+    'checkpoint.pt',
+    'checkpoint.pt.tmp',
+    'final.json',
+    'masking_net.safetensors',
+    'encoder_timm.safetensors',
+    'mask_map.json',
+    _MARKER,
+    _LOCK,
+    'tensorboard',
+)
+_OUR_SETTINGS = {'method', 'dataset', 'mask_ratio', 'lr_mae', 'out_dir'}  # in every config.json this package wrote
+
 
 def _is_run_file(name: str) -> bool:
     return name in _RUN_FILES or re.fullmatch(r'eval_[a-z0-9_]+\.(json|csv|png)', name) is not None
 
+
 def _read_json(path):
-    try: return json.loads(Path(path).read_text())
-    except (OSError, ValueError): return None
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
 
 def _marked(out: Path) -> bool:
     "Whether `out` carries this package's marker."
-    m = _read_json(out/_MARKER)
+    m = _read_json(out / _MARKER)
     return isinstance(m, dict) and m.get('package') == 'mlo_mae'
+
 
 def _ours_unmarked(out: Path, names: set) -> bool:
     "A run folder from before the marker: config.json with this package's settings, and its checkpoint or final accuracy."
-    cfg, final = _read_json(out/'config.json'), _read_json(out/'final.json') if 'final.json' in names else None
-    if not (isinstance(cfg, dict) and _OUR_SETTINGS <= set(cfg)): return False
+    cfg, final = _read_json(out / 'config.json'), _read_json(out / 'final.json') if 'final.json' in names else None
+    if not (isinstance(cfg, dict) and _OUR_SETTINGS <= set(cfg)):
+        return False
     return 'checkpoint.pt' in names or (isinstance(final, dict) and 'stage2_test_accuracy' in final)
+
 
 def folder_state(out) -> str:
     "'absent', 'empty' (nothing but this package's marker, lock, a failed start's config.json), 'run' (this package's) or 'foreign'."
     out = Path(out)
-    if not out.exists(): return 'absent'
-    if not out.is_dir(): return 'foreign'
+    if not out.exists():
+        return 'absent'
+    if not out.is_dir():
+        return 'foreign'
     names = {p.name for p in out.iterdir()}
-    if names <= {_LOCK}: return 'empty'
-    if not all(_is_run_file(n) for n in names): return 'foreign'
-    if _marked(out): return 'empty' if names <= {_MARKER, _LOCK, 'config.json'} else 'run'
+    if names <= {_LOCK}:
+        return 'empty'
+    if not all(_is_run_file(n) for n in names):
+        return 'foreign'
+    if _marked(out):
+        return 'empty' if names <= {_MARKER, _LOCK, 'config.json'} else 'run'
     return 'run' if _ours_unmarked(out, names) else 'foreign'
 
+
 def _foreign(out: Path) -> FileExistsError:
-    if not out.is_dir(): return FileExistsError(f"{out} is a file, not a folder: choose another out_dir")
+    if not out.is_dir():
+        return FileExistsError(f"{out} is a file, not a folder: choose another out_dir")
     odd = sorted(p.name for p in out.iterdir() if not _is_run_file(p.name))
     what = f"files that are not a run's (e.g. {odd[0]})" if odd else f"files no mlo_mae run wrote (no {_MARKER})"
-    return FileExistsError(f"{out} holds {what}: it is never written into nor deleted, overwrite included; choose another out_dir")
+    return FileExistsError(
+        f"{out} holds {what}: it is never written into nor deleted, overwrite included; choose another out_dir"
+    )
+
 
 def read_config(out) -> TrainConfig:
     "The `TrainConfig` saved in the run folder `out`."
-    path = Path(out)/'config.json'
-    if not path.exists(): raise FileNotFoundError(f"{out} is not a run folder (no config.json)")
-    try: saved = json.loads(path.read_text())
-    except json.JSONDecodeError: raise ValueError(f"{path} is not valid JSON: restore it or start a new run") from None
+    path = Path(out) / 'config.json'
+    if not path.exists():
+        raise FileNotFoundError(f"{out} is not a run folder (no config.json)")
+    try:
+        saved = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise ValueError(f"{path} is not valid JSON: restore it or start a new run") from None
     known = {f.name for f in fields(TrainConfig)}
-    load_plugins(saved.get('plugins'))   # the run's own method may be a plugin's
-    own = METHODS[saved.get('method', 'mlo_mae')].options   # folders written before options had their own key kept them flat
+    load_plugins(saved.get('plugins'))  # the run's own method may be a plugin's
+    # folders written before options had their own key kept them flat
+    own = METHODS[saved.get('method', 'mlo_mae')].options
     options = {**{k: v for k, v in saved.items() if k in own}, **(saved.get('options') or {})}
     return TrainConfig(**{k: v for k, v in saved.items() if k in known and k != 'options'}, options=options)
 
 # %% ../nbs/06_runs.ipynb #c2480ae3
-def _aside(out: Path) -> Path: return out.with_name(out.name + '.replaced')
+def _aside(out: Path) -> Path:
+    return out.with_name(out.name + '.replaced')
+
 
 def plan_run(given: dict) -> TrainConfig:
     "The resolved settings of a run asked for with the settings `given` (fresh, `resume` or `overwrite`), checked against its folder."
     cfg = resolve_config(**given)
     out, state = Path(cfg.out_dir), folder_state(cfg.out_dir)
-    if state == 'foreign': raise _foreign(out)
+    if state == 'foreign':
+        raise _foreign(out)
     if cfg.resume:
-        if state != 'run': return dataclasses.replace(cfg, resume=False)   # nothing to continue: a fresh start
-        if not (out/'checkpoint.pt').exists():
-            raise FileNotFoundError(f"{out} holds no checkpoint.pt to resume from: pass overwrite=True to start it again")
+        if state != 'run':
+            return dataclasses.replace(cfg, resume=False)  # nothing to continue: a fresh start
+        if not (out / 'checkpoint.pt').exists():
+            raise FileNotFoundError(
+                f"{out} holds no checkpoint.pt to resume from: pass overwrite=True to start it again"
+            )
         saved, asked = read_config(out), TrainConfig(**given)
         resumable = TrainConfig.having('resumable')
         changed = sorted(k for k in given if k not in resumable and getattr(saved, k) != getattr(asked, k))
         if changed:
-            raise ValueError(f"resume continues the run as it was started; these settings differ from {out/'config.json'}: "
-                             + '; '.join(f"{k}={getattr(saved, k)!r} there, {getattr(asked, k)!r} now" for k in changed))
+            raise ValueError(
+                f"resume continues the run as it was started; these settings differ from {out / 'config.json'}: "
+                + '; '.join(f"{k}={getattr(saved, k)!r} there, {getattr(asked, k)!r} now" for k in changed)
+            )
         kept = {k: getattr(asked, k) for k in resumable if k in given}
         return dataclasses.replace(saved, **{**kept, 'out_dir': str(out), 'resume': True, 'overwrite': False})
     if state == 'run' and not cfg.overwrite:
-        raise FileExistsError(f"run folder {out} exists: pass resume=True to continue it or overwrite=True to replace it")
+        raise FileExistsError(
+            f"run folder {out} exists: pass resume=True to continue it or overwrite=True to replace it"
+        )
     if state == 'run' and _aside(out).exists():
-        raise FileExistsError(f"{_aside(out)} holds a run replaced earlier whose successor never wrote a checkpoint: "
-                              f"move or delete it first")
+        raise FileExistsError(
+            f"{_aside(out)} holds a run replaced earlier whose successor never wrote a checkpoint: "
+            f"move or delete it first"
+        )
     return cfg
+
 
 def open_run_folder(cfg: TrainConfig):
     "Take over `cfg.out_dir` as planned: the marker, a replaced run's files moved aside, config.json; returns the aside folder or None."
@@ -144,27 +211,37 @@ def open_run_folder(cfg: TrainConfig):
     if not cfg.resume:
         state = folder_state(out)
         if state == 'run':
-            aside = _aside(out); aside.mkdir()
+            aside = _aside(out)
+            aside.mkdir()
             for p in out.iterdir():
-                if p.name != _LOCK: p.rename(aside/p.name)     # the lock stays: the folder is held throughout
-        elif state == 'empty': (out/'config.json').unlink(missing_ok=True)
+                if p.name != _LOCK:
+                    p.rename(aside / p.name)  # the lock stays: the folder is held throughout
+        elif state == 'empty':
+            (out / 'config.json').unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    if not cfg.resume or not _marked(out):   # written first: what makes the folder this package's
-        (out/_MARKER).write_text(json.dumps(dict(package='mlo_mae', run_id=uuid.uuid4().hex, created=time.strftime('%Y-%m-%dT%H:%M:%S%z'))))
-    (out/'config.json').write_text(json.dumps(asdict(cfg), indent=1))
+    if not cfg.resume or not _marked(out):  # written first: what makes the folder this package's
+        (out / _MARKER).write_text(
+            json.dumps(dict(package='mlo_mae', run_id=uuid.uuid4().hex, created=time.strftime('%Y-%m-%dT%H:%M:%S%z')))
+        )
+    (out / 'config.json').write_text(json.dumps(asdict(cfg), indent=1))
     return aside
+
 
 def _forget_replaced(aside):
     "Delete the replaced run kept aside: the new run has its first checkpoint."
-    if aside is not None and Path(aside).exists(): shutil.rmtree(aside)
+    if aside is not None and Path(aside).exists():
+        shutil.rmtree(aside)
+
 
 def _holder(fd) -> str:
     "The PID the holder wrote into the lock file (it writes it just after locking: wait a moment for it)."
     for _ in range(20):
         pid = os.pread(fd, 32, 0).decode(errors='replace').strip()
-        if pid: return pid
+        if pid:
+            return pid
         time.sleep(0.01)
     return 'unknown'
+
 
 @contextmanager
 def run_folder_lock(out):
@@ -172,100 +249,150 @@ def run_folder_lock(out):
     out = Path(out)
     made = [p for p in (out, *out.parents) if not p.exists()]
     out.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out/_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    fd = os.open(out / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        pid = _holder(fd); os.close(fd)
-        raise RuntimeError(f"{out} is in use by process {pid} (a run, a resume or an evaluation writing there): "
-                           f"wait for it to end, or choose another out_dir") from None
-    os.ftruncate(fd, 0); os.pwrite(fd, f'{os.getpid()}\n'.encode(), 0)
-    try: yield out
+        pid = _holder(fd)
+        os.close(fd)
+        raise RuntimeError(
+            f"{out} is in use by process {pid} (a run, a resume or an evaluation writing there): "
+            f"wait for it to end, or choose another out_dir"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f'{os.getpid()}\n'.encode(), 0)
+    try:
+        yield out
     finally:
-        if made and {p.name for p in out.iterdir()} == {_LOCK}: (out/_LOCK).unlink()   # still held: nobody else has it
-        fcntl.flock(fd, fcntl.LOCK_UN); os.close(fd)
+        if made and {p.name for p in out.iterdir()} == {_LOCK}:
+            (out / _LOCK).unlink()  # still held: nobody else has it
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
         for p in made:
-            if p.exists() and not any(p.iterdir()): p.rmdir()
+            if p.exists() and not any(p.iterdir()):
+                p.rmdir()
 
 # %% ../nbs/06_runs.ipynb #71f21523
 _CHECKPOINT_VERSION = 2
 _SOLVER_COUNTERS = ('iteration', 'stage_one_steps', 't_steps', 't_skipped')
 
+
 def checkpoint_path(out) -> Path:
     "The checkpoint file of the run folder `out`."
-    return Path(out)/'checkpoint.pt'
+    return Path(out) / 'checkpoint.pt'
+
 
 def rng_state() -> dict:
     "This process's random states (torch, CUDA, Python): a checkpoint keeps one per rank."
-    return dict(torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                python=random.getstate())
+    return dict(
+        torch=torch.get_rng_state(),
+        cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        python=random.getstate(),
+    )
+
 
 def _set_rng_state(s: dict):
     torch.set_rng_state(s['torch'])
-    if torch.cuda.is_available() and s['cuda']: torch.cuda.set_rng_state_all(s['cuda'])
+    if torch.cuda.is_available() and s['cuda']:
+        torch.cuda.set_rng_state_all(s['cuda'])
     random.setstate(s['python'])
+
 
 def checkpoint_state(cfg: TrainConfig, model, optimizers, solver, streams, rngs, elapsed: float) -> dict:
     "The checkpoint of a run: settings, weights, optimizers, the solver's counters, the streams' positions, `rngs` (one `rng_state` per rank), training time."
-    return dict(version=_CHECKPOINT_VERSION, config=asdict(cfg), model=model.state_dict(), optimizers=[o.state_dict() for o in optimizers],
-                solver={k: getattr(solver, k) for k in _SOLVER_COUNTERS}, streams=[st.state() for st in streams], rng=list(rngs),
-                elapsed=elapsed)
+    return dict(
+        version=_CHECKPOINT_VERSION,
+        config=asdict(cfg),
+        model=model.state_dict(),
+        optimizers=[o.state_dict() for o in optimizers],
+        solver={k: getattr(solver, k) for k in _SOLVER_COUNTERS},
+        streams=[st.state() for st in streams],
+        rng=list(rngs),
+        elapsed=elapsed,
+    )
+
 
 def restore_checkpoint(state: dict, model, optimizers, solver, streams, rank: int = 0) -> float:
     "Put the checkpoint `state` back into a freshly prepared run (rank `rank`'s random states, rank 0's if it had none); the training time spent."
     model.load_state_dict(state['model'])
-    for o, s in zip(optimizers, state['optimizers']): o.load_state_dict(s)
-    for k, v in state['solver'].items(): setattr(solver, k, v)
-    for st, s in zip(streams, state['streams']): st.restore(s)
+    for o, s in zip(optimizers, state['optimizers']):
+        o.load_state_dict(s)
+    for k, v in state['solver'].items():
+        setattr(solver, k, v)
+    for st, s in zip(streams, state['streams']):
+        st.restore(s)
     _set_rng_state(state['rng'][rank] if rank < len(state['rng']) else state['rng'][0])
     return state['elapsed']
 
+
 def save_checkpoint(out, state: dict, replaced=None):
     "Write `state` as the checkpoint of `out` atomically (a temporary file, then a rename), then delete the run `replaced` kept aside."
-    path = checkpoint_path(out); tmp = path.with_name(path.name + '.tmp')
+    path = checkpoint_path(out)
+    tmp = path.with_name(path.name + '.tmp')
     try:
         torch.save(state, tmp)
         os.replace(tmp, path)
     except (OSError, RuntimeError) as e:
         tmp.unlink(missing_ok=True)
-        raise OSError(f"could not write {path} ({str(e).splitlines()[0][:80]}): is the disk full? "
-                      f"free space and resume; the previous checkpoint is intact") from None
-    _forget_replaced(replaced)   # the new run has its first checkpoint: the old one is no longer needed
+        raise OSError(
+            f"could not write {path} ({str(e).splitlines()[0][:80]}): is the disk full? "
+            f"free space and resume; the previous checkpoint is intact"
+        ) from None
+    _forget_replaced(replaced)  # the new run has its first checkpoint: the old one is no longer needed
+
 
 def load_checkpoint(out, cfg: TrainConfig = None) -> dict:
     "Read the checkpoint of `out` (weights only); a clear error if it is corrupt, truncated or from another run's settings (`cfg`)."
     path = checkpoint_path(out)
-    try: state = torch.load(path, map_location='cpu', weights_only=True)
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
-        raise RuntimeError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}): "
-                           f"restart the run with overwrite=True") from None
+        raise RuntimeError(
+            f"checkpoint {path} is corrupt or truncated ({type(e).__name__}): restart the run with overwrite=True"
+        ) from None
     if not isinstance(state, dict) or state.get('version') != _CHECKPOINT_VERSION:
         raise RuntimeError(f"checkpoint {path} is not a mlo_mae checkpoint of version {_CHECKPOINT_VERSION}")
     if cfg is not None:
-        diff = [f"{k}: {state['config'].get(k)!r} in the checkpoint, {getattr(cfg, k)!r} now" for k in state['config']
-                if k not in TrainConfig.having('resumable') and hasattr(cfg, k) and state['config'][k] != getattr(cfg, k)]
-        if diff: raise ValueError(f"checkpoint {path} was made with other settings ({'; '.join(diff)})")
+        diff = [
+            f"{k}: {state['config'].get(k)!r} in the checkpoint, {getattr(cfg, k)!r} now"
+            for k in state['config']
+            if k not in TrainConfig.having('resumable') and hasattr(cfg, k) and state['config'][k] != getattr(cfg, k)
+        ]
+        if diff:
+            raise ValueError(f"checkpoint {path} was made with other settings ({'; '.join(diff)})")
     return state
-
 
 # %% ../nbs/06_runs.ipynb #546716ef
 def build_run_model(cfg: TrainConfig, num_classes: int) -> MLOModel:
     "The `MLOModel` of a resolved run configuration."
-    return build_mlo_model(cfg.model, num_classes, cfg.mlo_config(), cfg.head_kind, cfg.t_hidden, norm_pix_loss=cfg.norm_pix_loss,
-                           learnable_pos_embed=cfg.learnable_pos_embed, **(cfg.model_kw or {}))
+    return build_mlo_model(
+        cfg.model,
+        num_classes,
+        cfg.mlo_config(),
+        cfg.head_kind,
+        cfg.t_hidden,
+        norm_pix_loss=cfg.norm_pix_loss,
+        learnable_pos_embed=cfg.learnable_pos_embed,
+        **(cfg.model_kw or {}),
+    )
+
 
 def init_from(model: MLOModel, source) -> dict:
     "Start `model`'s MAE from `source`: a run folder, an MAE checkpoint or a timm encoder file; {'encoder': n, 'decoder': n} loaded."
     src = Path(source)
     if src.is_dir():
         state = load_checkpoint(src)['model']
-        return init_mae_from(model.mae, {k[len('mae.'):]: v for k, v in state.items() if k.startswith('mae.')})
+        return init_mae_from(model.mae, {k[len('mae.') :]: v for k, v in state.items() if k.startswith('mae.')})
     return init_mae_from(model.mae, src)
+
 
 def load_run(out_dir, device='cpu', cfg: TrainConfig = None):
     "(TrainConfig, MLOModel in eval mode) of the run in `out_dir`, its weights from its checkpoint; `cfg`: its settings, if already read."
     cfg = cfg or read_config(out_dir)
     state = load_checkpoint(out_dir, cfg)
-    n_classes = next(v.shape[0] for k, v in state['model'].items() if k.startswith('head.') and k.endswith('weight') and v.ndim == 2)
+    n_classes = next(
+        v.shape[0] for k, v in state['model'].items() if k.startswith('head.') and k.endswith('weight') and v.ndim == 2
+    )
     model = build_run_model(cfg, n_classes)
     model.load_state_dict(state['model'])
     return cfg, model.to(device).eval()
@@ -274,28 +401,39 @@ def load_run(out_dir, device='cpu', cfg: TrainConfig = None):
 @contextmanager
 def cpu_threads(n=None, device='cpu'):
     "Run the block on `n` CPU threads (default: 1 on the CPU, unchanged on a GPU), restoring the previous number after."
-    if n is not None and n < 1: raise ValueError(f"threads must be >= 1, got {n}")
+    if n is not None and n < 1:
+        raise ValueError(f"threads must be >= 1, got {n}")
     before = torch.get_num_threads()
     n = n or (1 if torch.device(device).type == 'cpu' else before)
     torch.set_num_threads(n)
-    try: yield n
-    finally: torch.set_num_threads(before)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(before)
 
 # %% ../nbs/06_runs.ipynb #9b4f8659
 def defining_settings(cfg: TrainConfig) -> dict:
     "The settings that define what a run computes: all but the machinery."
-    own = {k: v for k, v in cfg.options.items() if v != METHODS[cfg.method].options[k].default}   # by name, as given
-    return {**{k: v for k, v in asdict(cfg).items() if k not in TrainConfig.having('machinery') and k != 'options'}, **own}
+    own = {k: v for k, v in cfg.options.items() if v != METHODS[cfg.method].options[k].default}  # by name, as given
+    return {
+        **{k: v for k, v in asdict(cfg).items() if k not in TrainConfig.having('machinery') and k != 'options'},
+        **own,
+    }
+
 
 def run_name(cfg: TrainConfig, base: TrainConfig) -> str:
     "Folder name of a cached run: method, the settings differing from `base`, and a hash of the defining settings that differ from their defaults."
     diff = {k: v for k, v in defining_settings(cfg).items() if k != 'method' and v != defining_settings(base).get(k)}
     defaults = {f.name: f.default for f in fields(TrainConfig)}
-    given = {k: v for k, v in defining_settings(cfg).items() if k not in defaults or v != defaults[k]}   # a setting added later, at its default, renames nothing
+    # a setting added later, at its default, renames nothing
+    given = {k: v for k, v in defining_settings(cfg).items() if k not in defaults or v != defaults[k]}
     digest = hashlib.sha1(json.dumps(given, sort_keys=True, default=str).encode()).hexdigest()[:6]
-    parts = [cfg.method] + [f'{k}{json.dumps(v, sort_keys=True, separators=(",", ":")) if isinstance(v, dict) else v}'
-                            for k, v in sorted(diff.items())]
+    parts = [cfg.method] + [
+        f'{k}{json.dumps(v, sort_keys=True, separators=(",", ":")) if isinstance(v, dict) else v}'
+        for k, v in sorted(diff.items())
+    ]
     return re.sub(r'[^A-Za-z0-9._=-]', '_', '-'.join(parts + [digest]))
+
 
 def cached_run_state(out, cfg: TrainConfig) -> str:
     "'finished', 'resumable', 'fresh' for the cached run `out` of settings `cfg`; refuses a folder made with other settings."
@@ -304,7 +442,12 @@ def cached_run_state(out, cfg: TrainConfig) -> str:
         saved = defining_settings(read_config(out))
         want = defining_settings(cfg)
         diff = [f"{k}: {saved.get(k)!r} there, {want[k]!r} asked" for k in want if saved.get(k) != want[k]]
-        if diff: raise ValueError(f"cached run {out} was made with other settings ({'; '.join(diff)}): delete it or use another root")
-        if (out/'final.json').exists(): return 'finished'
-        if (out/'checkpoint.pt').exists(): return 'resumable'
+        if diff:
+            raise ValueError(
+                f"cached run {out} was made with other settings ({'; '.join(diff)}): delete it or use another root"
+            )
+        if (out / 'final.json').exists():
+            return 'finished'
+        if (out / 'checkpoint.pt').exists():
+            return 'resumable'
     return 'fresh'

@@ -4,7 +4,12 @@
 
 # %% ../nbs/50_study.ipynb #e23fb062
 from __future__ import annotations
-import argparse, csv, json, math, statistics, sys
+import argparse
+import csv
+import json
+import math
+import statistics
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +21,15 @@ from . import runs
 from .runs import resolve_config, cached_run_state, folder_state
 from .mlo import get_method
 from .train import train, RunInterrupted
-from .evaluate_run import evaluate_run, PROTOCOLS, LoadedRun, registered_measures, resolve_options, add_protocol_flags, given_protocol_options
+from mlo_mae.evaluate_run import (
+    evaluate_run,
+    PROTOCOLS,
+    LoadedRun,
+    registered_measures,
+    resolve_options,
+    add_protocol_flags,
+    given_protocol_options,
+)
 
 # %% auto #0
 __all__ = ['STUDY_OWNS', 'Cell', 'plan_study', 'evaluate_cell', 'summarise', 'plot_study', 'run_study', 'main']
@@ -25,11 +38,13 @@ __all__ = ['STUDY_OWNS', 'Cell', 'plan_study', 'evaluate_cell', 'summarise', 'pl
 _DEFAULT_METHODS = ('untrained', 'mae')
 _DEFAULT_SEEDS = (0, 1, 2)
 _DEFAULT_PROTOCOLS = ('stage2', 'knn', 'linear_probe', 'masks')
-STUDY_OWNS = TrainConfig.having('study_owned')   # declared with each setting (04_config)
+STUDY_OWNS = TrainConfig.having('study_owned')  # declared with each setting (04_config)
+
 
 @dataclass
 class Cell:
     "One run of a study: its method, seed, setting (name and values), resolved settings and folder."
+
     method: str
     seed: int
     setting: str
@@ -37,106 +52,177 @@ class Cell:
     cfg: TrainConfig
     out: Path
 
+
 def _setting_label(settings: dict) -> str:
     "'default' for no setting, else 'k=v,k=v' sorted by name."
-    return ','.join(f'{k}={json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v}' for k, v in sorted(settings.items())) or 'default'
+    return (
+        ','.join(
+            f'{k}={json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v}'
+            for k, v in sorted(settings.items())
+        )
+        or 'default'
+    )
+
 
 def _taken(cls, options: dict) -> dict:
     "The options of `options` that the protocol class `cls` declares (None: its default)."
     return {k: v for k, v in options.items() if k in cls.options and v is not None}
 
+
 def _check_protocols(protocols, protocol_options) -> None:
     "Every protocol registered, every option taken by one of them, each protocol's own checks: one-line errors before any work."
     bad = [p for p in protocols if p not in PROTOCOLS]
-    if bad: raise ValueError(f"unknown protocol(s) {', '.join(bad)}: choose among {', '.join(PROTOCOLS)}")
+    if bad:
+        raise ValueError(f"unknown protocol(s) {', '.join(bad)}: choose among {', '.join(PROTOCOLS)}")
     given = {k: v for k, v in (protocol_options or {}).items() if v is not None}
     untaken = sorted(set(given) - {o for p in protocols for o in PROTOCOLS[p].options})
-    if untaken: raise ValueError(f"no protocol of the study ({', '.join(protocols)}) takes the option(s) {', '.join(untaken)}")
-    for p in protocols: resolve_options(PROTOCOLS[p](), _taken(PROTOCOLS[p], given))
+    if untaken:
+        raise ValueError(f"no protocol of the study ({', '.join(protocols)}) takes the option(s) {', '.join(untaken)}")
+    for p in protocols:
+        resolve_options(PROTOCOLS[p](), _taken(PROTOCOLS[p], given))
 
-def plan_study(root, methods=_DEFAULT_METHODS, seeds=_DEFAULT_SEEDS, settings=({},), dataset='cifar10_mini', preset=None,
-               max_steps=None, budget_seconds=None, common=None, protocols=_DEFAULT_PROTOCOLS, protocol_options=None) -> list:
+
+def plan_study(
+    root,
+    methods=_DEFAULT_METHODS,
+    seeds=_DEFAULT_SEEDS,
+    settings=({},),
+    dataset='cifar10_mini',
+    preset=None,
+    max_steps=None,
+    budget_seconds=None,
+    common=None,
+    protocols=_DEFAULT_PROTOCOLS,
+    protocol_options=None,
+) -> list:
     "The study's cells (methods x seeds x settings), in that order, each resolved and checked; one-line errors before any work."
     common, settings = dict(common or {}), [dict(s) for s in settings]
-    load_plugins(common.get('plugins'))   # their methods and protocols, before the names are checked
+    load_plugins(common.get('plugins'))  # their methods and protocols, before the names are checked
     unknown = [m for m in [*methods, *(s['method'] for s in settings if 'method' in s)] if m not in METHODS]
-    if unknown: raise ValueError(f"unknown method(s) {', '.join(unknown)}: choose among {', '.join(METHODS)}")
+    if unknown:
+        raise ValueError(f"unknown method(s) {', '.join(unknown)}: choose among {', '.join(METHODS)}")
     _check_protocols(protocols, protocol_options)
     if (max_steps is None) == (budget_seconds is None):
-        raise ValueError("give exactly one budget, max_steps (iterations) or budget_seconds (training time): every run shares it")
+        raise ValueError(
+            "give exactly one budget, max_steps (iterations) or budget_seconds (training time): every run shares it"
+        )
     if not seeds or not settings or not (methods or all('method' in s for s in settings)):
         raise ValueError("a study needs at least one method, one seed and one setting")
     own_seeds = [list(s['seeds']) for s in settings if 'seeds' in s]
     if any(len(set(x)) != len(x) or not x for x in [list(seeds), *own_seeds]) or len(set(methods)) != len(methods):
         raise ValueError("methods and seeds must not repeat (and a setting's own seeds must be a non-empty list)")
     owned = sorted(({k for s in settings for k in s} - {'method'} | set(common)) & set(STUDY_OWNS))
-    if owned: raise ValueError(f"the study sets {', '.join(owned)} itself: give them as its own arguments")
+    if owned:
+        raise ValueError(f"the study sets {', '.join(owned)} itself: give them as its own arguments")
     budget = dict(max_steps=max_steps) if max_steps is not None else dict(budget_seconds=budget_seconds)
-    if max_steps is not None and 'epochs' not in common: budget['epochs'] = max_steps   # an epoch has >= 1 iteration: never stops first
-    shared = {k: v for k, v in common.items() if k in TrainConfig.__dataclass_fields__}   # a method's option is the method's, not the base's
+    # an epoch has >= 1 iteration: never stops first
+    if max_steps is not None and 'epochs' not in common:
+        budget['epochs'] = max_steps
+    # a method's option is the method's, not the base's
+    shared = {k: v for k, v in common.items() if k in TrainConfig.__dataclass_fields__}
     base = resolve_config(dataset=dataset, preset=preset, **budget, **shared)
     cells = []
     for setting in settings:
         rest = {k: v for k, v in setting.items() if k not in ('method', 'seeds')}
-        label = _setting_label({k: v for k, v in setting.items() if k != 'seeds'})   # its seeds are not part of its name
-        for method in [setting['method']] if 'method' in setting else methods:   # a setting that names its method runs it alone
-            for seed in setting.get('seeds', seeds):                             # ... and one that names its seeds, those
-                cfg = resolve_config(method=method, seed=seed, dataset=dataset, preset=preset, **budget, **{**common, **rest})
-                get_method(cfg)   # the method's own checks (a prior's mask map), now
-                out = Path(root)/'runs'/runs.run_name(cfg, base)
+        # its seeds are not part of its name
+        label = _setting_label({k: v for k, v in setting.items() if k != 'seeds'})
+        # a setting that names its method runs it alone
+        for method in [setting['method']] if 'method' in setting else methods:
+            # ... and one that names its seeds, those
+            for seed in setting.get('seeds', seeds):
+                cfg = resolve_config(
+                    method=method, seed=seed, dataset=dataset, preset=preset, **budget, **{**common, **rest}
+                )
+                get_method(cfg)  # the method's own checks (a prior's mask map), now
+                out = Path(root) / 'runs' / runs.run_name(cfg, base)
                 cfg.out_dir = str(out)
                 cells.append(Cell(method, seed, label, rest, cfg, out))
     names = [c.out.name for c in cells]
-    if len(set(names)) != len(names): raise ValueError("two cells of the study are the same run: settings repeat")
+    if len(set(names)) != len(names):
+        raise ValueError("two cells of the study are the same run: settings repeat")
     return cells
 
 # %% ../nbs/50_study.ipynb #684e0912
 def _run_cell(cell: Cell, device=None, threads=None, progress=False) -> str:
     "Train the run of `cell` unless it is finished: 'reused', 'resumed' or 'trained'."
     state = cached_run_state(cell.out, cell.cfg)
-    if state == 'finished': return 'reused'
+    if state == 'finished':
+        return 'reused'
     kw = dict(out_dir=str(cell.out), progress=progress, num_workers=0, device=device, threads=threads)
-    if state == 'resumable': kw['resume'] = True
-    elif folder_state(cell.out) == 'run': kw['overwrite'] = True   # killed before its first checkpoint: start it again
+    if state == 'resumable':
+        kw['resume'] = True
+    elif folder_state(cell.out) == 'run':
+        kw['overwrite'] = True  # killed before its first checkpoint: start it again
     print(f"{'resuming' if state == 'resumable' else 'training'} {cell.out.name}", flush=True)
     train(cell.cfg, **kw)
     return 'resumed' if state == 'resumable' else 'trained'
 
-_plain = lambda v: json.loads(json.dumps(v, default=str))   # as a result file holds it (paths as text)
+
+_plain = lambda v: json.loads(json.dumps(v, default=str))  # as a result file holds it (paths as text)
+
 
 def evaluate_cell(cell: Cell, protocols=_DEFAULT_PROTOCOLS, protocol_options=None, device=None, threads=None) -> dict:
     "{protocol: result} of the finished run of `cell`: what its training reported, else its eval file made with these options, else `evaluate_run` once."
     res, run = {}, LoadedRun(cell.out)
     for name in protocols:
         proto = PROTOCOLS[name]()
-        if not proto.applies_to(METHODS[cell.method]): continue
+        if not proto.applies_to(METHODS[cell.method]):
+            continue
         given = _taken(PROTOCOLS[name], protocol_options or {})
         reported = None if given else proto.reported(run)
-        if reported is not None: res[name] = dict(protocol=name, **reported); continue
-        path = cell.out/f'eval_{name}.json'
+        if reported is not None:
+            res[name] = dict(protocol=name, **reported)
+            continue
+        path = cell.out / f'eval_{name}.json'
         saved = json.loads(path.read_text()) if path.exists() else None
-        if saved is not None and all(saved.get(k) == _plain(v) for k, v in given.items()): res[name] = saved; continue   # else: other options
-        res[name] = evaluate_run(cell.out, name, device=device or 'cpu', overwrite=saved is not None, progress=False, threads=threads, **given)
+        # else: other options
+        if saved is not None and all(saved.get(k) == _plain(v) for k, v in given.items()):
+            res[name] = saved
+            continue
+        res[name] = evaluate_run(
+            cell.out,
+            name,
+            device=device or 'cpu',
+            overwrite=saved is not None,
+            progress=False,
+            threads=threads,
+            **given,
+        )
     return res
+
 
 def _cell_row(cell: Cell, results: dict) -> dict:
     "The run's row of `study_runs.csv`: what it is, what its budget bought, and one column per measurement."
-    fin = json.loads((cell.out/'final.json').read_text())
-    row = dict(setting=cell.setting, method=cell.method, label=METHODS[cell.method].label, seed=cell.seed, run=cell.out.name,
-               max_steps=cell.cfg.max_steps, budget_seconds=cell.cfg.budget_seconds, steps=fin['steps'],
-               stage_one_steps=fin['stage_one_steps'], t_steps=fin['t_steps'], train_seconds=round(fin['train_seconds'], 3),
-               device=fin['device'])
-    for name, r in results.items(): row.update(PROTOCOLS[name]().row(r))   # each protocol's own columns
+    fin = json.loads((cell.out / 'final.json').read_text())
+    row = dict(
+        setting=cell.setting,
+        method=cell.method,
+        label=METHODS[cell.method].label,
+        seed=cell.seed,
+        run=cell.out.name,
+        max_steps=cell.cfg.max_steps,
+        budget_seconds=cell.cfg.budget_seconds,
+        steps=fin['steps'],
+        stage_one_steps=fin['stage_one_steps'],
+        t_steps=fin['t_steps'],
+        train_seconds=round(fin['train_seconds'], 3),
+        device=fin['device'],
+    )
+    for name, r in results.items():
+        row.update(PROTOCOLS[name]().row(r))  # each protocol's own columns
     return row
 
 # %% ../nbs/50_study.ipynb #100507da
 def _num(v):
-    if v is None or v == '': return None
+    if v is None or v == '':
+        return None
     v = float(v)
     return None if math.isnan(v) else v
 
+
 def _mean_std(xs):
     return (statistics.fmean(xs), statistics.stdev(xs) if len(xs) > 1 else None) if xs else (None, None)
+
 
 def summarise(rows, reference='mae') -> list:
     "One row per (setting, method, measure): n, mean, std over seeds, and the paired difference to `reference` (same seed; same setting, else the default one)."
@@ -148,30 +234,53 @@ def summarise(rows, reference='mae') -> list:
         for m in registered_measures():
             xs = [_num(r.get(m)) for r in mine]
             xs = [x for x in xs if x is not None]
-            if not xs: continue
+            if not xs:
+                continue
             mean, std = _mean_std(xs)
-            diffs = [_num(r.get(m)) - _num(ref[int(r['seed'])].get(m)) for r in mine
-                if int(r['seed']) in ref and _num(r.get(m)) is not None and _num(ref[int(r['seed'])].get(m)) is not None]
+            diffs = [
+                _num(r.get(m)) - _num(ref[int(r['seed'])].get(m))
+                for r in mine
+                if int(r['seed']) in ref and _num(r.get(m)) is not None and _num(ref[int(r['seed'])].get(m)) is not None
+            ]
             dmean, dstd = _mean_std(diffs)
-            out.append(dict(setting=setting, method=method, label=METHODS[method].label, measure=m, n=len(xs), mean=mean, std=std,
-                            reference=reference, reference_setting=ref_setting, diff_mean=dmean, diff_std=dstd, n_pairs=len(diffs)))
+            out.append(
+                dict(
+                    setting=setting,
+                    method=method,
+                    label=METHODS[method].label,
+                    measure=m,
+                    n=len(xs),
+                    mean=mean,
+                    std=std,
+                    reference=reference,
+                    reference_setting=ref_setting,
+                    diff_mean=dmean,
+                    diff_std=dstd,
+                    n_pairs=len(diffs),
+                )
+            )
     return out
+
 
 def _reference_rows(rows, setting, method, reference):
     "(its setting, {seed: row}) of `reference` under `setting`, else under 'default' (a setting that names its own method has no MAE of its own)."
-    if method == reference: return None, {}
+    if method == reference:
+        return None, {}
     for s in dict.fromkeys((setting, 'default')):
         ref = {int(r['seed']): r for r in rows if (r['setting'], r['method']) == (s, reference)}
-        if ref: return s, ref
+        if ref:
+            return s, ref
     return None, {}
 
 # %% ../nbs/50_study.ipynb #6deddd59
 def plot_study(summary, title='study'):
     "Bars (mean, one standard deviation over seeds) per setting and method, one panel per accuracy protocol; floor methods as lines."
     import matplotlib.pyplot as plt
+
     labels = {c: m.label for c, m in registered_measures(percent=True).items()}
     measures = [m for m in labels if any(r['measure'] == m for r in summary)]
-    if not measures: raise ValueError("nothing to plot: the summary has no accuracy")
+    if not measures:
+        raise ValueError("nothing to plot: the summary has no accuracy")
     settings = list(dict.fromkeys(r['setting'] for r in summary))
     methods = list(dict.fromkeys(r['method'] for r in summary))
     bars = [m for m in methods if not getattr(METHODS[m], 'floor', False)]
@@ -183,101 +292,198 @@ def plot_study(summary, title='study'):
         for j, m in enumerate(bars):
             xs = [i - 0.4 + width * (j + 0.5) for i, s in enumerate(settings) if (s, m) in get]
             rs = [get[s, m] for s in settings if (s, m) in get]
-            ax.bar(xs, [r['mean'] for r in rs], width * 0.9, yerr=[r['std'] or 0 for r in rs], capsize=3, label=METHODS[m].label)
+            ax.bar(
+                xs,
+                [r['mean'] for r in rs],
+                width * 0.9,
+                yerr=[r['std'] or 0 for r in rs],
+                capsize=3,
+                label=METHODS[m].label,
+            )
         for k, m in enumerate(floors):
             for i, s in enumerate(settings):
-                if (s, m) not in get: continue
+                if (s, m) not in get:
+                    continue
                 y = get[s, m]['mean']
-                ax.hlines(y, i - 0.45, i + 0.45, colors='k', linestyles='--', label=METHODS[m].label if i == 0 else None)
+                ax.hlines(
+                    y, i - 0.45, i + 0.45, colors='k', linestyles='--', label=METHODS[m].label if i == 0 else None
+                )
                 ax.annotate(f'{y:.1f}', (i + 0.45, y), fontsize=8, va='bottom', ha='right')
-        ax.set_xticks(range(len(settings)), settings); ax.set_ylabel(labels[meas]); ax.grid(axis='y', alpha=0.3)
+        ax.set_xticks(range(len(settings)), settings)
+        ax.set_ylabel(labels[meas])
+        ax.grid(axis='y', alpha=0.3)
     axs[0][0].legend(fontsize=8)
-    fig.suptitle(title); fig.tight_layout()
+    fig.suptitle(title)
+    fig.tight_layout()
     return fig
 
 # %% ../nbs/50_study.ipynb #8dda3bbe
-_DECIMALS = 4   # the CSVs' precision: an accuracy on 500 test images moves in steps of 0.2 points
+_DECIMALS = 4  # the CSVs' precision: an accuracy on 500 test images moves in steps of 0.2 points
+
 
 def _rounded(v: float) -> float:
     "`v` to 4 decimals, and to 4 significant digits where that keeps more (a feedback signal of 1e-4 is not 0.0001)."
-    if v == 0 or not math.isfinite(v): return v
+    if v == 0 or not math.isfinite(v):
+        return v
     return round(v, max(_DECIMALS, _DECIMALS - 1 - math.floor(math.log10(abs(v)))))
+
 
 def _write_csv(path, rows):
     cols = list(dict.fromkeys(k for r in rows for k in r))
     rounded = [{k: _rounded(v) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
     with open(path, 'w', newline='') as f:
-        w = csv.DictWriter(f, cols); w.writeheader(); w.writerows(rounded)
+        w = csv.DictWriter(f, cols)
+        w.writeheader()
+        w.writerows(rounded)
+
 
 def _command(root, made: dict) -> str:
     "The shell command that makes the study `made` in `root` again (`study.json` keeps it)."
     q = lambda v: "'" + json.dumps(v) + "'"
     parts = ['python -m mlo_mae.study', str(root), '--methods', *made['methods'], '--seeds', *map(str, made['seeds'])]
-    if made['settings'] != [{}]: parts += ['--settings', *map(q, made['settings'])]
-    if made['common']: parts += ['--common', q(made['common'])]
+    if made['settings'] != [{}]:
+        parts += ['--settings', *map(q, made['settings'])]
+    if made['common']:
+        parts += ['--common', q(made['common'])]
     for k in ('dataset', 'preset', 'max_steps', 'budget_seconds', 'reference'):
-        if made[k] is not None and made[k] != {'dataset': 'cifar10_mini', 'reference': 'mae'}.get(k): parts += [f'--{k}', str(made[k])]
-    if list(made['protocols']) != list(_DEFAULT_PROTOCOLS): parts += ['--protocols', *made['protocols']]
+        if made[k] is not None and made[k] != {'dataset': 'cifar10_mini', 'reference': 'mae'}.get(k):
+            parts += [f'--{k}', str(made[k])]
+    if list(made['protocols']) != list(_DEFAULT_PROTOCOLS):
+        parts += ['--protocols', *made['protocols']]
     for k, v in (made['protocol_options'] or {}).items():
-        if v is not None: parts += [f'--{k}', *(map(str, v) if isinstance(v, (list, tuple)) else [str(v)])]
+        if v is not None:
+            parts += [f'--{k}', *(map(str, v) if isinstance(v, (list, tuple)) else [str(v)])]
     return ' '.join(parts)
 
-def run_study(root, methods=_DEFAULT_METHODS, seeds=_DEFAULT_SEEDS, settings=({},), dataset='cifar10_mini', preset=None,
-              max_steps=None, budget_seconds=None, protocols=_DEFAULT_PROTOCOLS, common=None, reference='mae',
-              protocol_options=None, device=None, threads=None, progress=False, figure=True) -> dict:
+
+def run_study(
+    root,
+    methods=_DEFAULT_METHODS,
+    seeds=_DEFAULT_SEEDS,
+    settings=({},),
+    dataset='cifar10_mini',
+    preset=None,
+    max_steps=None,
+    budget_seconds=None,
+    protocols=_DEFAULT_PROTOCOLS,
+    common=None,
+    reference='mae',
+    protocol_options=None,
+    device=None,
+    threads=None,
+    progress=False,
+    figure=True,
+) -> dict:
     "Train and evaluate every cell of the study that is not done yet; write study_runs.csv, study_summary.csv and study.png into `root`."
-    cells = plan_study(root, methods, seeds, settings, dataset, preset, max_steps, budget_seconds, common, protocols, protocol_options)
+    cells = plan_study(
+        root, methods, seeds, settings, dataset, preset, max_steps, budget_seconds, common, protocols, protocol_options
+    )
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    root = Path(root); root.mkdir(parents=True, exist_ok=True)
-    made = dict(methods=list(methods), seeds=list(seeds), settings=list(settings), dataset=dataset, preset=preset, max_steps=max_steps,
-                budget_seconds=budget_seconds, protocols=list(protocols), common=common, reference=reference,
-                protocol_options=protocol_options)   # what makes the study again: its runs/ are not committed
-    (root/'study.json').write_text(json.dumps(dict(made, command=_command(root, made)), indent=1))
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    # what makes the study again: its runs/ are not committed
+    made = dict(
+        methods=list(methods),
+        seeds=list(seeds),
+        settings=list(settings),
+        dataset=dataset,
+        preset=preset,
+        max_steps=max_steps,
+        budget_seconds=budget_seconds,
+        protocols=list(protocols),
+        common=common,
+        reference=reference,
+        protocol_options=protocol_options,
+    )
+    (root / 'study.json').write_text(json.dumps(dict(made, command=_command(root, made)), indent=1))
     rows, done = [], {}
     for c in cells:
         done[c.out.name] = _run_cell(c, device, threads, progress)
         rows.append(_cell_row(c, evaluate_cell(c, protocols, protocol_options, device, threads)))
     summary = summarise(rows, reference)
-    _write_csv(root/'study_runs.csv', rows); _write_csv(root/'study_summary.csv', summary)
-    files = [root/'study_runs.csv', root/'study_summary.csv']
+    _write_csv(root / 'study_runs.csv', rows)
+    _write_csv(root / 'study_summary.csv', summary)
+    files = [root / 'study_runs.csv', root / 'study_summary.csv']
     if figure and any(r['measure'] in registered_measures(percent=True) for r in summary):
         import matplotlib.pyplot as plt
+
         budget = f'{max_steps} iterations' if max_steps is not None else f'{budget_seconds:g} s of training'
-        fig = plot_study(summary, f"{dataset}, {cells[0].cfg.model}, {budget}, seeds {', '.join(map(str, seeds))}" + (' (mean +- 1 std)' if len(seeds) > 1 else ' (one seed: no spread)'))
-        fig.savefig(root/'study.png', dpi=120); plt.close(fig); files.append(root/'study.png')
+        fig = plot_study(
+            summary,
+            f"{dataset}, {cells[0].cfg.model}, {budget}, seeds {', '.join(map(str, seeds))}"
+            + (' (mean +- 1 std)' if len(seeds) > 1 else ' (one seed: no spread)'),
+        )
+        fig.savefig(root / 'study.png', dpi=120)
+        plt.close(fig)
+        files.append(root / 'study.png')
     return dict(rows=rows, summary=summary, files=files, done=done)
 
 # %% ../nbs/50_study.ipynb #5dcccac2
 def main(argv=None):
     "Entry point of `python -m mlo_mae.study`."
-    try: load_plugins(flag_value(sys.argv[1:] if argv is None else argv))   # their protocols become choices below
-    except ValueError as e: sys.exit(f"error: {e}")
-    p = argparse.ArgumentParser(prog='mlo_mae.study', description='Run a study: methods x seeds x settings, each a run folder under ROOT.')
+    try:
+        load_plugins(flag_value(sys.argv[1:] if argv is None else argv))  # their protocols become choices below
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    p = argparse.ArgumentParser(
+        prog='mlo_mae.study', description='Run a study: methods x seeds x settings, each a run folder under ROOT.'
+    )
     p.add_argument('root', help="the study's folder: runs/, study_runs.csv, study_summary.csv, study.png")
-    p.add_argument('--plugins', default=None, help='modules or .py files registering your own methods or protocols (comma-separated; kept in every run\'s settings)')
-    p.add_argument('--methods', nargs='+', default=list(_DEFAULT_METHODS), help=f"registered methods (default: {' '.join(_DEFAULT_METHODS)})")
+    p.add_argument(
+        '--plugins',
+        default=None,
+        help='modules or .py files registering your own methods or protocols (comma-separated; kept in every run\'s settings)',
+    )
+    p.add_argument(
+        '--methods',
+        nargs='+',
+        default=list(_DEFAULT_METHODS),
+        help=f"registered methods (default: {' '.join(_DEFAULT_METHODS)})",
+    )
     p.add_argument('--seeds', nargs='+', type=int, default=list(_DEFAULT_SEEDS), help='seeds (default: 0 1 2)')
-    p.add_argument('--settings', nargs='+', type=json.loads, default=[{}], metavar='JSON', help='setting variants, one JSON object each (default: {})')
-    p.add_argument('--common', type=json.loads, default=None, metavar='JSON', help='settings of every run (JSON object)')
+    p.add_argument(
+        '--settings',
+        nargs='+',
+        type=json.loads,
+        default=[{}],
+        metavar='JSON',
+        help='setting variants, one JSON object each (default: {})',
+    )
+    p.add_argument(
+        '--common', type=json.loads, default=None, metavar='JSON', help='settings of every run (JSON object)'
+    )
     p.add_argument('--dataset', default='cifar10_mini', help='dataset (default: cifar10_mini)')
     p.add_argument('--preset', default=None, help='preset (default: smoke for cifar10_mini, else paper)')
     p.add_argument('--max_steps', type=int, default=None, help='budget in iterations, the same for every run')
-    p.add_argument('--budget_seconds', type=float, default=None, help='budget in training seconds, the same for every run')
-    p.add_argument('--protocols', nargs='+', default=list(_DEFAULT_PROTOCOLS), choices=list(PROTOCOLS), help=f"evaluations (default: {' '.join(_DEFAULT_PROTOCOLS)})")
+    p.add_argument(
+        '--budget_seconds', type=float, default=None, help='budget in training seconds, the same for every run'
+    )
+    p.add_argument(
+        '--protocols',
+        nargs='+',
+        default=list(_DEFAULT_PROTOCOLS),
+        choices=list(PROTOCOLS),
+        help=f"evaluations (default: {' '.join(_DEFAULT_PROTOCOLS)})",
+    )
     p.add_argument('--reference', default='mae', help='the method of the paired differences (default: mae)')
     p.add_argument('--device', default=None, help='cpu, cuda or cuda:N (default: cuda when available)')
     p.add_argument('--threads', type=int, default=None, help='CPU threads (default: 1 on the CPU)')
     parsers = add_protocol_flags(p)
     a = vars(p.parse_args(argv))
-    if a.get('plugins'): a['common'] = {**(a['common'] or {}), 'plugins': a['plugins']}
+    if a.get('plugins'):
+        a['common'] = {**(a['common'] or {}), 'plugins': a['plugins']}
     a.pop('plugins')
-    try: res = run_study(a.pop('root'), protocol_options=given_protocol_options(a, parsers), **a)
-    except RunInterrupted as e: sys.exit(print(f"interrupted: {e}", file=sys.stderr) or 130)
-    except (ValueError, OSError, RuntimeError) as e: sys.exit(f"error: {e}")
+    try:
+        res = run_study(a.pop('root'), protocol_options=given_protocol_options(a, parsers), **a)
+    except RunInterrupted as e:
+        sys.exit(print(f"interrupted: {e}", file=sys.stderr) or 130)
+    except (ValueError, OSError, RuntimeError) as e:
+        sys.exit(f"error: {e}")
     print(json.dumps(dict(files=[str(f) for f in res['files']], done=res['done'])))
 
 # %% ../nbs/50_study.ipynb #05f5161e
 #| eval: false
-if __name__ == '__main__' and 'ipykernel' not in sys.modules:   # not when a notebook runs this cell
-    import mlo_mae.study   # the package's module, not this __main__ copy: a plugin registers into its registries
+if __name__ == '__main__' and 'ipykernel' not in sys.modules:  # not when a notebook runs this cell
+    import mlo_mae.study  # the package's module, not this __main__ copy: a plugin registers into its registries
+
     mlo_mae.study.main()

@@ -7,7 +7,8 @@ from __future__ import annotations
 import sys
 import re
 from dataclasses import fields
-from .config import TrainConfig, cli_parser, parse_args
+from .config import TrainConfig, parse_args
+
 
 def _as_flags(msg: str) -> str:
     "An error's `name=True` and `pass name=value` in the CLI's words: `--name`, `pass --name value`."
@@ -15,12 +16,24 @@ def _as_flags(msg: str) -> str:
     msg = re.sub(rf"\b({names})=True\b", r"--\1", msg)
     return re.sub(rf"\bpass ({names})=([^\s,;:)]+)", r"pass --\1 \2", msg)
 
-if __name__ == '__main__' and getattr(__spec__, 'name', None) == 'mlo_mae.train':   # python -m; before torch is imported: --help and a bad flag cost nothing
-    if {'-h', '--help'} & set(sys.argv[1:]): parse_args()   # argparse prints the help and exits: with --method, that method's options
-    try: TrainConfig.from_parameters(parse_args())              # each setting's own rule (a registry's names: later)
-    except ValueError as e: sys.exit(f"error: {_as_flags(str(e))}")
 
-import json, math, os, signal, threading, time, warnings
+# python -m; before torch is imported: --help and a bad flag cost nothing
+if __name__ == '__main__' and getattr(__spec__, 'name', None) == 'mlo_mae.train':
+    # argparse prints the help and exits: with --method, that method's options
+    if {'-h', '--help'} & set(sys.argv[1:]):
+        parse_args()
+    try:
+        TrainConfig.from_parameters(parse_args())  # each setting's own rule (a registry's names: later)
+    except ValueError as e:
+        sys.exit(f"error: {_as_flags(str(e))}")
+
+import json
+import math
+import os
+import signal
+import threading
+import time
+import warnings
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,9 +43,29 @@ import torch.distributed as dist
 
 from .data import load_dataset, check_dataset, mlo_splits, BatchLoader, class_counts
 from .models import save_timm_encoder
-from .mlo import MLOSolver, get_method, make_optimizers, mask_ratio_schedule, warmup_cosine, to_floats, distributed
-from .runs import (plan_run, run_folder_lock, open_run_folder, checkpoint_path, rng_state, checkpoint_state, save_checkpoint,
-                          load_checkpoint, restore_checkpoint, build_run_model, init_from, cpu_threads)
+from mlo_mae.mlo import (
+    MLOSolver,
+    get_method,
+    make_optimizers,
+    mask_ratio_schedule,
+    warmup_cosine,
+    to_floats,
+    distributed,
+)
+from mlo_mae.runs import (
+    plan_run,
+    run_folder_lock,
+    open_run_folder,
+    checkpoint_path,
+    rng_state,
+    checkpoint_state,
+    save_checkpoint,
+    load_checkpoint,
+    restore_checkpoint,
+    build_run_model,
+    init_from,
+    cpu_threads,
+)
 from .evaluate import stage_two_test_accuracy, mask_map
 
 # %% auto #0
@@ -41,19 +74,29 @@ __all__ = ['NONFINITE_PATIENCE', 'Stream', 'setup_distributed', 'RunInterrupted'
 # %% ../nbs/07_train.ipynb #0e7ea055
 class Stream:
     "Endless batches of a `BatchLoader` over epochs, with a restorable position `(epoch, batch)`."
+
     def __init__(self, loader: BatchLoader, epoch=0, batch=0):
         self.loader, self.epoch, self.batch, self._it = loader, epoch, batch, None
-    def __iter__(self): return self
+
+    def __iter__(self):
+        return self
+
     def __next__(self):
-        if self._it is None: self._it = self.loader.epoch(self.epoch, self.batch)
-        try: out = next(self._it)
+        if self._it is None:
+            self._it = self.loader.epoch(self.epoch, self.batch)
+        try:
+            out = next(self._it)
         except StopIteration:
             self.epoch, self.batch, self._it = self.epoch + 1, 0, None
             return next(self)
         self.batch += 1
         return out
-    def state(self): return dict(epoch=self.epoch, batch=self.batch)
-    def restore(self, s): self.epoch, self.batch, self._it = s['epoch'], s['batch'], None
+
+    def state(self):
+        return dict(epoch=self.epoch, batch=self.batch)
+
+    def restore(self, s):
+        self.epoch, self.batch, self._it = s['epoch'], s['batch'], None
 
 # %% ../nbs/07_train.ipynb #b4e40d8f
 def setup_distributed(device=None):
@@ -64,29 +107,37 @@ def setup_distributed(device=None):
         return 0, 1, torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     local = int(os.environ.get('LOCAL_RANK', 0))
     use_cuda = torch.cuda.is_available() and device != 'cpu'
-    if not dist.is_initialized(): dist.init_process_group('nccl' if use_cuda else 'gloo')
-    if use_cuda: torch.cuda.set_device(local)
+    if not dist.is_initialized():
+        dist.init_process_group('nccl' if use_cuda else 'gloo')
+    if use_cuda:
+        torch.cuda.set_device(local)
     return dist.get_rank(), dist.get_world_size(), torch.device(f'cuda:{local}' if use_cuda else 'cpu')
+
 
 def _mean_over_ranks(metrics: dict) -> dict:
     "The metrics of one iteration averaged over ranks (each rank saw its shard of the global batch)."
-    if not distributed(): return metrics
+    if not distributed():
+        return metrics
     keys = sorted(k for k, v in metrics.items() if isinstance(v, float))
     device = 'cuda' if dist.get_backend() == 'nccl' else 'cpu'  # NCCL reduces device tensors only
     t = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return {**metrics, **{k: v / dist.get_world_size() for k, v in zip(keys, t.tolist())}}
 
+
 def _any_rank(*flags: bool) -> list:
     "Each flag true if it is true on any rank (so every rank takes the same decision)."
-    if not distributed(): return list(flags)
+    if not distributed():
+        return list(flags)
     t = torch.tensor([float(f) for f in flags], device='cuda' if dist.get_backend() == 'nccl' else 'cpu')
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return [bool(v) for v in t.tolist()]
 
+
 def _ranks_in_sync(model) -> bool:
     "Whether every rank holds the same weights (a float64 checksum gathered from each): data parallel must keep them equal."
-    if not (dist.is_available() and dist.is_initialized()): return True
+    if not (dist.is_available() and dist.is_initialized()):
+        return True
     total = sum((p.detach().double() * (i + 1)).sum() for i, p in enumerate(model.parameters()))
     sums = [None] * dist.get_world_size()
     dist.all_gather_object(sums, float(total))
@@ -95,29 +146,42 @@ def _ranks_in_sync(model) -> bool:
 # %% ../nbs/07_train.ipynb #d113724b
 NONFINITE_PATIENCE = 3
 
+
 class RunInterrupted(Exception):
     "A run stopped by SIGINT or SIGTERM after writing its checkpoint."
+
 
 @contextmanager
 def _stop_on_signals():
     "SIGINT and SIGTERM set `flag['signal']` instead of stopping the process (main thread only; restored after)."
     flag = dict(signal=None)
-    if threading.current_thread() is not threading.main_thread(): yield flag; return
-    def handler(signum, frame): flag['signal'] = signal.Signals(signum).name
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        flag['signal'] = signal.Signals(signum).name
+
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try: yield flag
+    try:
+        yield flag
     finally:
-        for s, h in old.items(): signal.signal(s, h)
+        for s, h in old.items():
+            signal.signal(s, h)
+
 
 def _amp_dtype(cfg, device):
     amp = cfg.amp or ('bf16' if device.type == 'cuda' else 'none')
     return dict(bf16=torch.bfloat16, fp16=torch.float16, none=None)[amp]
 
+
 def _truncate_metrics(path, step):
     "Keep the metric lines up to `step`: a killed run may have logged iterations its checkpoint does not hold."
-    if not path.exists(): return
+    if not path.exists():
+        return
     lines = [l for l in path.read_text().splitlines() if l.strip() and json.loads(l)['step'] <= step]
     path.write_text(''.join(l + '\n' for l in lines))
+
 
 def _duration(s: float) -> str:
     return f'{s:.0f} s' if s < 120 else f'{s / 60:.0f} min' if s < 7200 else f'{s / 3600:.1f} h'
@@ -129,24 +193,30 @@ def _given(cfg: TrainConfig = None, overrides: dict = None) -> dict:
     given = {k: v for k, v in asdict(cfg).items() if v != getattr(base, k)} if cfg is not None else {}
     return {**given, **(overrides or {})}
 
+
 def train(cfg: TrainConfig = None, **overrides) -> dict:
     "Train one run (see `TrainConfig`); returns the final summary (also written to `out_dir/final.json`)."
     given = _given(cfg, overrides)
-    cfg = plan_run(given)           # every check of the settings and the folder, before any work
+    cfg = plan_run(given)  # every check of the settings and the folder, before any work
     rank, world, device = setup_distributed(cfg.device)
     with cpu_threads(cfg.threads, device.type), run_folder_lock(cfg.out_dir) if rank == 0 else nullcontext():
-        if rank == 0: cfg = plan_run(given)    # again, the folder now held: a run that wrote there meanwhile is seen
+        if rank == 0:
+            cfg = plan_run(given)  # again, the folder now held: a run that wrote there meanwhile is seen
         return _train(cfg, rank, world, device)
+
 
 def _train(cfg: TrainConfig, rank: int, world: int, device) -> dict:
     "The five parts: prepare, resume, open the folder, the loop, the end."
-    state = load_checkpoint(cfg.out_dir, cfg) if cfg.resume else None   # can fail: before the folder
+    state = load_checkpoint(cfg.out_dir, cfg) if cfg.resume else None  # can fail: before the folder
     run = _prepare(cfg, rank, world, device, init=state is None)
-    if state is not None: _resume(run, state)
-    for s in run.stepped: s.step_update(run.solver.iteration)
+    if state is not None:
+        _resume(run, state)
+    for s in run.stepped:
+        s.step_update(run.solver.iteration)
     # now the folder: a fresh one, the run continued, or a run replaced (kept aside until the first checkpoint)
     run.aside = open_run_folder(cfg) if rank == 0 else None
-    if rank == 0 and state is not None: _truncate_metrics(run.out/'metrics.jsonl', run.solver.iteration)
+    if rank == 0 and state is not None:
+        _truncate_metrics(run.out / 'metrics.jsonl', run.solver.iteration)
     _loop(run)
     return _finish(run)
 
@@ -154,6 +224,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, device) -> dict:
 @dataclass
 class _Run:
     "What the parts of one run share: its settings and place, data, iteration count, model, optimizers, schedules and solver."
+
     cfg: TrainConfig
     rank: int
     world: int
@@ -161,163 +232,268 @@ class _Run:
     spec: object
     splits: object
     classes: int
-    streams: tuple                 # D_u, D_tr, D_val
+    streams: tuple  # D_u, D_tr, D_val
     method: object
     per_epoch: int
     total: int
     model: object = None
     opts: list = None
-    stepped: list = None           # the schedules that move (T's only where T learns)
+    stepped: list = None  # the schedules that move (T's only where T learns)
     solver: object = None
     elapsed: float = 0.0
-    aside: object = None           # a replaced run kept until the first checkpoint
+    aside: object = None  # a replaced run kept until the first checkpoint
 
     @property
-    def out(self) -> Path: return Path(self.cfg.out_dir)
+    def out(self) -> Path:
+        return Path(self.cfg.out_dir)
 
     def checkpoint(self):
         "Write the checkpoint (rank 0; every rank's random state gathered first); a replaced run kept aside is then deleted."
         local, rngs = rng_state(), [None] * self.world
-        if self.world > 1: dist.all_gather_object(rngs, local)
-        if self.rank != 0: return
-        state = checkpoint_state(self.cfg, self.model, self.opts, self.solver, self.streams, rngs if self.world > 1 else [local], self.elapsed)
-        save_checkpoint(self.out, state, replaced=self.aside); self.aside = None
+        if self.world > 1:
+            dist.all_gather_object(rngs, local)
+        if self.rank != 0:
+            return
+        state = checkpoint_state(
+            self.cfg,
+            self.model,
+            self.opts,
+            self.solver,
+            self.streams,
+            rngs if self.world > 1 else [local],
+            self.elapsed,
+        )
+        save_checkpoint(self.out, state, replaced=self.aside)
+        self.aside = None
 
 # %% ../nbs/07_train.ipynb #a5aee0fd
 def _total_iterations(cfg: TrainConfig, per_epoch: int, warn: bool = True) -> int:
     "Iterations of the run: epochs x iterations per epoch, capped by max_steps."
     total = cfg.epochs * per_epoch if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * per_epoch)
     if cfg.max_steps is not None and cfg.max_steps > total and warn:
-        warnings.warn(f"max_steps {cfg.max_steps} is more than epochs x iterations per epoch = {cfg.epochs} x {per_epoch}: "
-                      f"the run stops at {total}; raise epochs to train longer")
+        warnings.warn(
+            f"max_steps {cfg.max_steps} is more than epochs x iterations per epoch = {cfg.epochs} x {per_epoch}: "
+            f"the run stops at {total}; raise epochs to train longer"
+        )
     return total
+
 
 def _keep_going(iteration: int, total: int, elapsed: float, budget_seconds=None) -> bool:
     "Whether another iteration runs: iterations left, and training time left where a budget is set."
     return iteration < total and (budget_seconds is None or elapsed < budget_seconds)
 
+
 def _count_nonfinite(count: int, rec: dict, out: Path) -> int:
     "Iterations in a row whose Stage I/II losses are not finite (0 after a finite one); an error at NONFINITE_PATIENCE."
     count = count + 1 if not all(math.isfinite(rec[k]) for k in ('rec_loss', 'tr_loss') if k in rec) else 0
     if count >= NONFINITE_PATIENCE:
-        raise FloatingPointError(f"Stage I/II loss not finite for {count} iterations in a row (at iteration {rec['step']}): "
-                                 f"stopped; {checkpoint_path(out)} keeps the last good state. Lower the learning rates, or check the data")
+        raise FloatingPointError(
+            f"Stage I/II loss not finite for {count} iterations in a row (at iteration {rec['step']}): "
+            f"stopped; {checkpoint_path(out)} keeps the last good state. Lower the learning rates, or check the data"
+        )
     return count
 
 # %% ../nbs/07_train.ipynb #494b5e54
 def _prepare(cfg: TrainConfig, rank: int, world: int, device, init: bool = True) -> _Run:
     "A run ready to iterate: data and streams, iteration count, the model (from `init_from` when `init`), optimizers, schedules, solver."
-    if device.type == 'cuda':  # off by default: Stage III's finite difference needs float32's mantissa until measured otherwise
+    # off by default: Stage III's finite difference needs float32's mantissa until measured otherwise
+    if device.type == 'cuda':
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg.tf32
-    if cfg.batch_size % world: raise ValueError(f"batch_size {cfg.batch_size} is not divisible by {world} processes")
-    check_dataset(cfg.dataset, cfg.data_dir, splits=('train', 'test'))   # the test split too: not only at the end
-    train_set, spec = load_dataset(cfg.dataset, cfg.data_dir, splits=('train',), img_size=cfg.img_size)   # at the run's size (00_data)
-    if rank == 0 and cfg.progress: print(f"{cfg.dataset}: images per class {class_counts(train_set)}", file=sys.stderr)   # imbalance, seen at load
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by {world} processes")
+    check_dataset(cfg.dataset, cfg.data_dir, splits=('train', 'test'))  # the test split too: not only at the end
+    # at the run's size (00_data)
+    train_set, spec = load_dataset(cfg.dataset, cfg.data_dir, splits=('train',), img_size=cfg.img_size)
+    # imbalance, seen at load
+    if rank == 0 and cfg.progress:
+        print(f"{cfg.dataset}: images per class {class_counts(train_set)}", file=sys.stderr)
     splits = mlo_splits(train_set, cfg.val_fraction, cfg.split_seed, cfg.du)
     _check_batches(splits, cfg.batch_size, world)
-    loader = lambda ds, seed, balance: BatchLoader(ds, spec, cfg.batch_size // world, device=device, seed=seed, class_balance=balance,
-                                                   num_workers=cfg.num_workers, rank=rank, world_size=world)
-    streams = tuple(Stream(loader(ds, cfg.seed + i, cfg.class_balance and i > 0))   # class_balance: D_tr and D_val (Stages II, III)
-                    for i, ds in enumerate((splits.du, splits.dtr, splits.dval)))
+    loader = lambda ds, seed, balance: BatchLoader(
+        ds,
+        spec,
+        cfg.batch_size // world,
+        device=device,
+        seed=seed,
+        class_balance=balance,
+        num_workers=cfg.num_workers,
+        rank=rank,
+        world_size=world,
+    )
+    # class_balance: D_tr and D_val (Stages II, III)
+    streams = tuple(
+        Stream(loader(ds, cfg.seed + i, cfg.class_balance and i > 0))
+        for i, ds in enumerate((splits.du, splits.dtr, splits.dval))
+    )
     method = get_method(cfg)
     per_epoch = method.iterations_per_epoch(len(streams[0].loader), len(streams[1].loader))
-    run = _Run(cfg, rank, world, device, spec, splits, len(train_set.classes), streams, method, per_epoch,
-               _total_iterations(cfg, per_epoch, warn=rank == 0))
+    run = _Run(
+        cfg,
+        rank,
+        world,
+        device,
+        spec,
+        splits,
+        len(train_set.classes),
+        streams,
+        method,
+        per_epoch,
+        _total_iterations(cfg, per_epoch, warn=rank == 0),
+    )
     torch.manual_seed(cfg.seed)
     model = build_run_model(cfg, run.classes)
-    if cfg.init_from and init: init_from(model, cfg.init_from)
+    if cfg.init_from and init:
+        init_from(model, cfg.init_from)
     run.model = model.to(device)
-    run.opts = make_optimizers(run.model, cfg.lr_mae, cfg.lr_head, cfg.lr_t, cfg.weight_decay, (cfg.beta1, cfg.beta2),
-                               fused=True if device.type == 'cuda' else None)
-    floor = lambda o: o.param_groups[0]['lr'] if cfg.lr_schedule == 'constant' else 0.   # constant: a cosine whose floor is the rate
+    run.opts = make_optimizers(
+        run.model,
+        cfg.lr_mae,
+        cfg.lr_head,
+        cfg.lr_t,
+        cfg.weight_decay,
+        (cfg.beta1, cfg.beta2),
+        fused=True if device.type == 'cuda' else None,
+    )
+    # constant: a cosine whose floor is the rate
+    floor = lambda o: o.param_groups[0]['lr'] if cfg.lr_schedule == 'constant' else 0.0
     scheds = [warmup_cosine(o, run.total, cfg.warmup_steps, min_lr=floor(o)) for o in run.opts]
-    run.stepped = scheds if method.learns_masks else scheds[:2]     # T's schedule moves only where T learns
+    run.stepped = scheds if method.learns_masks else scheds[:2]  # T's schedule moves only where T learns
     run.solver = MLOSolver(run.model, cfg, *run.opts, amp_dtype=_amp_dtype(cfg, device))
     torch.manual_seed(cfg.seed * 1_000_003 + rank)  # per-rank randomness (MAE's random masks, dropout)
     return run
+
 
 def _check_batches(splits, batch_size: int, world: int = 1):
     "Each of D_u, D_tr, D_val holds at least one batch of each rank's share: one line naming the split and a batch size that fits."
     for name, ds in (('D_u', splits.du), ('D_tr', splits.dtr), ('D_val', splits.dval)):
         if len(ds) // world < batch_size // world:
             fits = (len(ds) // world) * world
-            raise ValueError(f"{name} holds {len(ds)} images, which make no batch of {batch_size}"
-                             + (f" on {world} ranks" if world > 1 else '') + f": pass batch_size={fits} or less, "
-                             f"or a larger val_fraction / dataset")
+            raise ValueError(
+                f"{name} holds {len(ds)} images, which make no batch of {batch_size}"
+                + (f" on {world} ranks" if world > 1 else '')
+                + f": pass batch_size={fits} or less, "
+                f"or a larger val_fraction / dataset"
+            )
 
 # %% ../nbs/07_train.ipynb #df23d5d2
-_SHOWN = ('rec_loss', 'tr_loss', 'hypergrad_norm', 'images_per_s')   # the progress bar's figures
+_SHOWN = ('rec_loss', 'tr_loss', 'hypergrad_norm', 'images_per_s')  # the progress bar's figures
+
 
 def _iteration(run: _Run) -> tuple:
     "One iteration of the method and its record for metrics.jsonl: (record, seconds)."
     cfg, solver, opts = run.cfg, run.solver, run.opts
     t0 = time.perf_counter()
     r = mask_ratio_schedule(solver.iteration / max(1, run.total - 1)) if cfg.curriculum_mask_ratio else cfg.mask_ratio
-    lrs = dict(lr_mae=opts[0].param_groups[0]['lr'], lr_head=opts[1].param_groups[0]['lr'], lr_t=opts[2].param_groups[0]['lr'])
+    lrs = dict(
+        lr_mae=opts[0].param_groups[0]['lr'], lr_head=opts[1].param_groups[0]['lr'], lr_t=opts[2].param_groups[0]['lr']
+    )
     du, dtr, dval = run.streams
     m = _mean_over_ranks(to_floats(solver.step(du, next(dtr), next(dval), mask_ratio=r)))  # the one host sync
-    for s in run.stepped: s.step_update(solver.iteration)
-    if run.device.type == 'cuda': torch.cuda.synchronize(run.device)
+    for s in run.stepped:
+        s.step_update(solver.iteration)
+    if run.device.type == 'cuda':
+        torch.cuda.synchronize(run.device)
     dt = time.perf_counter() - t0
     run.elapsed += dt
     rec = dict(step=solver.iteration, epoch=round(solver.iteration / run.per_epoch, 4), mask_ratio=r, **lrs, **m)
-    rec.update(t_skipped=solver.t_skipped, images_per_s=run.method.images_per_iteration(cfg.batch_size) / dt, elapsed_s=run.elapsed)
+    rec.update(
+        t_skipped=solver.t_skipped,
+        images_per_s=run.method.images_per_iteration(cfg.batch_size) / dt,
+        elapsed_s=run.elapsed,
+    )
     return rec, dt
+
 
 def _say_time_left(run: _Run, dt: float):
     left = (run.total - run.solver.iteration) * dt
     hint = ": on a CPU try preset='smoke' or 'small'" if run.device.type == 'cpu' and left > 1800 else ''
-    print(f"{dt:.2g} s per iteration on {run.device.type}: the {run.total - run.solver.iteration} left need about "
-          f"{_duration(left)}{hint}", file=sys.stderr, flush=True)
+    print(
+        f"{dt:.2g} s per iteration on {run.device.type}: the {run.total - run.solver.iteration} left need about "
+        f"{_duration(left)}{hint}",
+        file=sys.stderr,
+        flush=True,
+    )
+
 
 def _loop(run: _Run):
     "Iterate until a stop rule says stop: log each iteration, checkpoint when due, stop on a signal or on non-finite losses."
     from tqdm import tqdm  # the text bar: it renders in terminals, notebooks and papermill's saved outputs alike
+
     cfg, solver = run.cfg, run.solver
-    bar = tqdm(total=run.total, initial=solver.iteration, disable=not cfg.progress or run.rank != 0, desc=f'{cfg.method} {cfg.dataset}',
-               mininterval=0.1 if sys.stderr.isatty() else 10, file=sys.stderr)  # a saved notebook keeps every refresh: few of them
-    log = open(run.out/'metrics.jsonl', 'a') if run.rank == 0 else None
-    tb = _tensorboard(run)   # None unless tensorboard=True
+    bar = tqdm(
+        total=run.total,
+        initial=solver.iteration,
+        disable=not cfg.progress or run.rank != 0,
+        desc=f'{cfg.method} {cfg.dataset}',
+        # a saved notebook keeps every refresh: few of them
+        mininterval=0.1 if sys.stderr.isatty() else 10,
+        file=sys.stderr,
+    )
+    log = open(run.out / 'metrics.jsonl', 'a') if run.rank == 0 else None
+    tb = _tensorboard(run)  # None unless tensorboard=True
     nonfinite, last_checkpoint, start = 0, time.monotonic(), solver.iteration
     run.model.train()
     try:
         with _stop_on_signals() as interrupt:
             while _keep_going(solver.iteration, run.total, run.elapsed, cfg.budget_seconds):
                 rec, dt = _iteration(run)
-                if log: log.write(json.dumps(rec) + '\n'); log.flush()
-                if tb: _to_tensorboard(tb, rec)
-                bar.update(1); bar.set_postfix({k: f'{v:.3g}' for k, v in rec.items() if k in _SHOWN}, refresh=False)
-                if solver.iteration == start + 2 and cfg.progress and run.rank == 0: _say_time_left(run, dt)   # warm by now
+                if log:
+                    log.write(json.dumps(rec) + '\n')
+                    log.flush()
+                if tb:
+                    _to_tensorboard(tb, rec)
+                bar.update(1)
+                bar.set_postfix({k: f'{v:.3g}' for k, v in rec.items() if k in _SHOWN}, refresh=False)
+                # warm by now
+                if solver.iteration == start + 2 and cfg.progress and run.rank == 0:
+                    _say_time_left(run, dt)
                 nonfinite = _count_nonfinite(nonfinite, rec, run.out)
-                stop, due = _any_rank(interrupt['signal'] is not None, time.monotonic() - last_checkpoint >= 60 * cfg.checkpoint_minutes)
+                stop, due = _any_rank(
+                    interrupt['signal'] is not None, time.monotonic() - last_checkpoint >= 60 * cfg.checkpoint_minutes
+                )
                 if nonfinite == 0 and (stop or due or solver.iteration % cfg.checkpoint_every == 0):
-                    run.checkpoint(); last_checkpoint = time.monotonic()
+                    run.checkpoint()
+                    last_checkpoint = time.monotonic()
                 if stop:
-                    raise RunInterrupted(f"{interrupt['signal'] or 'a signal on another rank'}: stopped at iteration {solver.iteration} "
-                                         f"of {run.total}, checkpoint in {run.out}; continue with resume=True (--resume --out_dir {run.out})")
-            if nonfinite: raise FloatingPointError(f"the run ended on a non-finite loss (iteration {solver.iteration}): nothing saved")
+                    raise RunInterrupted(
+                        f"{interrupt['signal'] or 'a signal on another rank'}: stopped at iteration {solver.iteration} "
+                        f"of {run.total}, checkpoint in {run.out}; continue with resume=True (--resume --out_dir {run.out})"
+                    )
+            if nonfinite:
+                raise FloatingPointError(
+                    f"the run ended on a non-finite loss (iteration {solver.iteration}): nothing saved"
+                )
     finally:
         bar.close()
-        if log: log.close()
-        if tb: tb.close()
+        if log:
+            log.close()
+        if tb:
+            tb.close()
 
 # %% ../nbs/07_train.ipynb #6058f6eb
 def _tensorboard(run: _Run):
     "A `SummaryWriter` in `<out_dir>/tensorboard` on rank 0 when `tensorboard=True`, else None; resumed: events past the checkpoint purged."
-    if not run.cfg.tensorboard or run.rank != 0: return None
-    from torch.utils.tensorboard import SummaryWriter   # the optional extra: checked with the settings (04_config)
-    return SummaryWriter(str(run.out/'tensorboard'), purge_step=run.solver.iteration + 1 if run.solver.iteration else None)
+    if not run.cfg.tensorboard or run.rank != 0:
+        return None
+    from torch.utils.tensorboard import SummaryWriter  # the optional extra: checked with the settings (04_config)
+
+    return SummaryWriter(
+        str(run.out / 'tensorboard'), purge_step=run.solver.iteration + 1 if run.solver.iteration else None
+    )
+
 
 def _to_tensorboard(writer, rec: dict):
     "Every number of the iteration's record (but its step) as a scalar at that step."
     for k, v in rec.items():
-        if k != 'step' and isinstance(v, (int, float)) and not isinstance(v, bool): writer.add_scalar(k, v, rec['step'])
+        if k != 'step' and isinstance(v, (int, float)) and not isinstance(v, bool):
+            writer.add_scalar(k, v, rec['step'])
 
 # %% ../nbs/07_train.ipynb #98e6252d
 def _resume(run: _Run, state: dict):
     "Continue the freshly prepared `run` from the checkpoint `state` (see `_Run.checkpoint`)."
     run.elapsed = restore_checkpoint(state, run.model, run.opts, run.solver, run.streams, run.rank)
-    for s in run.stepped: s.step_update(run.solver.iteration)   # the schedules: set by the counter
+    for s in run.stepped:
+        s.step_update(run.solver.iteration)  # the schedules: set by the counter
 
 # %% ../nbs/07_train.ipynb #b794a282
 def _finish(run: _Run) -> dict:
@@ -325,35 +501,62 @@ def _finish(run: _Run) -> dict:
     run.checkpoint()
     cfg, s = run.cfg, run.solver
     test_set, _ = load_dataset(cfg.dataset, cfg.data_dir, splits=('test',))
-    test_loader = BatchLoader(test_set, run.spec, 256, train=False, device=run.device, num_workers=cfg.num_workers, drop_last=False)
+    test_loader = BatchLoader(
+        test_set, run.spec, 256, train=False, device=run.device, num_workers=cfg.num_workers, drop_last=False
+    )
     acc = 100.0 * stage_two_test_accuracy(run.model.encoder, run.model.head, test_loader)
-    summary = dict(stage2_test_accuracy=acc, chance=100.0 / run.classes, test_images=len(test_set), steps=s.iteration,
-                   stage_one_steps=s.stage_one_steps, t_steps=s.t_steps, t_skipped=s.t_skipped,
-                   train_seconds=run.elapsed, device=str(run.device), threads=torch.get_num_threads(), world_size=run.world,
-                   ranks_in_sync=_ranks_in_sync(run.model), out_dir=str(run.out),
-                   note='Stage II test accuracy, evaluated once at the end of the run (not the best over the run)')
-    if run.rank == 0: _write_artefacts(run, summary)
+    summary = dict(
+        stage2_test_accuracy=acc,
+        chance=100.0 / run.classes,
+        test_images=len(test_set),
+        steps=s.iteration,
+        stage_one_steps=s.stage_one_steps,
+        t_steps=s.t_steps,
+        t_skipped=s.t_skipped,
+        train_seconds=run.elapsed,
+        device=str(run.device),
+        threads=torch.get_num_threads(),
+        world_size=run.world,
+        ranks_in_sync=_ranks_in_sync(run.model),
+        out_dir=str(run.out),
+        note='Stage II test accuracy, evaluated once at the end of the run (not the best over the run)',
+    )
+    if run.rank == 0:
+        _write_artefacts(run, summary)
     return summary
+
 
 def _write_artefacts(run: _Run, summary: dict):
     from safetensors.torch import save_file
+
     out, model = run.out, run.model
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.masking_net.state_dict().items()}, out/'masking_net.safetensors')
-    save_timm_encoder(model.mae, out/'encoder_timm.safetensors')
+    save_file(
+        {k: v.detach().cpu().contiguous() for k, v in model.masking_net.state_dict().items()},
+        out / 'masking_net.safetensors',
+    )
+    save_timm_encoder(model.mae, out / 'encoder_timm.safetensors')
     if run.method.learns_masks:
-        (out/'mask_map.json').write_text(json.dumps(mask_map(model, run.method, run.splits.dval, run.spec, run.cfg.mask_ratio)))
-    (out/'final.json').write_text(json.dumps(summary, indent=1))
+        (out / 'mask_map.json').write_text(
+            json.dumps(mask_map(model, run.method, run.splits.dval, run.spec, run.cfg.mask_ratio))
+        )
+    (out / 'final.json').write_text(json.dumps(summary, indent=1))
 
 # %% ../nbs/07_train.ipynb #24dd7e2d
 def main(argv=None):
     "Entry point of `python -m mlo_mae.train` and `mlo_mae_train`."
-    try: summary = train(**parse_args(argv))
-    except RunInterrupted as e: sys.exit(print(f"interrupted: {e}", file=sys.stderr) or 130)
-    except (ValueError, OSError, RuntimeError, FloatingPointError) as e: sys.exit(f"error: {_as_flags(str(e))}")
+    try:
+        summary = train(**parse_args(argv))
+    except RunInterrupted as e:
+        sys.exit(print(f"interrupted: {e}", file=sys.stderr) or 130)
+    except (ValueError, OSError, RuntimeError, FloatingPointError) as e:
+        sys.exit(f"error: {_as_flags(str(e))}")
     finally:
-        if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
-    if int(os.environ.get('RANK', 0)) == 0: print(json.dumps(summary))
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    if int(os.environ.get('RANK', 0)) == 0:
+        print(json.dumps(summary))
 
 # %% ../nbs/07_train.ipynb #5e8efbe6
 #| eval: false
-if __name__ == '__main__' and 'ipykernel' not in sys.modules: main()  # not when a notebook runs this cell
+if __name__ == '__main__' and 'ipykernel' not in sys.modules:
+    main()  # not when a notebook runs this cell

@@ -6,7 +6,10 @@ interrupted study resumes and a second call with more seeds trains only the new 
     python tools/known_answer.py --only glyphs_flat --seeds 0 1 2 3 4   # more seeds of one study (FIVE: cells with their own)
     python tools/known_answer.py --quick --out /tmp/ka             # one seed, a few steps: what nbdev_test runs
 """
-import argparse, json, os
+
+import argparse
+import json
+import os
 from pathlib import Path
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')
@@ -14,64 +17,128 @@ os.environ.setdefault('OMP_NUM_THREADS', '1')
 # The regime (the issue's prototype): ViT width 64, depth 3, patch 4, decoder 64 x 1, batch 64, ratio 0.5, one Stage I
 # step per iteration, AdamW at a constant 1e-3 (at 400 iterations the cosine leaves MAE at the control: SCHEDULES below);
 # the glyph datasets train without augmentation (their class is a shape: 08_glyphs).
-COMMON = dict(model_kw=dict(embed_dim=64, depth=3, num_heads=4, decoder_embed_dim=64, decoder_depth=1, decoder_num_heads=4),
-              batch_size=64, mask_ratio=0.5, unroll_steps=1, t_hidden=64, lr_mae=1e-3, lr_head=1e-3, lr_t=1e-3, lr_schedule='constant')
+COMMON = dict(
+    model_kw=dict(embed_dim=64, depth=3, num_heads=4, decoder_embed_dim=64, decoder_depth=1, decoder_num_heads=4),
+    batch_size=64,
+    mask_ratio=0.5,
+    unroll_steps=1,
+    t_hidden=64,
+    lr_mae=1e-3,
+    lr_head=1e-3,
+    lr_t=1e-3,
+    lr_schedule='constant',
+)
 PROTOCOLS = ['knn', 'linear_probe', 'stage2', 'object_share', 'feedback']
-OPTIONS = dict(pool='avg', epochs=30)   # mean-pooled patch tokens: on these images the CLS token reads little
+OPTIONS = dict(pool='avg', epochs=30)  # mean-pooled patch tokens: on these images the CLS token reads little
 STEPS = 400
-FIVE = dict(seeds=[0, 1, 2, 3, 4])   # the cells whose spreads overlap MAE's at three seeds (the controls, AttMask, q = 0.25-0.75, MLO-MAE, the prior)
-MLO = [dict(method='mlo_mae', t_arch='mlp'), dict(method='mlo_mae', t_arch='per_patch')]      # B.2's T and the per-patch T
-HARD = [dict(method='hard_patches', t_arch='per_patch')]                                      # label-free learned masking
-GUIDED = [dict(method='guided', guide_q=q) for q in (0.0, 0.25, 0.5, 0.75, 1.0)]             # the oracle sweep
-SCHEDULES = [dict(method='mae', lr_schedule='cosine'), dict(method='mae', lr_schedule='cosine', lr_mae=6e-3)]   # the regime search
+# the cells whose spreads overlap MAE's at three seeds (the controls, AttMask, q = 0.25-0.75, MLO-MAE, the prior)
+FIVE = dict(seeds=[0, 1, 2, 3, 4])
+# B.2's T and the per-patch T
+MLO = [dict(method='mlo_mae', t_arch='mlp'), dict(method='mlo_mae', t_arch='per_patch')]
+# label-free learned masking
+HARD = [dict(method='hard_patches', t_arch='per_patch')]
+GUIDED = [dict(method='guided', guide_q=q) for q in (0.0, 0.25, 0.5, 0.75, 1.0)]  # the oracle sweep
+# the regime search
+SCHEDULES = [dict(method='mae', lr_schedule='cosine'), dict(method='mae', lr_schedule='cosine', lr_mae=6e-3)]
+
 
 def studies(root: Path, steps=STEPS, seconds=60.0):
     "{name: run_study arguments}, in the order they run (the prior reads the MLO-MAE run of `glyphs`)."
     base = dict(common=COMMON, protocols=PROTOCOLS, protocol_options=OPTIONS, max_steps=steps)
     return {
-        'glyphs': dict(base, dataset='glyphs', methods=['untrained', 'mae', 'attmask'],
-                       settings=[FIVE, GUIDED[0], *(dict(g, **FIVE) for g in GUIDED[1:4]), GUIDED[4], *HARD, *(dict(m, **FIVE) for m in MLO),
-                                 *SCHEDULES]),
-        'glyphs_distractor': dict(base, dataset='glyphs_distractor', methods=['untrained', 'mae'], settings=[{}, *HARD, *MLO]),
-        'glyphs_seconds': dict(base, dataset='glyphs', methods=['mae'], settings=[{}, GUIDED[2], *HARD, *MLO], max_steps=None,
-                               budget_seconds=seconds),
-        **{f'glyphs_{v}': dict(base, dataset=f'glyphs_{v}', methods=['untrained', 'mae'], protocols=PROTOCOLS[:4])
-           for v in ('flat', 'clutter', 'shape_only')},
-        **{f'mae_{s}_steps': dict(base, dataset='glyphs', methods=['mae'], max_steps=s, protocols=['feedback'], protocol_options={})
-           for s in (steps // 4, steps // 2)},
+        'glyphs': dict(
+            base,
+            dataset='glyphs',
+            methods=['untrained', 'mae', 'attmask'],
+            settings=[
+                FIVE,
+                GUIDED[0],
+                *(dict(g, **FIVE) for g in GUIDED[1:4]),
+                GUIDED[4],
+                *HARD,
+                *(dict(m, **FIVE) for m in MLO),
+                *SCHEDULES,
+            ],
+        ),
+        'glyphs_distractor': dict(
+            base, dataset='glyphs_distractor', methods=['untrained', 'mae'], settings=[{}, *HARD, *MLO]
+        ),
+        'glyphs_seconds': dict(
+            base,
+            dataset='glyphs',
+            methods=['mae'],
+            settings=[{}, GUIDED[2], *HARD, *MLO],
+            max_steps=None,
+            budget_seconds=seconds,
+        ),
+        **{
+            f'glyphs_{v}': dict(base, dataset=f'glyphs_{v}', methods=['untrained', 'mae'], protocols=PROTOCOLS[:4])
+            for v in ('flat', 'clutter', 'shape_only')
+        },
+        **{
+            f'mae_{s}_steps': dict(
+                base, dataset='glyphs', methods=['mae'], max_steps=s, protocols=['feedback'], protocol_options={}
+            )
+            for s in (steps // 4, steps // 2)
+        },
     }
+
 
 def prior_study(root: Path, steps=STEPS):
     "The position prior of seed 0's MLO-MAE run (B.2's T) of `glyphs`, as a study of its own."
     from mlo_mae.study import plan_study
+
     kw = {k: v for k, v in studies(root, steps)['glyphs'].items() if k != 'reference'}
-    run = next(c.out for c in plan_study(root/'glyphs', seeds=[0], **kw) if c.method == 'mlo_mae' and c.cfg.t_arch == 'mlp')
-    return dict(common=dict(COMMON, prior_from=str(run)), protocols=PROTOCOLS[:4], protocol_options=OPTIONS,
-                max_steps=steps, dataset='glyphs', methods=['prior'], settings=[FIVE], reference='prior')
+    run = next(
+        c.out for c in plan_study(root / 'glyphs', seeds=[0], **kw) if c.method == 'mlo_mae' and c.cfg.t_arch == 'mlp'
+    )
+    return dict(
+        common=dict(COMMON, prior_from=str(run)),
+        protocols=PROTOCOLS[:4],
+        protocol_options=OPTIONS,
+        max_steps=steps,
+        dataset='glyphs',
+        methods=['prior'],
+        settings=[FIVE],
+        reference='prior',
+    )
+
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--out', default='figures/known_answer', help='the folder of the studies')
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    p.add_argument('--only', nargs='+', default=None, help='only these studies (names: glyphs, glyphs_distractor, ..., prior)')
+    p.add_argument(
+        '--only', nargs='+', default=None, help='only these studies (names: glyphs, glyphs_distractor, ..., prior)'
+    )
     p.add_argument('--quick', action='store_true', help='one seed, a few steps, the main study only (under a minute)')
     a = p.parse_args(argv)
     import torch
     from mlo_mae.study import run_study
+
     torch.set_num_threads(1)
     root = Path(a.out)
     steps, seeds = (3, [0]) if a.quick else (STEPS, a.seeds)
     todo = studies(root, steps)
-    if a.quick:   # five cells of the main study, one seed, short probes
-        todo = {'glyphs': dict(todo['glyphs'], methods=['untrained', 'mae'], settings=[{}, GUIDED[0], GUIDED[-1], MLO[0]],
-                               protocol_options=dict(OPTIONS, epochs=2, batches=2))}
+    if a.quick:  # five cells of the main study, one seed, short probes
+        todo = {
+            'glyphs': dict(
+                todo['glyphs'],
+                methods=['untrained', 'mae'],
+                settings=[{}, GUIDED[0], GUIDED[-1], MLO[0]],
+                protocol_options=dict(OPTIONS, epochs=2, batches=2),
+            )
+        }
     for name, kw in todo.items():
-        if a.only and name not in a.only: continue
+        if a.only and name not in a.only:
+            continue
         print(f"== {name}", flush=True)
-        res = run_study(root/name, seeds=seeds, threads=1, **kw)
+        res = run_study(root / name, seeds=seeds, threads=1, **kw)
         print(json.dumps(res['done']), flush=True)
     if not a.quick and (not a.only or 'prior' in a.only):
         print("== prior", flush=True)
-        run_study(root/'prior', seeds=seeds, threads=1, **prior_study(root, steps))
+        run_study(root / 'prior', seeds=seeds, threads=1, **prior_study(root, steps))
 
-if __name__ == '__main__': main()
+
+if __name__ == '__main__':
+    main()

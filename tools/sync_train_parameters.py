@@ -2,6 +2,7 @@
 """Rewrite nbs/10_train.ipynb's `parameters` cell from the settings' declarations (04_config): every TrainConfig field,
 its default and its help, then every registered method's own options, as tests/test_train.py checks. Run it after
 adding or changing a setting or an option."""
+
 import json
 from dataclasses import fields
 from pathlib import Path
@@ -16,9 +17,14 @@ def parameter_lines() -> list:
     method = [f for f in fields(TrainConfig) if f.name in MLOConfig.__dataclass_fields__ and f.name != 'options']
     line = lambda name, f, what='': f"{name} = {f.default!r}  # {what}{f.metadata['help']}"
     options = [line(k, f, f'{name}: ') for name, cls in METHODS.items() for k, f in cls.options.items()]
-    return ['# the run (04_config)', *(line(f.name, f) for f in own),
-            "# the method's settings (04_config, 05_mlo)", *(line(f.name, f) for f in method),
-            "# each method's own settings (its options)", *options]
+    return [
+        '# the run (04_config)',
+        *(line(f.name, f) for f in own),
+        "# the method's settings (04_config, 05_mlo)",
+        *(line(f.name, f) for f in method),
+        "# each method's own settings (its options)",
+        *options,
+    ]
 
 
 if __name__ == '__main__':
