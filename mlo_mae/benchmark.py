@@ -339,6 +339,50 @@ def run_benchmark(
         return _run_benchmark(settings, device, steps, warmup, synthetic, quick, tf32, check, loader, log)
 
 
+def _measure_setting(s: BenchSetting, device, synthetic, check, tf32, common) -> dict:
+    "One setting's record: plain MAE, MLO-MAE with T every step and every 5th (and under TF32), the hypergradient check."
+    cuda = device.type == 'cuda'
+    batches = _Batches(s, device, synthetic)
+    r = dict(
+        kind='step',
+        setting=s.name,
+        model=s.model,
+        batch_size=s.batch_size,
+        img_size=s.img_size,
+        amp=s.amp,
+        synthetic=synthetic,
+        fused_adamw=cuda,
+        unroll_steps=1,
+        **common,
+    )
+    r.update(_measure_mae(s, device, batches))
+    mlo, solver = _measure_mlo(s, device, batches, t_every=1)
+    r.update(mlo_ms=mlo['ms'], mlo_img_s=mlo['img_s'], mlo_peak_gib=mlo['peak_gib'], ratio=mlo['ms'] / r['mae_ms'])
+    if check:
+        r['hg_alpha'] = solver.cfg.alpha
+        r.update(_hypergradient_check(solver, batches, tf32=(None, True) if tf32 else (None,)))
+    del solver
+    _release(device)
+    mlo5, solver = _measure_mlo(s, device, batches, t_every=5)
+    r.update(
+        mlo5_ms=mlo5['ms'],
+        mlo5_img_s=mlo5['img_s'],
+        mlo5_peak_gib=mlo5['peak_gib'],
+        ratio5=mlo5['ms'] / r['mae_ms'],
+    )
+    del solver
+    _release(device)
+    r['mlo_tf32_ms'] = r['ratio_tf32'] = None
+    if tf32:
+        mlo_t, solver = _measure_mlo(s, device, batches, t_every=1, tf32=True)
+        r.update(mlo_tf32_ms=mlo_t['ms'], ratio_tf32=mlo_t['ms'] / r['mae_ms'])
+        del solver
+        _release(device)
+    # one more Stage I step per iteration at unroll 2, ~ one MAE step; 50k / (2B) iterations
+    r['epoch50k_unroll2_s'] = 50_000 / (2 * s.batch_size) * (r['mlo_ms'] + r['mae_ms']) / 1000
+    return r
+
+
 def _run_benchmark(settings, device, steps, warmup, synthetic, quick, tf32, check, loader, log):
     device = _device_of(device)
     settings = _resolve_settings(settings, device, quick)
@@ -366,44 +410,7 @@ def _run_benchmark(settings, device, steps, warmup, synthetic, quick, tf32, chec
         if warmup is not None:
             s = replace(s, warmup=warmup)
         log(f"benchmark {s.name}: {s.model}, batch {s.batch_size}, amp {s.amp}, on {common['device_name']}")
-        batches = _Batches(s, device, synthetic)
-        r = dict(
-            kind='step',
-            setting=s.name,
-            model=s.model,
-            batch_size=s.batch_size,
-            img_size=s.img_size,
-            amp=s.amp,
-            synthetic=synthetic,
-            fused_adamw=cuda,
-            unroll_steps=1,
-            **common,
-        )
-        r.update(_measure_mae(s, device, batches))
-        mlo, solver = _measure_mlo(s, device, batches, t_every=1)
-        r.update(mlo_ms=mlo['ms'], mlo_img_s=mlo['img_s'], mlo_peak_gib=mlo['peak_gib'], ratio=mlo['ms'] / r['mae_ms'])
-        if check:
-            r['hg_alpha'] = solver.cfg.alpha
-            r.update(_hypergradient_check(solver, batches, tf32=(None, True) if tf32 else (None,)))
-        del solver
-        _release(device)
-        mlo5, solver = _measure_mlo(s, device, batches, t_every=5)
-        r.update(
-            mlo5_ms=mlo5['ms'],
-            mlo5_img_s=mlo5['img_s'],
-            mlo5_peak_gib=mlo5['peak_gib'],
-            ratio5=mlo5['ms'] / r['mae_ms'],
-        )
-        del solver
-        _release(device)
-        r['mlo_tf32_ms'] = r['ratio_tf32'] = None
-        if tf32:
-            mlo_t, solver = _measure_mlo(s, device, batches, t_every=1, tf32=True)
-            r.update(mlo_tf32_ms=mlo_t['ms'], ratio_tf32=mlo_t['ms'] / r['mae_ms'])
-            del solver
-            _release(device)
-        # one more Stage I step per iteration at unroll 2, ~ one MAE step; 50k / (2B) iterations
-        r['epoch50k_unroll2_s'] = 50_000 / (2 * s.batch_size) * (r['mlo_ms'] + r['mae_ms']) / 1000
+        r = _measure_setting(s, device, synthetic, check, tf32, common)
         records.append(r)
         log(json.dumps({k: r[k] for k in ('setting', 'mae_ms', 'mlo_ms', 'ratio', 'mlo5_ms', 'ratio5')}))
     if loader:

@@ -357,6 +357,26 @@ def _head_out_features(head: nn.Module) -> int:
     return linears[-1].out_features
 
 
+def _check_finetune_settings(schedule, epochs, warmup_epochs, layer_decay):
+    if schedule not in ('cosine', 'constant'):
+        raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
+    if epochs < 1 or not 0 <= warmup_epochs < epochs:
+        raise ValueError(f"need epochs >= 1 and 0 <= warmup_epochs < epochs, got {epochs}, {warmup_epochs}")
+    if layer_decay is not None and not 0 < layer_decay <= 1:
+        raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}")
+
+
+def _mixing_loss(mixup, cutmix, label_smoothing, num_classes):
+    "timm's Mixup/CutMix and its soft-target loss when either is on; else none and plain cross-entropy."
+    if mixup <= 0 and cutmix <= 0:
+        return None, nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    from timm.data import Mixup
+    from timm.loss import SoftTargetCrossEntropy
+
+    mixer = Mixup(mixup_alpha=mixup, cutmix_alpha=cutmix, label_smoothing=label_smoothing, num_classes=num_classes)
+    return mixer, SoftTargetCrossEntropy()
+
+
 def finetune(
     model: Union[MaskedAutoencoderViT, Callable[[], MaskedAutoencoderViT]],
     head: nn.Module,
@@ -379,12 +399,7 @@ def finetune(
     progress: bool = True,
 ) -> float:
     "Fine-tune encoder + `head` as a timm ViT (B.4 defaults: AdamW 1e-4, wd 5e-5, 100 epochs), weights written back; accuracy on `eval_loader`."
-    if schedule not in ('cosine', 'constant'):
-        raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
-    if epochs < 1 or not 0 <= warmup_epochs < epochs:
-        raise ValueError(f"need epochs >= 1 and 0 <= warmup_epochs < epochs, got {epochs}, {warmup_epochs}")
-    if layer_decay is not None and not 0 < layer_decay <= 1:
-        raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}")
+    _check_finetune_settings(schedule, epochs, warmup_epochs, layer_decay)
     encoder = model if isinstance(model, nn.Module) else model()
     vit = _timm_classifier(encoder, head, drop_path)
     dev = _module_device(vit)
@@ -392,18 +407,7 @@ def finetune(
     steps_per_epoch = len(train_loader)
     floor = lr if schedule == 'constant' else min_lr  # a cosine from lr down to lr is constant
     sched = warmup_cosine(opt, epochs * steps_per_epoch, warmup_epochs * steps_per_epoch, min_lr=floor)
-    mixer, criterion = None, nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-    if mixup > 0 or cutmix > 0:
-        from timm.data import Mixup
-        from timm.loss import SoftTargetCrossEntropy
-
-        mixer = Mixup(
-            mixup_alpha=mixup,
-            cutmix_alpha=cutmix,
-            label_smoothing=label_smoothing,
-            num_classes=_head_out_features(head),
-        )
-        criterion = SoftTargetCrossEntropy()
+    mixer, criterion = _mixing_loss(mixup, cutmix, label_smoothing, _head_out_features(head))
     step = 0
     vit.train()
     bar = tqdm(total=epochs * steps_per_epoch, desc='fine-tune', disable=not progress)

@@ -418,6 +418,90 @@ def ours_label(summaries) -> str:
     return f"ours ({model}, {join(s['dataset'] for s in summaries)}, {join(s['steps'] for s in summaries)} iterations, {device})"
 
 
+def _control_span(control) -> tuple:
+    sd = control.get('std') or 0
+    return control['value'] - sd, control['value'] + sd
+
+
+def _bars(ax, keys, ys, es, err, colour, label, baseline, control):
+    "One panel's bars; the value axis zooms on the differences (as the paper's Figure 2 does) or starts at `baseline`."
+    b0 = baseline or 0
+    h = ax.bar(
+        [str(k) for k in keys],
+        [y - b0 for y in ys],
+        bottom=b0,
+        yerr=es if err else None,
+        capsize=4,
+        color=colour,
+        width=0.6,
+        label=label,
+    )
+    lo, hi = min(ys), max(y + e for y, e in zip(ys, es))
+    if control:  # the control's line and band stay in view
+        c0, c1 = _control_span(control)
+        lo, hi = min(lo, c0), max(hi, c1)
+    if baseline is not None:
+        ax.set_ylim(baseline, hi + 0.3 * ((hi - baseline) or 1.0))
+    else:
+        span = (hi - lo) or 0.1 * abs(hi) or 1.0
+        ax.set_ylim(max(0, lo - 0.6 * span), hi + 0.3 * span)
+    return h, [b.get_x() + b.get_width() / 2 for b in h]
+
+
+def _annotate_values(ax, xs, ys, es, fmt, alternate):
+    "Each value above its error bar; with `alternate`, neighbours' labels go up and down."
+    for n, (x, y, e) in enumerate(zip(xs, ys, es)):
+        below = alternate and n % 2 == 1
+        ax.annotate(
+            fmt.format(y),
+            (x, y - e if below else y + e),
+            xytext=(0, -12 if below else 4),
+            textcoords='offset points',
+            ha='center',
+            va='top' if below else 'bottom',
+            fontsize=9,
+        )
+
+
+def _control_line(ax, control, fmt):
+    "The control as a dashed line, its spread as a band, its value at the right edge."
+    h = ax.axhline(control['value'], color='k', linestyle='--', linewidth=1.2)
+    if control.get('std'):
+        ax.axhspan(*_control_span(control), color='k', alpha=0.1)
+    ax.annotate(
+        fmt.format(control['value']),
+        (1.0, control['value']),
+        xycoords=('axes fraction', 'data'),
+        xytext=(-2, 2),
+        textcoords='offset points',
+        ha='right',
+        va='bottom',
+        fontsize=8,
+    )
+    return h
+
+
+def _panel(ax, values, err, label, colour, kind, fmt, baseline, control):
+    "One side of `paper_vs_ours`: its bars or line, values, control; returns its legend handles."
+    keys = list(values)
+    ys = [values[k] for k in keys]
+    es = [err.get(k) or 0 for k in keys] if err else [0] * len(keys)  # None: no spread known
+    if kind == 'bar':
+        h, xs = _bars(ax, keys, ys, es, err, colour, label, baseline, control)
+    else:
+        h = ax.errorbar(keys, ys, yerr=es if err else None, marker='o', capsize=4, color=colour, label=label)
+        xs = keys
+        ax.set_xticks(keys)
+        ax.margins(y=0.25)
+    _annotate_values(ax, xs, ys, es, fmt, alternate=kind == 'line')
+    handles = [h]
+    if control:
+        handles.append(_control_line(ax, control, fmt))
+    ax.set_title(label, fontsize=10)
+    ax.grid(axis='y', alpha=0.3)
+    return handles
+
+
 def paper_vs_ours(
     paper: dict,
     ours: dict,
@@ -442,89 +526,21 @@ def paper_vs_ours(
     if kind not in ('bar', 'line'):
         raise ValueError(f"kind must be 'bar' or 'line', got {kind!r}")
     fig, axs = plt.subplots(1, 2, figsize=figsize)
-    handles = []
-    for ax, values, err, label, colour in (
-        (axs[0], paper, None, paper_label, 'tab:gray'),
-        (axs[1], ours, ours_err, ours_label, 'tab:blue'),
-    ):
-        keys = list(values)
-        ys = [values[k] for k in keys]
-        es = [err.get(k) or 0 for k in keys] if err else [0] * len(keys)  # None: no spread known
-        if kind == 'bar':
-            b0 = baseline or 0
-            h = ax.bar(
-                [str(k) for k in keys],
-                [y - b0 for y in ys],
-                bottom=b0,
-                yerr=es if err else None,
-                capsize=4,
-                color=colour,
-                width=0.6,
-                label=label,
-            )
-            xs = [b.get_x() + b.get_width() / 2 for b in h]
-            lo, hi = min(ys), max(y + e for y, e in zip(ys, es))
-            if control and ax is axs[1]:  # the control's line and band stay in view
-                c0, c1 = control['value'] - (control.get('std') or 0), control['value'] + (control.get('std') or 0)
-                lo, hi = min(lo, c0), max(hi, c1)
-            if baseline is not None:
-                ax.set_ylim(baseline, hi + 0.3 * ((hi - baseline) or 1.0))
-            else:
-                # the value axis zooms on the differences, as the paper's Figure 2 does
-                span = (hi - lo) or 0.1 * abs(hi) or 1.0
-                ax.set_ylim(max(0, lo - 0.6 * span), hi + 0.3 * span)
-        else:
-            h = ax.errorbar(keys, ys, yerr=es if err else None, marker='o', capsize=4, color=colour, label=label)
-            xs = keys
-            ax.set_xticks(keys)
-            ax.margins(y=0.25)
-        # the value above its error bar; neighbours' labels alternate up and down
-        for n, (x, y, e) in enumerate(zip(xs, ys, es)):
-            below = kind == 'line' and n % 2 == 1
-            ax.annotate(
-                fmt.format(y),
-                (x, y - e if below else y + e),
-                xytext=(0, -12 if below else 4),
-                textcoords='offset points',
-                ha='center',
-                va='top' if below else 'bottom',
-                fontsize=9,
-            )
-        handles.append(h)
-        if control and ax is axs[1]:
-            ch = ax.axhline(control['value'], color='k', linestyle='--', linewidth=1.2)
-            if control.get('std'):
-                ax.axhspan(control['value'] - control['std'], control['value'] + control['std'], color='k', alpha=0.1)
-            ax.annotate(
-                fmt.format(control['value']),
-                (1.0, control['value']),
-                xycoords=('axes fraction', 'data'),
-                xytext=(-2, 2),
-                textcoords='offset points',
-                ha='right',
-                va='bottom',
-                fontsize=8,
-            )
-        ax.set_title(label, fontsize=10)
+    handles = _panel(axs[0], paper, None, paper_label, 'tab:gray', kind, fmt, baseline, None)
+    handles += _panel(axs[1], ours, ours_err, ours_label, 'tab:blue', kind, fmt, baseline, control)
+    for ax in axs:
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
-        ax.grid(axis='y', alpha=0.3)
     fig.suptitle(title)
     note = '\n'.join(textwrap.wrap(paper_note, 150)) if paper_note else ''
     labels = [paper_label, ours_label + (f' (error bars: {err_label})' if ours_err else '')]
     if control:
-        handles.append(ch)
         labels.append(control['label'])
     ncol = 2 if len(labels) > 2 else len(labels)
-    bottom = 0.1 + 0.035 * (note.count('\n') + 1 if note else 0) + 0.045 * ((len(labels) - 1) // ncol)
-    fig.legend(
-        handles,
-        labels,
-        loc='lower center',
-        ncol=ncol,
-        fontsize=8,
-        bbox_to_anchor=(0.5, bottom - 0.085 - 0.045 * ((len(labels) - 1) // ncol)),
-    )
+    rows = (len(labels) - 1) // ncol
+    bottom = 0.1 + 0.035 * (note.count('\n') + 1 if note else 0) + 0.045 * rows
+    anchor = (0.5, bottom - 0.085 - 0.045 * rows)
+    fig.legend(handles, labels, loc='lower center', ncol=ncol, fontsize=8, bbox_to_anchor=anchor)
     if note:
         fig.text(0.5, 0.01, note, ha='center', va='bottom', fontsize=7, style='italic')
     fig.tight_layout(rect=(0, bottom, 1, 1))

@@ -32,7 +32,7 @@ from mlo_mae.evaluate_run import (
 )
 
 # %% auto #0
-__all__ = ['STUDY_OWNS', 'Cell', 'plan_study', 'evaluate_cell', 'summarise', 'plot_study', 'run_study', 'main']
+__all__ = ['STUDY_OWNS', 'Cell', 'plan_study', 'evaluate_cell', 'summarise', 'plot_study', 'run_study', 'study_parser', 'main']
 
 # %% ../nbs/50_study.ipynb #ab0ca32b
 _DEFAULT_METHODS = ('untrained', 'mae')
@@ -381,8 +381,7 @@ def run_study(
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    # what makes the study again: its runs/ are not committed
-    made = dict(
+    made = dict(  # what makes the study again: its runs/ are not committed
         methods=list(methods),
         seeds=list(seeds),
         settings=list(settings),
@@ -419,12 +418,8 @@ def run_study(
     return dict(rows=rows, summary=summary, files=files, done=done)
 
 # %% ../nbs/50_study.ipynb #5dcccac2
-def main(argv=None):
-    "Entry point of `python -m mlo_mae.study`."
-    try:
-        load_plugins(flag_value(sys.argv[1:] if argv is None else argv))  # their protocols become choices below
-    except ValueError as e:
-        sys.exit(f"error: {e}")
+def study_parser() -> argparse.ArgumentParser:
+    "`python -m mlo_mae.study`'s flags, the registered protocols' own included."
     p = argparse.ArgumentParser(
         prog='mlo_mae.study', description='Run a study: methods x seeds x settings, each a run folder under ROOT.'
     )
@@ -468,6 +463,16 @@ def main(argv=None):
     p.add_argument('--reference', default='mae', help='the method of the paired differences (default: mae)')
     p.add_argument('--device', default=None, help='cpu, cuda or cuda:N (default: cuda when available)')
     p.add_argument('--threads', type=int, default=None, help='CPU threads (default: 1 on the CPU)')
+    return p
+
+
+def main(argv=None):
+    "Entry point of `python -m mlo_mae.study`."
+    try:
+        load_plugins(flag_value(sys.argv[1:] if argv is None else argv))  # their protocols become choices below
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    p = study_parser()
     parsers = add_protocol_flags(p)
     a = vars(p.parse_args(argv))
     if a.get('plugins'):

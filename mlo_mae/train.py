@@ -294,66 +294,44 @@ def _count_nonfinite(count: int, rec: dict, out: Path) -> int:
     return count
 
 # %% ../nbs/07_train.ipynb #494b5e54
+def _prepare_streams(cfg: TrainConfig, rank: int, world: int, device):
+    "The training set at the run's size, its three splits and a stream of batches of each (D_u, D_tr, D_val)."
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by {world} processes")
+    check_dataset(cfg.dataset, cfg.data_dir, splits=('train', 'test'))  # the test split too: not only at the end
+    train_set, spec = load_dataset(cfg.dataset, cfg.data_dir, splits=('train',), img_size=cfg.img_size)
+    if rank == 0 and cfg.progress:  # imbalance, seen at load
+        print(f"{cfg.dataset}: images per class {class_counts(train_set)}", file=sys.stderr)
+    splits = mlo_splits(train_set, cfg.val_fraction, cfg.split_seed, cfg.du)
+    _check_batches(splits, cfg.batch_size, world)
+    common = dict(device=device, num_workers=cfg.num_workers, rank=rank, world_size=world)
+    per_rank = cfg.batch_size // world
+    # class_balance: D_tr and D_val (Stages II, III)
+    streams = tuple(
+        Stream(BatchLoader(ds, spec, per_rank, seed=cfg.seed + i, class_balance=cfg.class_balance and i > 0, **common))
+        for i, ds in enumerate((splits.du, splits.dtr, splits.dval))
+    )
+    return train_set, spec, splits, streams
+
+
 def _prepare(cfg: TrainConfig, rank: int, world: int, device, init: bool = True) -> _Run:
     "A run ready to iterate: data and streams, iteration count, the model (from `init_from` when `init`), optimizers, schedules, solver."
     # off by default: Stage III's finite difference needs float32's mantissa until measured otherwise
     if device.type == 'cuda':
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg.tf32
-    if cfg.batch_size % world:
-        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by {world} processes")
-    check_dataset(cfg.dataset, cfg.data_dir, splits=('train', 'test'))  # the test split too: not only at the end
-    # at the run's size (00_data)
-    train_set, spec = load_dataset(cfg.dataset, cfg.data_dir, splits=('train',), img_size=cfg.img_size)
-    # imbalance, seen at load
-    if rank == 0 and cfg.progress:
-        print(f"{cfg.dataset}: images per class {class_counts(train_set)}", file=sys.stderr)
-    splits = mlo_splits(train_set, cfg.val_fraction, cfg.split_seed, cfg.du)
-    _check_batches(splits, cfg.batch_size, world)
-    loader = lambda ds, seed, balance: BatchLoader(
-        ds,
-        spec,
-        cfg.batch_size // world,
-        device=device,
-        seed=seed,
-        class_balance=balance,
-        num_workers=cfg.num_workers,
-        rank=rank,
-        world_size=world,
-    )
-    # class_balance: D_tr and D_val (Stages II, III)
-    streams = tuple(
-        Stream(loader(ds, cfg.seed + i, cfg.class_balance and i > 0))
-        for i, ds in enumerate((splits.du, splits.dtr, splits.dval))
-    )
+    train_set, spec, splits, streams = _prepare_streams(cfg, rank, world, device)
     method = get_method(cfg)
     per_epoch = method.iterations_per_epoch(len(streams[0].loader), len(streams[1].loader))
-    run = _Run(
-        cfg,
-        rank,
-        world,
-        device,
-        spec,
-        splits,
-        len(train_set.classes),
-        streams,
-        method,
-        per_epoch,
-        _total_iterations(cfg, per_epoch, warn=rank == 0),
-    )
+    total = _total_iterations(cfg, per_epoch, warn=rank == 0)
+    run = _Run(cfg, rank, world, device, spec, splits, len(train_set.classes), streams, method, per_epoch, total)
     torch.manual_seed(cfg.seed)
     model = build_run_model(cfg, run.classes)
     if cfg.init_from and init:
         init_from(model, cfg.init_from)
     run.model = model.to(device)
-    run.opts = make_optimizers(
-        run.model,
-        cfg.lr_mae,
-        cfg.lr_head,
-        cfg.lr_t,
-        cfg.weight_decay,
-        (cfg.beta1, cfg.beta2),
-        fused=True if device.type == 'cuda' else None,
-    )
+    betas = (cfg.beta1, cfg.beta2)
+    fused = True if device.type == 'cuda' else None
+    run.opts = make_optimizers(run.model, cfg.lr_mae, cfg.lr_head, cfg.lr_t, cfg.weight_decay, betas, fused=fused)
     # constant: a cosine whose floor is the rate
     floor = lambda o: o.param_groups[0]['lr'] if cfg.lr_schedule == 'constant' else 0.0
     scheds = [warmup_cosine(o, run.total, cfg.warmup_steps, min_lr=floor(o)) for o in run.opts]

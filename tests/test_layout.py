@@ -38,3 +38,28 @@ def test_the_check_finds_a_private_import(tmp_path):
     f = tmp_path / 'x.py'
     f.write_text('from .runs import _plan\nfrom mlo_mae.data import load_dataset\n')
     assert list(_imports(f)) == [('mlo_mae.runs', ['_plan']), ('mlo_mae.data', ['load_dataset'])]
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def _long_functions(path: Path, limit: int = MAX_FUNCTION_LINES):
+    "`file:line name (n lines)` of every function of the file longer than `limit` lines, docstring included."
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            n = node.end_lineno - node.lineno + 1
+            if n > limit:
+                yield f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name}:{node.lineno} {node.name} ({n} lines)"
+
+
+def test_no_function_over_60_lines():
+    files = sorted((ROOT / 'mlo_mae').glob('*.py')) + sorted((ROOT / 'tools').glob('*.py'))
+    found = [f for path in files for f in _long_functions(path)]
+    assert not found, '\n'.join(found)
+
+
+def test_the_check_finds_a_long_function(tmp_path):
+    "The check can fail: a 61-line function is found, a 60-line one is not."
+    f = tmp_path / 'x.py'
+    f.write_text('def long():\n' + '    x = 1\n' * 60 + '\n\ndef short():\n' + '    x = 1\n' * 59)
+    assert [s.split(' ', 1)[1] for s in _long_functions(f)] == ['long (61 lines)']

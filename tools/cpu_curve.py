@@ -112,8 +112,56 @@ def write_rows(rows):
         w.writerows(rows)
 
 
-def run(data_dir, runs_dir):
+def record(rows, data, size, method, seed, minutes, out, summary):
+    "Evaluate run `out` and add its row to the CSV at once (a stopped curve keeps what it measured)."
+    knn, probe, secs = evaluate(out, data)
+    rows.append(
+        dict(
+            size=size,
+            method=method,
+            seed=seed,
+            train_minutes=minutes,
+            train_seconds=round(summary['train_seconds'], 1),
+            steps=summary['steps'],
+            stage_one_steps=summary['stage_one_steps'],
+            knn=round(knn, 2),
+            linear_probe=round(probe, 2),
+            probe_epochs=PROBE_EPOCHS,
+            eval_seconds=round(secs, 1),
+        )
+    )
+    write_rows(rows)
+    return rows[-1]
+
+
+def untrained_runs(size, data_dir, runs_dir):
+    "The floor: the untrained encoder (one Stage II step, E never moves), one run per seed."
     from mlo_mae.train import train
+
+    for seed in UNTRAINED_SEEDS:
+        out = runs_dir / f'{size}-untrained-seed{seed}'
+        kw = dict(model=SIZES[size]['model'], model_kw=SIZES[size]['model_kw'], data_dir=data_dir, out_dir=str(out))
+        yield (
+            seed,
+            out,
+            lambda seed=seed: train(method='untrained', overwrite=True, seed=seed, max_steps=1, **kw, **COMMON),
+        )
+
+
+def mae_budget(size, minutes, data_dir, runs_dir):
+    "MAE trained (or resumed) until `minutes` of training in all: one run folder grows along the schedule."
+    from mlo_mae.train import train
+
+    out = runs_dir / f'{size}-mae-seed0'
+    if (out / 'checkpoint.pt').exists():
+        kw = dict(resume=True, threads=1, progress=False)
+    else:
+        kw = dict(method='mae', model=SIZES[size]['model'], model_kw=SIZES[size]['model_kw'], seed=0, overwrite=True)
+        kw.update(COMMON)
+    return out, train(data_dir=data_dir, out_dir=str(out), budget_seconds=60.0 * minutes, **kw)
+
+
+def run(data_dir, runs_dir):
     from mlo_mae.data import load_dataset
 
     torch.set_num_threads(1)
@@ -122,63 +170,14 @@ def run(data_dir, runs_dir):
     rows = read_rows()
     done = {(r['size'], r['method'], r['seed'], r['train_minutes']) for r in rows}
     log = lambda *a: print(f'[{(time.time() - t_start) / 60:5.1f} min]', *a, flush=True)
-
-    def record(size, method, seed, minutes, out, summary):
-        knn, probe, secs = evaluate(out, data)
-        rows.append(
-            dict(
-                size=size,
-                method=method,
-                seed=seed,
-                train_minutes=minutes,
-                train_seconds=round(summary['train_seconds'], 1),
-                steps=summary['steps'],
-                stage_one_steps=summary['stage_one_steps'],
-                knn=round(knn, 2),
-                linear_probe=round(probe, 2),
-                probe_epochs=PROBE_EPOCHS,
-                eval_seconds=round(secs, 1),
-            )
-        )
-        write_rows(rows)
-        log(json.dumps(rows[-1]))
-
-    for size in SIZES:  # the floor first: the untrained encoder (one Stage II step, E never moves)
-        for seed in UNTRAINED_SEEDS:
-            if (size, 'untrained', str(seed), '0') in done:
-                continue
-            out = runs_dir / f'{size}-untrained-seed{seed}'
-            s = train(
-                method='untrained',
-                model=SIZES[size]['model'],
-                model_kw=SIZES[size]['model_kw'],
-                data_dir=data_dir,
-                out_dir=str(out),
-                overwrite=True,
-                seed=seed,
-                max_steps=1,
-                **COMMON,
-            )
-            record(size, 'untrained', seed, 0, out, s)
+    for size in SIZES:  # the floor first
+        for seed, out, start in untrained_runs(size, data_dir, runs_dir):
+            if (size, 'untrained', str(seed), '0') not in done:
+                log(json.dumps(record(rows, data, size, 'untrained', seed, 0, out, start())))
     for size, minutes in SCHEDULE:
-        if (size, 'mae', '0', str(minutes)) in done:
-            continue
-        out = runs_dir / f'{size}-mae-seed0'
-        fresh = not (out / 'checkpoint.pt').exists()
-        kw = (
-            dict(
-                method='mae',
-                model=SIZES[size]['model'],
-                model_kw=SIZES[size]['model_kw'],
-                seed=0,
-                overwrite=True,
-                **COMMON,
-            )
-            if fresh
-            else dict(resume=True, threads=1, progress=False)
-        )
-        s = train(data_dir=data_dir, out_dir=str(out), budget_seconds=60.0 * minutes, **kw)
-        record(size, 'mae', 0, minutes, out, s)
+        if (size, 'mae', '0', str(minutes)) not in done:
+            out, summary = mae_budget(size, minutes, data_dir, runs_dir)
+            log(json.dumps(record(rows, data, size, 'mae', 0, minutes, out, summary)))
     log('done')
 
 
