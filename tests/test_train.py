@@ -137,7 +137,7 @@ def test_notebook_parameters_are_the_settings():
     method = [f for f in fields(TrainConfig) if f.name in MLOConfig.__dataclass_fields__ and f.name != 'options']
     line = lambda f: f"{f.name} = {f.default!r}  # {f.metadata['help']}"
     options = [(k, f, n) for n, cls in METHODS.items() for k, f in cls.options.items()]
-    want = ['# the run (04_config)', *map(line, own), "# the method's settings (04_config, 05_mlo)", *map(line, method),
+    want = ['# fmt: off', '# the run (04_config)', *map(line, own), "# the method's settings (04_config, 05_mlo)", *map(line, method),
             "# each method's own settings (its options)", *(f"{k} = {f.default!r}  # {n}: {f.metadata['help']}" for k, f, n in options)]
     assert ''.join(cell['source']).splitlines() == want
     from papermill.translators import PythonTranslator   # papermill reads every one (a '=' in a help text once hid one)

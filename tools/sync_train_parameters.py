@@ -10,6 +10,8 @@ from pathlib import Path
 from mlo_mae.config import METHODS, MLOConfig, TrainConfig
 
 NB = Path(__file__).resolve().parent.parent / 'nbs' / '10_train.ipynb'
+# one parameter per line with its help beside it, as papermill's --help-notebook shows them: ruff format leaves it
+FORMATTER_OFF = ['# fmt: off']
 
 
 def parameter_lines() -> list:
@@ -18,6 +20,7 @@ def parameter_lines() -> list:
     line = lambda name, f, what='': f"{name} = {f.default!r}  # {what}{f.metadata['help']}"
     options = [line(k, f, f'{name}: ') for name, cls in METHODS.items() for k, f in cls.options.items()]
     return [
+        *FORMATTER_OFF,
         '# the run (04_config)',
         *(line(f.name, f) for f in own),
         "# the method's settings (04_config, 05_mlo)",
@@ -33,4 +36,4 @@ if __name__ == '__main__':
     lines = parameter_lines()
     cell['source'] = [l + '\n' for l in lines[:-1]] + [lines[-1]]
     NB.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
-    print(f"{NB.name}: {len(lines) - 3} parameters")
+    print(f"{NB.name}: {len(lines) - 3 - len(FORMATTER_OFF)} parameters")
