@@ -721,6 +721,8 @@ def flop_table(fb) -> str:
 # %% ../nbs/30_benchmark.ipynb #4fa935dc
 def _allocations_peak_mib(fn):
     "Peak CPU memory allocated by `fn` above the level at its start, in MiB, from the profiler's allocation events; None if they are unavailable."
+    # kineto's start/stop lines and, without a GPU, its 'gpuGetDeviceCount failed' line say nothing about `fn`; a user's own level wins
+    os.environ.setdefault('KINETO_LOG_LEVEL', '6')
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     try:

@@ -78,3 +78,16 @@ def test_cli_paths_and_flops_records():
     # reusing Stage I's gradient drops Eq. 6's masked forward and backward, and nothing else
     assert F['default_reuse']['parts']['eq6_rec_grad'] == 0 < F['default']['parts']['eq6_rec_grad']
     assert abs(F['default']['stage_three'] - F['default_reuse']['stage_three'] - F['default']['parts']['eq6_rec_grad']) < 1e-9
+
+
+def test_memory_measure_prints_no_profiler_lines():
+    "The CPU memory measure runs torch.profiler: its start/stop lines and a no-GPU 'gpuGetDeviceCount failed' line stay quiet."
+    code = ("from mlo_mae.benchmark import measure_paths\n"
+            "r = measure_paths('micro', 'cpu', repeats=1, threads=1, paths=['default'])\n"
+            "print('peak', r)")
+    env = {k: v for k, v in __import__('os').environ.items() if k != 'KINETO_LOG_LEVEL'}
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'peak' in r.stdout
+    for line in ('gpuGetDeviceCount', 'profiler_start', 'profiler_stop'):
+        assert line not in r.stderr, r.stderr[-2000:]
