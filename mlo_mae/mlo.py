@@ -5,6 +5,7 @@
 # %% ../nbs/05_mlo.ipynb #e5bd1c27
 from __future__ import annotations
 import copy
+import logging
 import math
 from operator import attrgetter
 from contextlib import nullcontext
@@ -525,15 +526,23 @@ def warmup_cosine(
     optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0, min_lr: float = 0.0
 ) -> CosineLRScheduler:
     "timm's per-step schedule: lr linear from 0 over `warmup_steps`, then half cosine to `min_lr` at `total_steps`; call `.step_update(step)`."
-    return CosineLRScheduler(
-        optimizer,
-        t_initial=max(1, total_steps - warmup_steps),
-        lr_min=min_lr,
-        warmup_t=warmup_steps,
-        warmup_lr_init=0.0,
-        warmup_prefix=True,
-        t_in_epochs=False,
-    )
+    cycle = max(1, total_steps - warmup_steps)
+    # a one-step cosine is the base rate, of which timm warns: a run of one iteration means it
+    timm_log = logging.getLogger('timm.scheduler.cosine_lr')
+    level = timm_log.level
+    timm_log.setLevel(logging.ERROR if cycle == 1 else level)
+    try:
+        return CosineLRScheduler(
+            optimizer,
+            t_initial=cycle,
+            lr_min=min_lr,
+            warmup_t=warmup_steps,
+            warmup_lr_init=0.0,
+            warmup_prefix=True,
+            t_in_epochs=False,
+        )
+    finally:
+        timm_log.setLevel(level)
 
 # %% ../nbs/05_mlo.ipynb #728925f2
 def _micro_problem(cfg: MLOConfig, seed=0, batch=8, dtype=torch.float64, lr=1e-2, t_hidden=32, num_classes=10, **kw):
