@@ -464,7 +464,6 @@ def main(argv=None):
     p.add_argument(
         '--protocol',
         default='stage2',
-        choices=list(PROTOCOLS),
         help='; '.join(f'{n}: {c.label}' for n, c in PROTOCOLS.items()),
     )
     p.add_argument('--device', default=None, help='cpu, cuda or cuda:N (default: cuda when available)')
@@ -474,6 +473,10 @@ def main(argv=None):
     p.add_argument('--threads', type=int, default=None, help='CPU threads (default: 1 on the CPU)')
     parsers = add_protocol_flags(p)
     a = vars(p.parse_args(argv))
+    try:
+        PROTOCOLS[a['protocol']]  # a misspelt protocol gets the nearest one named, in one line
+    except ValueError as e:
+        p.exit(2, f"error: argument --protocol: {e}\n")
     a.pop('plugins')
     device = a.pop('device') or ('cuda' if torch.cuda.is_available() else 'cpu')
     try:
