@@ -19,7 +19,7 @@ from .registry import Registry, flag_value, load_plugins
 from .data import load_dataset, dataset_spec, BatchLoader, mlo_splits
 from .models import ClassificationHead, POOLS
 from .mlo import get_method
-from .runs import load_run, read_config, cpu_threads, run_folder_lock
+from .runs import load_run, read_config, folder_state, cpu_threads, run_folder_lock
 from . import evaluate as ev
 
 # %% auto #0
@@ -184,6 +184,9 @@ def evaluate_run(
     proto = _protocol(protocol)
     opts = resolve_options(proto, options)
     run_dir = Path(run_dir)
+    # a folder this package did not train is never written into, not even a lock
+    if folder_state(run_dir) in ('foreign', 'empty'):
+        raise ValueError(f"{run_dir} is not a run of mlo_mae (no checkpoint of ours): nothing written")
     out = run_dir / f'eval_{protocol}.json'
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists: pass --overwrite (overwrite=True in Python) to replace it")
@@ -461,7 +464,6 @@ def main(argv=None):
     p.add_argument(
         '--protocol',
         default='stage2',
-        choices=list(PROTOCOLS),
         help='; '.join(f'{n}: {c.label}' for n, c in PROTOCOLS.items()),
     )
     p.add_argument('--device', default=None, help='cpu, cuda or cuda:N (default: cuda when available)')
@@ -471,6 +473,10 @@ def main(argv=None):
     p.add_argument('--threads', type=int, default=None, help='CPU threads (default: 1 on the CPU)')
     parsers = add_protocol_flags(p)
     a = vars(p.parse_args(argv))
+    try:
+        PROTOCOLS[a['protocol']]  # a misspelt protocol gets the nearest one named, in one line
+    except ValueError as e:
+        p.exit(2, f"error: argument --protocol: {e}\n")
     a.pop('plugins')
     device = a.pop('device') or ('cuda' if torch.cuda.is_available() else 'cpu')
     try:

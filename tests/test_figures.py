@@ -142,3 +142,42 @@ def test_a_study_gives_every_seed_and_the_control(tmp_path):
         per_seed = [float(v) for v in r['ratio_per_seed'].split()]
         assert r['n_seeds'] == '2' and abs(float(r['ratio']) - statistics.fmean(per_seed)) < 1e-3
         assert abs(float(r['ratio_std']) - statistics.stdev(per_seed)) < 1e-3
+
+
+def known_answer(tmp_path, **parameters):
+    "Run nbs/46 through papermill as a user does (IN_TEST unset), its parameters given."
+    import papermill as pm
+
+    env = os.environ.pop('IN_TEST', None)
+    try:
+        return pm.execute_notebook(
+            str(ROOT / 'nbs' / '46_known_answer.ipynb'),
+            str(tmp_path / 'executed.ipynb'),
+            parameters=parameters,
+            cwd=str(ROOT / 'nbs'),
+            progress_bar=False,
+            kernel_name='python3',
+        )
+    finally:
+        if env is not None:
+            os.environ['IN_TEST'] = env
+
+
+def test_known_answer_takes_its_parameters(tmp_path):
+    "46's parameters reach it: a quick run lands in out_dir, nothing is written into figures/."
+    figures = listing(ROOT / 'figures')
+    out = tmp_path / 'ka'
+    known_answer(tmp_path, quick=True, out_dir=str(out))
+    assert [p.name for p in out.iterdir() if (p / 'study_runs.csv').exists()]  # the quick studies were written there
+    assert (out / 'known_answer.png').exists()
+    assert listing(ROOT / 'figures') == figures
+
+
+def test_known_answer_refuses_a_misspelt_parameter(tmp_path):
+    import papermill as pm
+
+    with pytest.raises(
+        pm.PapermillExecutionError, match='out_dri is not a parameter of this notebook: did you mean out_dir'
+    ):
+        known_answer(tmp_path, out_dri=str(tmp_path / 'x'))
+    assert not (tmp_path / 'x').exists()
