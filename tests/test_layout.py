@@ -63,3 +63,23 @@ def test_the_check_finds_a_long_function(tmp_path):
     f = tmp_path / 'x.py'
     f.write_text('def long():\n' + '    x = 1\n' * 60 + '\n\ndef short():\n' + '    x = 1\n' * 59)
     assert [s.split(' ', 1)[1] for s in _long_functions(f)] == ['long (61 lines)']
+
+
+def _readme_commands():
+    "The README's two set-up commands, as .ci/run reads them (the first ```sh block)."
+    lines, inside = [], False
+    for line in (ROOT / 'README.md').read_text().splitlines():
+        if line.startswith('```sh'):
+            inside = True
+        elif line.startswith('```') and inside:
+            break
+        elif inside:
+            lines.append(line)
+    return lines
+
+
+def test_the_test_command_runs_one_thread_per_process():
+    "Each part of the README's test command carries OMP_NUM_THREADS=1: parallel notebooks and pytest workers each take one per core otherwise."
+    install, test = _readme_commands()
+    parts = [p.strip() for p in test.split('&&')]
+    assert len(parts) == 2 and all(p.startswith('OMP_NUM_THREADS=1 ') for p in parts), test
