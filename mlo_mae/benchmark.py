@@ -44,8 +44,8 @@ class BenchSetting:
     batch_size: int
     num_classes: int = 10
     amp: str | None = None  # 'bf16' (Stage I and II under bf16 autocast) or None (float32)
-    steps: int = 20  # _timed plain MAE steps
-    mlo_steps: int = 10  # _timed MLO iterations with T every step (every-5: rounded up to a multiple of 5)
+    steps: int = 20  # timed plain MAE steps
+    mlo_steps: int = 10  # timed MLO iterations with T every step (every-5: rounded up to a multiple of 5)
     warmup: int = 3
     t_hidden: int = 512  # B.2's masking network
 
@@ -204,7 +204,7 @@ class _Batches:
 # %% ../nbs/30_benchmark.ipynb #a4708a75
 _LRS = dict(lr_mae=1e-4, lr_head=1e-3, lr_t=1e-3)
 
-# name -> (what it computes, MLOConfig settings); every path is unroll 1, T every iteration unless _timed otherwise
+# name -> (what it computes, MLOConfig settings); every path is unroll 1, T every iteration unless said otherwise
 PATHS = {
     'default': (
         "A.2's T path (central difference), the fused first-order C path; L_val from the look-ahead pass (the default)",
@@ -492,7 +492,7 @@ _HYPERGRADIENT_PARTS = (
 
 
 def profile_iteration(setting='micro', device=None, repeats=3, seed=0, threads=None) -> dict:
-    "Median ms of each labelled part of an MLO-MAE iteration (unroll 1, T every step), _timed in place, and of two units."
+    "Median ms of each labelled part of an MLO-MAE iteration (unroll 1, T every step), timed in place, and of two units (`samples`: each repeat's ms)."
     with cpu_threads(threads, _device_of(device)):
         return _profile_iteration(setting, device, repeats, seed)
 
@@ -526,6 +526,7 @@ def _profile_iteration(setting, device, repeats, seed):
         device_name=_device_name(device),
         repeats=repeats,
         ms=ms,
+        samples=clock.ms,
     )
 
 
