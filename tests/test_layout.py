@@ -83,3 +83,62 @@ def test_the_test_command_runs_one_thread_per_process():
     install, test = _readme_commands()
     parts = [p.strip() for p in test.split('&&')]
     assert len(parts) == 2 and all(p.startswith('OMP_NUM_THREADS=1 ') for p in parts), test
+
+
+PAPERMILL = ('10_train', '41_fig_masks', '42_fig_gradcam', '43_fig_tsne', '45_fig_ablations', '46_known_answer')
+_EXPORTED = ('#| export', '#| exports', '#| exporti', '#| exec_doc')
+
+
+def _cells_docs_would_run_out_of_order(nb_path: Path):
+    """Code cells nbdev's docs step executes although they are not exports: any cell holding an import (anywhere in it).
+    Only an imports-only cell is safe there: a test cell with an import runs without the cells before it."""
+    import json
+
+    nb = json.loads(nb_path.read_text())
+    head = ''.join(nb['cells'][0]['source']) if nb['cells'] and nb['cells'][0]['cell_type'] == 'raw' else ''
+    if 'skip_showdoc: true' in head:
+        return []
+    found = []
+    for i, cell in enumerate(nb['cells']):
+        src = ''.join(cell['source'])
+        directives = [line.strip() for line in src.splitlines() if line.startswith('#|')]
+        if cell['cell_type'] != 'code' or set(directives) & {*_EXPORTED, '#| eval: false'}:
+            continue
+        code = '\n'.join('' if line.lstrip().startswith(('%', '!')) else line for line in src.splitlines())
+        tree = ast.parse(code)
+        imports = (ast.Import, ast.ImportFrom)
+        if any(isinstance(n, imports) for n in ast.walk(tree)) and not all(isinstance(n, imports) for n in tree.body):
+            found.append(f"{nb_path.name} cell {i}: {src.splitlines()[0][:70]}")
+    return found
+
+
+def test_docs_run_no_test_cell_out_of_order():
+    "nbdev_docs executes every cell that imports: those cells hold imports only, and the papermill notebooks skip the step."
+    found = [f for p in sorted((ROOT / 'nbs').glob('*.ipynb')) for f in _cells_docs_would_run_out_of_order(p)]
+    assert not found, '\n'.join(found)
+    for name in PAPERMILL:
+        first = (ROOT / 'nbs' / f'{name}.ipynb').read_text()
+        assert 'skip_showdoc: true' in first, f"{name}: its first cell should be the raw frontmatter skip_showdoc: true"
+
+
+def test_the_docs_check_finds_a_mixed_cell(tmp_path):
+    "The check can fail: a test cell that imports and tests is found; an imports-only cell and an exported one are not."
+    import json
+
+    cells = [
+        {'cell_type': 'code', 'source': ['#| export\n', 'import os\n', 'x = 1']},
+        {'cell_type': 'code', 'source': ['import os\n', 'from pathlib import Path']},
+        {'cell_type': 'code', 'source': ['with open("f") as f:\n', '    from PIL import Image']},
+    ]
+    nb = tmp_path / 'x.ipynb'
+    nb.write_text(json.dumps({'cells': cells}))
+    assert [f.split(':')[0] for f in _cells_docs_would_run_out_of_order(nb)] == ['x.ipynb cell 2']
+
+
+def test_the_readme_names_the_folders_the_main_job_and_make_figures_write():
+    "The main job also writes its untrained control's folder; make_figures writes into the tracked figures/ by default."
+    readme = (ROOT / 'README.md').read_text()
+    train_nb = (ROOT / 'nbs' / '10_train.ipynb').read_text()
+    assert "+ '-untrained'" in train_nb and 'runs/cifar10_mini-mlo_mae-smoke-seed0-untrained/' in readme
+    tool = (ROOT / 'tools' / 'make_figures.py').read_text()
+    assert "default=str(ROOT / 'figures')" in tool and 'into the tracked `figures/`' in readme
