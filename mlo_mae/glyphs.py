@@ -4,6 +4,7 @@
 
 # %% ../nbs/08_glyphs.ipynb #5cbae5fe
 from __future__ import annotations
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -29,10 +30,40 @@ def _glyph_shapes(n: int, size: int = 8, seed: int = 0, exclude=()) -> torch.Ten
     return torch.from_numpy(np.stack(out))
 
 
-def _shape_sets(num_classes, size, shape_seed, distractors=10):
-    "(class shapes, distractor shapes): the second set excludes the first."
-    cls = _glyph_shapes(num_classes, size, shape_seed)
-    return cls, _glyph_shapes(distractors, size, shape_seed + 1, exclude=cls.numpy())
+_CELL_FILL = (5 / 16, 11 / 16)  # the share of a grid's cells filled: 5 to 11 of a 4 x 4 grid
+
+
+def _cell_shapes(n: int, size: int = 8, seed: int = 0, exclude=(), cells: int = 4, min_difference: int = 4):
+    "`n` random `cells` x `cells` grids drawn as blocks of `size // cells` px (n, size, size) bool; any two, and any one and a shape of `exclude`, differ in >= `min_difference` cells."
+    if n < 1 or cells < 2 or size % cells:
+        raise ValueError(f"need n >= 1 shapes whose size {size} is a multiple of cells {cells} >= 2, got n={n}")
+    block, k2 = size // cells, cells * cells
+    lo, hi = math.ceil(_CELL_FILL[0] * k2), math.floor(_CELL_FILL[1] * k2)
+    rng = np.random.default_rng(seed)
+    kept = [e[::block, ::block].reshape(-1) for e in np.asarray(exclude, dtype=bool)]
+    out = []
+    for _ in range(100_000):
+        if len(out) == n:
+            return torch.from_numpy(np.stack(out))
+        g = np.zeros(k2, dtype=bool)
+        g[rng.choice(k2, rng.integers(lo, hi + 1), replace=False)] = True
+        if all((g != o).sum() >= min_difference for o in kept):
+            kept.append(g)
+            out.append(g.reshape(cells, cells).repeat(block, 0).repeat(block, 1))
+    raise ValueError(
+        f"could not draw {n} grids of {cells} x {cells} cells that differ in >= {min_difference} cells: "
+        f"lower min_difference or raise cells"
+    )
+
+
+_SHAPES = dict(pixels=_glyph_shapes, cells=_cell_shapes)
+
+
+def _shape_sets(num_classes, size, shape_seed, distractors=10, shape='pixels', **kw):
+    "(class shapes, distractor shapes) of kind `shape` (`kw`: `cells`, `min_difference`): the second set excludes the first."
+    draw = _SHAPES[shape]
+    cls = draw(num_classes, size, shape_seed, **kw)
+    return cls, draw(distractors, size, shape_seed + 1, exclude=cls.numpy(), **kw)
 
 # %% ../nbs/08_glyphs.ipynb #0f5d138e
 class Glyphs(NamedTuple):
@@ -40,26 +71,44 @@ class Glyphs(NamedTuple):
 
     images: torch.Tensor  # (n, 3, H, W) uint8
     labels: torch.Tensor  # (n,) long: which class shape the glyph is
-    maps: torch.Tensor  # (n, H, W) float: 1 on the class glyph's pixels
+    maps: torch.Tensor  # (n, H, W) float: 1 on the class glyph's pixels (every copy's)
     distractor_maps: torch.Tensor  # (n, H, W) float: 1 on the distractor's pixels (0 without one)
-    positions: torch.Tensor  # (n, 2) long: the class glyph's top-left (row, col)
+    positions: torch.Tensor  # (n, 2) long: the (first) class glyph's top-left (row, col)
     distractor_positions: torch.Tensor  # (n, 2) long: the distractor's (-1 without one)
+    copy_maps: torch.Tensor = None  # (n, copies, H, W) float: 1 on each copy's own pixels
+    copy_positions: torch.Tensor = None  # (n, copies, 2) long: each copy's top-left
 
 
 _BACKGROUNDS = ('noise', 'flat', 'clutter')
+_NOISES = ('rgb', 'grey')
 _MAGENTA = np.array([255, 0, 255], dtype=np.uint8)
+_WHITE = np.array([255, 255, 255], dtype=np.uint8)
 
 
-def _check_glyph_args(n, background, size, num_classes, img_size, distractor, colour_giveaway, split):
+def _check_variant(background, noise, noise_range, shape, copies):
+    "One line naming the first bad choice of background, noise, shape or copies."
+    if background not in _BACKGROUNDS:
+        raise ValueError(f"unknown background {background!r}: choose one of {', '.join(_BACKGROUNDS)}")
+    if noise not in _NOISES:
+        raise ValueError(f"unknown noise {noise!r}: choose one of {', '.join(_NOISES)}")
+    lo, hi = noise_range
+    if not 0 <= lo <= hi <= 255:
+        raise ValueError(f"noise_range must be (low, high) with 0 <= low <= high <= 255, got {tuple(noise_range)}")
+    if shape not in _SHAPES:
+        raise ValueError(f"unknown shape {shape!r}: choose one of {', '.join(_SHAPES)}")
+    if copies not in (1, 2):
+        raise ValueError(f"copies must be 1 or 2, got {copies!r}")
+
+
+def _check_glyph_args(n, background, size, num_classes, img_size, distractor, colour_giveaway, split, copies=1):
     "One line naming the first bad argument, before anything is drawn."
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    if background not in _BACKGROUNDS:
-        raise ValueError(f"unknown background {background!r}: choose one of {', '.join(_BACKGROUNDS)}")
-    if not 2 <= size <= img_size // (2 if distractor else 1):
+    boxes = copies + bool(distractor)  # glyph boxes that must not overlap
+    if not 2 <= size <= img_size // boxes:
         raise ValueError(
-            f"glyph size {size} must be in [2, {img_size // (2 if distractor else 1)}] on {img_size} px images"
-            f"{' with a distractor' if distractor else ''}"
+            f"glyph size {size} must be in [2, {img_size // boxes}] on {img_size} px images"
+            f"{' with a distractor' if distractor else ''}{f' and {copies} copies' if copies > 1 else ''}"
         )
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
@@ -71,10 +120,13 @@ def _check_glyph_args(n, background, size, num_classes, img_size, distractor, co
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
 
 
-def _backgrounds(rng, n, background, img_size, split):
+def _backgrounds(rng, n, background, img_size, split, noise='rgb', noise_range=(0, 255)):
     "(n, H, W, 3) uint8 backgrounds."
     if background == 'noise':
-        return rng.integers(0, 256, (n, img_size, img_size, 3), dtype=np.uint8)
+        lo, hi = noise_range
+        channels = 3 if noise == 'rgb' else 1
+        x = rng.integers(lo, hi + 1, (n, img_size, img_size, channels), dtype=np.uint8)
+        return x if channels == 3 else np.repeat(x, 3, axis=3)
     if background == 'flat':
         return np.full((n, img_size, img_size, 3), 128, dtype=np.uint8)
     # the split's own CIFAR images: no background is shared by train and test
@@ -86,11 +138,12 @@ def _backgrounds(rng, n, background, img_size, split):
     return grey.expand(-1, 3, -1, -1).permute(0, 2, 3, 1).to(torch.uint8).numpy().copy()
 
 # %% ../nbs/08_glyphs.ipynb #2b21a72a
-def _places(rng, n, size, img_size, avoid=None):
-    "(n, 2) top-left corners, uniform; where `avoid` is given, redrawn until the two boxes do not overlap."
+def _places(rng, n, size, img_size, avoid=()):
+    "(n, 2) top-left corners, uniform; redrawn until the box overlaps none of the boxes at `avoid` (an (n, 2) array or a list of them)."
+    avoid = [avoid] if isinstance(avoid, np.ndarray) else list(avoid)
     pos = rng.integers(0, img_size - size + 1, (n, 2))
-    while avoid is not None:
-        clash = (np.abs(pos - avoid) < size).all(1)
+    while avoid:
+        clash = np.any([(np.abs(pos - a) < size).all(1) for a in avoid], axis=0)
         if not clash.any():
             break
         pos[clash] = rng.integers(0, img_size - size + 1, (int(clash.sum()), 2))
@@ -106,6 +159,14 @@ def _stamp(img, shape, pos, colour):
     return m
 
 
+def _copy_places(rng, n, size, img_size, copies, pos, dpos, distractor):
+    "(n, copies, 2): the first copy at `pos`, each further copy clear of the copies before it and of the distractor."
+    out = [pos]
+    for _ in range(copies - 1):
+        out.append(_places(rng, n, size, img_size, avoid=out + ([dpos] if distractor else [])))
+    return np.stack(out, 1)
+
+
 def make_glyphs(
     n: int,
     seed: int = 0,
@@ -117,26 +178,46 @@ def make_glyphs(
     img_size: int = 32,
     split: str = 'train',
     shape_seed: int = 0,
+    noise: str = 'rgb',
+    noise_range: tuple = (0, 255),
+    shape: str = 'pixels',
+    cells: int = 4,
+    min_difference: int = 4,
+    copies: int = 1,
 ) -> Glyphs:
-    "`n` seeded glyph images on `background`, the class glyph's shape the label, with the truth of where each glyph is."
-    _check_glyph_args(n, background, size, num_classes, img_size, distractor, colour_giveaway, split)
-    cls, dis = (s.numpy() for s in _shape_sets(num_classes, size, shape_seed))
+    "`n` seeded glyph images on `background`, the class glyph's shape the label (drawn `copies` times), with the truth of where each glyph is."
+    _check_variant(background, noise, noise_range, shape, copies)
+    _check_glyph_args(n, background, size, num_classes, img_size, distractor, colour_giveaway, split, copies)
+    kw = dict(cells=cells, min_difference=min_difference) if shape == 'cells' else {}
+    cls, dis = (s.numpy() for s in _shape_sets(num_classes, size, shape_seed, shape=shape, **kw))
     rng = np.random.default_rng([seed, 0 if split == 'train' else 1])  # the two splits never share an image
-    imgs, labels = _backgrounds(rng, n, background, img_size, split), rng.integers(0, num_classes, n)
+    imgs = _backgrounds(rng, n, background, img_size, split, noise, noise_range)
+    labels = rng.integers(0, num_classes, n)
     pos = _places(rng, n, size, img_size)
     dpos = _places(rng, n, size, img_size, avoid=pos) if distractor else np.full((n, 2), -1)
     dshape = rng.integers(0, len(dis), n)
-    maps, dmaps = np.zeros((2, n, img_size, img_size), dtype=np.float32)
+    cpos = _copy_places(rng, n, size, img_size, copies, pos, dpos, distractor)
+    dmaps = np.zeros((n, img_size, img_size), dtype=np.float32)
+    cmaps = np.zeros((n, copies, img_size, img_size), dtype=np.float32)
+    given = _WHITE if background == 'noise' and noise == 'grey' else _MAGENTA
     for i in range(n):
-        # the glyph's colour: magenta, or a pixel of this image's own background (its colour statistics)
-        pick = lambda: _MAGENTA if colour_giveaway else imgs[i, rng.integers(img_size), rng.integers(img_size)].copy()
+        # the glyph's colour: given away, or a pixel of this image's own background (its colour statistics)
+        pick = lambda: given if colour_giveaway else imgs[i, rng.integers(img_size), rng.integers(img_size)].copy()
         colour, dcolour = pick(), pick()
         if distractor:
             dmaps[i] = _stamp(imgs[i], dis[dshape[i]], dpos[i], dcolour)
-        maps[i] = _stamp(imgs[i], cls[labels[i]], pos[i], colour)
+        for k in range(copies):
+            cmaps[i, k] = _stamp(imgs[i], cls[labels[i]], cpos[i, k], colour)
     t = torch.from_numpy
     return Glyphs(
-        t(imgs).permute(0, 3, 1, 2).contiguous(), t(labels).long(), t(maps), t(dmaps), t(pos).long(), t(dpos).long()
+        t(imgs).permute(0, 3, 1, 2).contiguous(),
+        t(labels).long(),
+        t(cmaps.max(1)),
+        t(dmaps),
+        t(pos).long(),
+        t(dpos).long(),
+        t(cmaps),
+        t(cpos).long(),
     )
 
 # %% ../nbs/08_glyphs.ipynb #d6182bfc
@@ -164,11 +245,15 @@ class _GlyphSpec(DatasetSpec):
         return tuple(InMemoryImages(g.images, g.labels, classes, maps=g.maps) for g in map(self.glyphs, splits))
 
 
+_CELLS = dict(noise='grey', noise_range=(64, 191), shape='cells')  # the regime where pretraining matters more
 for _name, _variant in dict(
     glyphs={},
     glyphs_distractor=dict(distractor=True),
     glyphs_shape_only=dict(colour_giveaway=False),
     glyphs_clutter=dict(background='clutter'),
     glyphs_flat=dict(background='flat'),
+    glyphs_cells=_CELLS,
+    glyphs_cells_distractor=dict(_CELLS, distractor=True),
+    glyphs_cells_copies=dict(_CELLS, copies=2),
 ).items():
     register_dataset(_GlyphSpec(_name, **_variant))
