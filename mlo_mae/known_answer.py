@@ -4,7 +4,9 @@
 
 # %% ../nbs/23_known_answer.ipynb #cf8d1477
 from __future__ import annotations
+import numpy as np
 import torch
+from sklearn.metrics import roc_auc_score
 
 from .data import normalize_images  # uint8 -> normalised by the dataset's statistics, as BatchLoader does
 from .masking import patch_maps
@@ -13,7 +15,7 @@ from .evaluate_run import Measure, Protocol, register_protocol, LoadedRun
 from .guided import feedback_signal
 
 # %% auto #0
-__all__ = ['dval_masks']
+__all__ = ['copy_shares', 'object_auroc', 'dval_masks']
 
 # %% ../nbs/23_known_answer.ipynb #5822bd10
 def _shares(mask, obj, dis=None) -> dict:
@@ -35,12 +37,41 @@ def _shares(mask, obj, dis=None) -> dict:
         )
     return dict(out, random_share=rate.mean().item())
 
+# %% ../nbs/23_known_answer.ipynb #9bf9c98e
+def _copy_share(mask, patches):
+    "(B,) share of each image's `patches` (> 0) masked (NaN where an image has none)."
+    g = (patches > 0).float()
+    return (mask * g).sum(1) / g.sum(1)
+
+
+def copy_shares(mask, copies, hidden=0.8, visible=0.2) -> dict:
+    "Each copy's share masked, the mean |difference| of the two per image, and the share of images with one copy above `hidden` and the other below `visible`."
+    if copies.ndim != 3 or copies.shape[1] != 2 or copies.shape[::2] != mask.shape:
+        raise ValueError(f"copies must be (B, 2, N) beside masks {tuple(mask.shape)}, got {tuple(copies.shape)}")
+    s1, s2 = (_copy_share(mask.float(), copies[:, k]) for k in (0, 1))
+    one_hidden = ((s1 > hidden) & (s2 < visible)) | ((s2 > hidden) & (s1 < visible))
+    return dict(
+        copy1_share=s1.mean().item(),
+        copy2_share=s2.mean().item(),
+        copy_difference=(s1 - s2).abs().mean().item(),
+        one_copy_hidden=one_hidden.float().mean().item(),
+    )
+
+
+def object_auroc(probs, obj) -> float:
+    "Mean over images of the AUROC of masking probabilities `probs` (B, N) against the object's patches (`obj` > 0); NaN if no image has both kinds."
+    if probs.shape != obj.shape:
+        raise ValueError(f"probs {tuple(probs.shape)} and object patches {tuple(obj.shape)} differ in shape")
+    y, p = (obj > 0).cpu().numpy(), probs.detach().float().cpu().numpy()
+    scores = [roc_auc_score(yb, pb) for yb, pb in zip(y, p) if 0 < yb.sum() < len(yb)]
+    return float(np.mean(scores)) if scores else float('nan')
+
 # %% ../nbs/23_known_answer.ipynb #8cff91af
 def _masks_of(model, method, x, mask_ratio, maps):
-    "The method's masks of `x`, its per-pixel maps handed over (methods that do not read them ignore them)."
+    "(masks, per-patch probabilities or None) the method draws for `x`, its per-pixel maps handed over (methods that do not read them ignore them)."
     with torch.no_grad():
-        m, _ = method.masking(model, x, mask_ratio, maps)
-    return m.mask
+        m, probs = method.masking(model, x, mask_ratio, maps)
+    return m.mask, probs
 
 
 @register_protocol
@@ -50,6 +81,24 @@ class _ObjectShare(Protocol):
         Measure('object_share', 'share of object patches masked (D_val)', 'object masked', percent=False),
         Measure('distractor_share', 'share of distractor patches masked (D_val)', 'distractor masked', percent=False),
         Measure('random_share', 'share of all patches masked (the random rate)', 'random rate', percent=False),
+        Measure(
+            'object_auroc',
+            "AUROC of the masking probabilities against the object's patches",
+            'object AUROC',
+            percent=False,
+        ),
+        Measure(
+            'copy_difference',
+            'mean |share of copy 1 masked - share of copy 2| (two copies)',
+            'copy difference',
+            percent=False,
+        ),
+        Measure(
+            'one_copy_hidden',
+            'share of images with one copy masked > 0.8, the other < 0.2',
+            'one copy hidden',
+            percent=False,
+        ),
     )
     options = dict(max_images=(1000, 'D_val images read (at most)'))
 
@@ -59,7 +108,12 @@ class _ObjectShare(Protocol):
 
     def run(self, run, max_images):
         d = dval_masks(run, max_images)
-        return dict(split='D_val', images=len(d['masks']), **_shares(d['masks'], d['object'], d['distractor']))
+        out = dict(split='D_val', images=len(d['masks']), **_shares(d['masks'], d['object'], d['distractor']))
+        if d['copies'].shape[1] == 2:
+            out.update(copy_shares(d['masks'], d['copies']))
+        if d['probs'] is not None:
+            out['object_auroc'] = object_auroc(d['probs'], d['object'])
+        return out
 
 
 def _glyphs_of(run, protocol: str):
@@ -70,23 +124,25 @@ def _glyphs_of(run, protocol: str):
 
 
 def dval_masks(run, max_images: int = 1000) -> dict:
-    "The masks (B, N) a run's method draws for its first `max_images` D_val glyph images, beside the images and their object and distractor patches."
+    "The masks (B, N) a run's method draws for its first `max_images` D_val glyph images (and its probabilities, None if it gives none), beside the images and their object, distractor and each copy's patches."
     run = run if isinstance(run, LoadedRun) else LoadedRun(run, progress=False)
     g, cfg, model = _glyphs_of(run, 'object_share'), run.cfg, run.model
     idx = run.splits.dval_index[:max_images]
     p = model.mae.patch_embed.patch_size[0]
     x = normalize_images(g.images[idx].to(run.device), run.spec)
-    masks = torch.cat(
-        [
-            _masks_of(model, run.method, xb, cfg.mask_ratio, mb)
-            for xb, mb in zip(x.split(256), g.maps[idx].to(run.device).split(256))
-        ]
-    ).cpu()
+    drawn = [
+        _masks_of(model, run.method, xb, cfg.mask_ratio, mb)
+        for xb, mb in zip(x.split(256), g.maps[idx].to(run.device).split(256))
+    ]
+    probs = None if drawn[0][1] is None else torch.cat([pr for _, pr in drawn]).cpu()
+    copies = g.maps[idx, None] if g.copy_maps is None else g.copy_maps[idx]
     return dict(
         images=g.images[idx],
-        masks=masks,
+        masks=torch.cat([m for m, _ in drawn]).cpu(),
+        probs=probs,
         object=patch_maps(g.maps[idx], p),
         distractor=patch_maps(g.distractor_maps[idx], p),
+        copies=torch.stack([patch_maps(copies[:, k], p) for k in range(copies.shape[1])], 1),
     )
 
 # %% ../nbs/23_known_answer.ipynb #9bdc108a
