@@ -211,6 +211,11 @@ class MLOConfig:
     stage_two: str = setting(
         'linear', "Stage II: a linear head on frozen E, or Eq. 13's fine-tuned copy F", choices=('linear', 'finetune')
     )
+    head_pool: str = setting(
+        'token',
+        "what Stage II's head reads (and Stage III's L_val through it): E's CLS token (the paper's) or its patch tokens' mean",
+        choices=('token', 'avg'),  # models.POOLS, written out: config imports no torch (a test checks they agree)
+    )
     prox_lambda: float = setting(0.01, "Eq. 13's proximal weight", **NON_NEGATIVE)
     clip_grad: Optional[float] = setting(
         None, 'max gradient norm of each optimizer step (default: no clipping)', **POSITIVE

@@ -291,19 +291,19 @@ def _linear_probe_on_the_fly(
 
 # %% ../nbs/20_evaluate.ipynb #fed8a288
 class EncoderClassifier(nn.Module):
-    "encoder + head as one classifier: `head(encoder.forward_features(x))`."
+    "encoder + head as one classifier: `head(encoder.forward_features(x))` (`pool='avg'`: on the patch tokens' mean)."
 
-    def __init__(self, encoder: nn.Module, head: nn.Module):
+    def __init__(self, encoder: nn.Module, head: nn.Module, pool: str = 'token'):
         super().__init__()
-        self.encoder, self.head = encoder, head
+        self.encoder, self.head, self.pool = encoder, head, pool
 
     def forward(self, x):
-        return self.head(self.encoder.forward_features(x))
+        return self.head(_pooled(self.encoder, x, self.pool))
 
 
-def stage_two_test_accuracy(encoder: nn.Module, head: nn.Module, test_loader) -> float:
-    "Top-1 accuracy of `head(encoder.forward_features(x))` on `test_loader`: the paper's linear-probing figure (B.3)."
-    return _classifier_accuracy(EncoderClassifier(encoder, head), test_loader)
+def stage_two_test_accuracy(encoder: nn.Module, head: nn.Module, test_loader, pool: str = 'token') -> float:
+    "Top-1 accuracy of `head(encoder.forward_features(x))` on `test_loader` (the features pooled as Stage II's head read them): the paper's linear-probing figure (B.3)."
+    return _classifier_accuracy(EncoderClassifier(encoder, head, pool), test_loader)
 
 # %% ../nbs/20_evaluate.ipynb #fbca6f5c
 def _timm_classifier(encoder: MaskedAutoencoderViT, head: nn.Module, drop_path: float = 0.0) -> VisionTransformer:

@@ -242,7 +242,7 @@ class _Stage2(_Accuracy):
         m = run.model
         return dict(
             steps_note=TESTED_ONCE,
-            accuracy=100 * ev.stage_two_test_accuracy(m.encoder, m.head, run.loader(run.test_set)),
+            accuracy=100 * ev.stage_two_test_accuracy(m.encoder, m.head, run.loader(run.test_set), m.head_pool),
         )
 
     def reported(self, run):  # train measured exactly this once at the run's end (checked below)
@@ -361,7 +361,7 @@ class _Robustness(Protocol):
 
     def run(self, run, folders):
         acc = ev.robustness_eval(
-            ev.EncoderClassifier(run.model.encoder, run.model.head), folders, run.spec, run.train_set.classes
+            ev.EncoderClassifier(run.model.encoder, run.model.head, run.model.head_pool), folders, run.spec, run.train_set.classes
         )
         return dict(
             steps_note=TESTED_ONCE,

@@ -197,9 +197,10 @@ class Supervised(Method):
 class _StageTwo:
     "Stage II's loss (Eq. 2) and Eq. 13's pieces, mixed into `MLOModel`: the fine-tuned copy F, what the classifier reads, the proximal term."
 
-    def _init_stage_two(self, finetune: bool):
+    def _init_stage_two(self, finetune: bool, head_pool: str = 'token'):
         # Eq. 13: Stage II fine-tunes its own copy F of the encoder, kept near E by a proximal term
         self.finetuned = copy.deepcopy(self.mae) if finetune else None
+        self.head_pool = head_pool  # 'token' (the paper's CLS) or 'avg' (the patch tokens' mean)
         self._encoder_names = [n for n, _ in self.mae.encoder_named_parameters()]
 
     @property
@@ -208,15 +209,15 @@ class _StageTwo:
         return self.mae if self.finetuned is None else self.finetuned
 
     def features(self, imgs):
-        "The classifier's input: CLS token of F (Eq. 13) or of E."
-        return self.encoder.forward_features(imgs)
+        "The classifier's input: F's (Eq. 13) or E's CLS token, or their patch tokens' mean (`head_pool='avg'`)."
+        return self.encoder.forward_features(imgs, self.head_pool)
 
     def head_loss(self, feats, labels):
         "The cross-entropy of the head on given features: L_cls of Eq. 2-3 without the encoder."
         return F.cross_entropy(self.head(feats), labels)
 
     def classification_loss(self, imgs, labels):
-        "L_cls of Eq. 2-3: cross-entropy of the head on the encoder's CLS features."
+        "L_cls of Eq. 2-3: cross-entropy of the head on the encoder's features (`features`)."
         return self.head_loss(self.features(imgs), labels)
 
     def proximal_term(self):
@@ -248,11 +249,12 @@ class MLOModel(_StageTwo, nn.Module):
         t_pos_embed=False,
         straight_through=False,
         finetune_stage_two=False,
+        head_pool='token',
     ):
         super().__init__()
         self.mae, self.masking_net, self.head = mae, masking_net, head
         self.detach_t_input, self.t_pos_embed, self.straight_through = detach_t_input, t_pos_embed, straight_through
-        self._init_stage_two(finetune_stage_two)  # Eq. 13's F (above)
+        self._init_stage_two(finetune_stage_two, head_pool)  # Eq. 13's F and what the head reads (above)
 
     def t_input(self, imgs):
         "What the masking network reads: E's patch embeddings (+ position embedding), detached if asked."
@@ -316,6 +318,7 @@ def build_mlo_model(
         cfg.t_pos_embed,
         cfg.straight_through,
         cfg.stage_two == 'finetune',
+        cfg.head_pool,
     )
 
 # %% ../nbs/05_mlo.ipynb #a44014ee

@@ -96,7 +96,7 @@ class _Report(Protocol):
 
     def run(self, run):
         m, test = run.model, run.test_set
-        y, yhat = _predictions(ev.EncoderClassifier(m.encoder, m.head), run.loader(test))
+        y, yhat = _predictions(ev.EncoderClassifier(m.encoder, m.head, m.head_pool), run.loader(test))
         rep = class_report(y, yhat, test.classes)
         csv_path, png_path = _write_confusion(
             rep,

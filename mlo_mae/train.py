@@ -482,7 +482,7 @@ def _finish(run: _Run) -> dict:
     test_loader = BatchLoader(
         test_set, run.spec, 256, train=False, device=run.device, num_workers=cfg.num_workers, drop_last=False
     )
-    acc = 100.0 * stage_two_test_accuracy(run.model.encoder, run.model.head, test_loader)
+    acc = 100.0 * stage_two_test_accuracy(run.model.encoder, run.model.head, test_loader, run.model.head_pool)
     summary = dict(
         stage2_test_accuracy=acc,
         chance=100.0 / run.classes,
