@@ -24,7 +24,8 @@ from . import evaluate as ev
 
 # %% auto #0
 __all__ = ['PROTOCOLS', 'register_protocol', 'TESTED_ONCE', 'Measure', 'Protocol', 'registered_measures', 'LoadedRun',
-           'resolve_options', 'evaluate_run', 'add_protocol_flags', 'given_protocol_options', 'main']
+           'resolve_options', 'evaluate_run', 'measured_weights', 'earlier_evaluation', 'add_protocol_flags',
+           'given_protocol_options', 'main']
 
 # %% ../nbs/21_evaluate_run.ipynb #a3685764
 # evaluate_run's own keywords
@@ -180,7 +181,7 @@ def evaluate_run(
     batch_size: int = 256,
     **options,
 ) -> dict:
-    "Evaluate the run in `run_dir` by the registered `protocol` with its `options`; the result is returned and written to `run_dir/eval_<protocol>.json`."
+    "Evaluate the run in `run_dir` by the registered `protocol` with its `options`; the result, with the weights it measured (`step`, `checkpoint`), is returned and written to `run_dir/eval_<protocol>.json`."
     proto = _protocol(protocol)
     opts = resolve_options(proto, options)
     run_dir = Path(run_dir)
@@ -188,8 +189,7 @@ def evaluate_run(
     if folder_state(run_dir) in ('foreign', 'empty'):
         raise ValueError(f"{run_dir} is not a run of mlo_mae (no checkpoint of ours): nothing written")
     out = run_dir / f'eval_{protocol}.json'
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists: pass --overwrite (overwrite=True in Python) to replace it")
+    earlier = earlier_evaluation(out, checkpoint_identity(run_dir), overwrite)  # refused here if of these weights
     cfg = read_config(run_dir)
     if not proto.applies_to(METHODS[cfg.method]):
         raise ValueError(
@@ -197,10 +197,13 @@ def evaluate_run(
         )
     # no training or other evaluation writes there meanwhile
     with run_folder_lock(run_dir), cpu_threads(threads, device):
-        run = LoadedRun(run_dir, device, batch_size, progress, data_dir, cfg)
+        if earlier:
+            print(earlier, file=sys.stderr)
+        now, run = checkpoint_identity(run_dir), LoadedRun(run_dir, device, batch_size, progress, data_dir, cfg)
         res = dict(
             protocol=protocol, run=str(run_dir), dataset=cfg.dataset, method=cfg.method, **proto.run(run, **opts)
         )
+        res.update(step=now['step'], checkpoint=now)  # the weights it measured (a protocol's own keys cannot hide them)
         out.write_text(json.dumps(res, indent=1))
     return res
 
@@ -221,6 +224,39 @@ def _readable(res: dict) -> str:
     ]
     about = ', '.join(a for a in about if a)
     return f"{run_dir.name} ({res['method']}): {'; '.join(vals) or proto.label}" + (f" ({about})" if about else '')
+
+# %% ../nbs/21_evaluate_run.ipynb #316bef62
+from .runs import checkpoint_identity
+
+
+def measured_weights(result, identity: dict) -> bool:
+    "Whether the evaluation `result` (an eval_<protocol>.json read back) measured the weights `identity` (`checkpoint_identity`); one that records none did not."
+    return isinstance(result, dict) and result.get('checkpoint') == identity
+
+
+def earlier_evaluation(out: Path, identity: dict, overwrite: bool = False) -> Optional[str]:
+    "None if there is no evaluation `out`, or `overwrite` replaces one of the weights `identity`; one-line error if not; the line saying why one of other weights is replaced."
+    if not out.exists():
+        return None
+    try:
+        saved = json.loads(out.read_text())
+    except ValueError:
+        saved = None
+    if measured_weights(saved, identity):
+        if overwrite:
+            return None
+        raise FileExistsError(
+            f"{out} exists: pass --overwrite (overwrite=True in Python) to replace it (it measured these weights, step {identity['step']})"
+        )
+    then = saved.get('checkpoint') if isinstance(saved, dict) else None
+    what = (
+        'is not readable JSON'
+        if saved is None
+        else 'records no weights (written before evaluations did)'
+        if not isinstance(then, dict)
+        else f"measured step {then.get('step')} of {'this run' if then.get('run_id') == identity['run_id'] else 'a run replaced since'}"
+    )
+    return f"{out.name} {what}; the run is now at step {identity['step']}: evaluated again, the file replaced"
 
 # %% ../nbs/21_evaluate_run.ipynb #5ba25995
 TESTED_ONCE = 'evaluated once, nothing selected on the test split'

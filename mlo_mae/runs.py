@@ -30,8 +30,8 @@ from .mlo import MLOModel, build_mlo_model
 # %% auto #0
 __all__ = ['resolve_config', 'folder_state', 'read_config', 'plan_run', 'open_run_folder', 'run_folder_lock', 'checkpoint_path',
            'rng_state', 'checkpoint_state', 'restore_checkpoint', 'save_checkpoint', 'load_checkpoint',
-           'build_run_model', 'init_from', 'load_run', 'cpu_threads', 'defining_settings', 'run_name',
-           'cached_run_state']
+           'build_run_model', 'init_from', 'load_run', 'checkpoint_identity', 'cpu_threads', 'defining_settings',
+           'run_name', 'cached_run_state']
 
 # %% ../nbs/06_runs.ipynb #ea6b2d6d
 def _default_out_dir(cfg: TrainConfig) -> str:
@@ -396,6 +396,19 @@ def load_run(out_dir, device='cpu', cfg: TrainConfig = None):
     model = build_run_model(cfg, n_classes)
     model.load_state_dict(state['model'])
     return cfg, model.to(device).eval()
+
+# %% ../nbs/06_runs.ipynb #6d6721a1
+def checkpoint_identity(out) -> dict:
+    "Which weights the run folder `out` holds now: {'run_id': the marker's (None before markers), 'step': the checkpoint's solver iteration}; the tensors are not read."
+    path, marker = checkpoint_path(out), _read_json(Path(out) / _MARKER)
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+        step = int(state['solver']['iteration'])
+    except Exception as e:
+        raise RuntimeError(
+            f"checkpoint {path} is missing, corrupt or truncated ({type(e).__name__}): its weights cannot be named"
+        ) from None
+    return dict(run_id=marker.get('run_id') if isinstance(marker, dict) else None, step=step)
 
 # %% ../nbs/06_runs.ipynb #6853e22d
 @contextmanager

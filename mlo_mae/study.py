@@ -29,6 +29,7 @@ from mlo_mae.evaluate_run import (
     resolve_options,
     add_protocol_flags,
     given_protocol_options,
+    measured_weights,
 )
 
 # %% auto #0
@@ -161,9 +162,17 @@ def _run_cell(cell: Cell, device=None, threads=None, progress=False) -> str:
 _plain = lambda v: json.loads(json.dumps(v, default=str))  # as a result file holds it (paths as text)
 
 
+def _saved_result(path: Path):
+    "The result file `path` read back, or None (absent, or unreadable: evaluated again)."
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def evaluate_cell(cell: Cell, protocols=_DEFAULT_PROTOCOLS, protocol_options=None, device=None, threads=None) -> dict:
-    "{protocol: result} of the finished run of `cell`: what its training reported, else its eval file made with these options, else `evaluate_run` once."
-    res, run = {}, LoadedRun(cell.out)
+    "{protocol: result} of the finished run of `cell`: what its training reported, else its eval file of these weights and options, else `evaluate_run` once."
+    res, run, now = {}, LoadedRun(cell.out), runs.checkpoint_identity(cell.out)
     for name in protocols:
         proto = PROTOCOLS[name]()
         if not proto.applies_to(METHODS[cell.method]):
@@ -174,16 +183,16 @@ def evaluate_cell(cell: Cell, protocols=_DEFAULT_PROTOCOLS, protocol_options=Non
             res[name] = dict(protocol=name, **reported)
             continue
         path = cell.out / f'eval_{name}.json'
-        saved = json.loads(path.read_text()) if path.exists() else None
-        # else: other options
-        if saved is not None and all(saved.get(k) == _plain(v) for k, v in given.items()):
+        saved = _saved_result(path)
+        # else: other weights (resumed or replaced since), other options, or unreadable
+        if measured_weights(saved, now) and all(saved.get(k) == _plain(v) for k, v in given.items()):
             res[name] = saved
             continue
         res[name] = evaluate_run(
             cell.out,
             name,
             device=device or 'cpu',
-            overwrite=saved is not None,
+            overwrite=path.exists(),
             progress=False,
             threads=threads,
             **given,

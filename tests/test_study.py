@@ -101,3 +101,20 @@ def test_an_interrupted_study_resumes_to_the_same_result(done, tmp_path, monkeyp
     assert timeless(res['rows']) == timeless(study.run_study(root, **QUICK)['rows'])
     a, b = (torch.load(d / 'runs' / first.out.name / 'checkpoint.pt', weights_only=True)['model'] for d in (root, other))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_result_of_other_weights_is_not_reused(done, monkeypatch):
+    "An eval file of another run's weights (replaced since), or one recording none, is evaluated again, not read into the CSV."
+    root, res, _ = done
+    from mlo_mae.runs import checkpoint_identity
+    def fail(*a, **k): raise AssertionError('a finished run must not train again')
+    monkeypatch.setattr(study, 'train', fail)
+    run = root / 'runs' / res['rows'][0]['run']
+    path = run / 'eval_knn.json'
+    for stale in (dict(run_id='replaced-since', step=3), None):
+        saved = json.loads(path.read_text())
+        saved.update(accuracy=-1.0, checkpoint=stale)
+        path.write_text(json.dumps(saved))
+        again = study.run_study(root, **QUICK, figure=False)
+        assert again['rows'] == res['rows']   # the knn column recomputed: the same number as before, not -1
+        assert json.loads(path.read_text())['checkpoint'] == checkpoint_identity(run)
