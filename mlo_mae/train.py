@@ -65,6 +65,7 @@ from mlo_mae.runs import (
     build_run_model,
     init_from,
     cpu_threads,
+    undo_failed_start,
 )
 from .evaluate import stage_two_test_accuracy, mask_map
 
@@ -215,10 +216,15 @@ def _train(cfg: TrainConfig, rank: int, world: int, device) -> dict:
         s.step_update(run.solver.iteration)
     # now the folder: a fresh one, the run continued, or a run replaced (kept aside until the first checkpoint)
     run.aside = open_run_folder(cfg) if rank == 0 else None
-    if rank == 0 and state is not None:
-        _truncate_metrics(run.out / 'metrics.jsonl', run.solver.iteration)
-    _loop(run)
-    return _finish(run)
+    try:
+        if rank == 0 and state is not None:
+            _truncate_metrics(run.out / 'metrics.jsonl', run.solver.iteration)
+        _loop(run)
+        return _finish(run)
+    except BaseException:
+        if rank == 0:  # ended before its first checkpoint: nothing to continue, so nothing left (a replaced run back)
+            undo_failed_start(run.out, run.aside)
+        raise
 
 # %% ../nbs/07_train.ipynb #e0d4ded0
 @dataclass
@@ -242,6 +248,7 @@ class _Run:
     solver: object = None
     elapsed: float = 0.0
     aside: object = None  # a replaced run kept until the first checkpoint
+    saved: int = None  # the iteration of the last checkpoint written (None: none yet)
 
     @property
     def out(self) -> Path:
@@ -263,8 +270,8 @@ class _Run:
             rngs if self.world > 1 else [local],
             self.elapsed,
         )
-        save_checkpoint(self.out, state, replaced=self.aside)
-        self.aside = None
+        save_checkpoint(self.out, state, replaced=self.aside, previous=self.saved)
+        self.aside, self.saved = None, self.solver.iteration
 
 # %% ../nbs/07_train.ipynb #a5aee0fd
 def _total_iterations(cfg: TrainConfig, per_epoch: int, warn: bool = True) -> int:
@@ -283,13 +290,18 @@ def _keep_going(iteration: int, total: int, elapsed: float, budget_seconds=None)
     return iteration < total and (budget_seconds is None or elapsed < budget_seconds)
 
 
-def _count_nonfinite(count: int, rec: dict, out: Path) -> int:
-    "Iterations in a row whose Stage I/II losses are not finite (0 after a finite one); an error at NONFINITE_PATIENCE."
+def _count_nonfinite(count: int, rec: dict, out: Path, saved: int = None) -> int:
+    "Iterations in a row whose Stage I/II losses are not finite (0 after a finite one); an error at NONFINITE_PATIENCE. `saved`: the iteration of the last checkpoint, None before the first."
     count = count + 1 if not all(math.isfinite(rec[k]) for k in ('rec_loss', 'tr_loss') if k in rec) else 0
     if count >= NONFINITE_PATIENCE:
+        kept = (
+            f"{checkpoint_path(out)} keeps iteration {saved}, the last checkpoint (written only after finite losses)"
+            if saved is not None
+            else "no checkpoint of this run was written yet, so nothing is kept"
+        )
         raise FloatingPointError(
             f"Stage I/II loss not finite for {count} iterations in a row (at iteration {rec['step']}): "
-            f"stopped; {checkpoint_path(out)} keeps the last good state. Lower the learning rates, or check the data"
+            f"stopped; {kept}. Lower the learning rates, or check the data"
         )
     return count
 
@@ -425,7 +437,7 @@ def _loop(run: _Run):
                 # warm by now
                 if solver.iteration == start + 2 and cfg.progress and run.rank == 0:
                     _say_time_left(run, dt)
-                nonfinite = _count_nonfinite(nonfinite, rec, run.out)
+                nonfinite = _count_nonfinite(nonfinite, rec, run.out, run.saved)
                 stop, due = _any_rank(
                     interrupt['signal'] is not None, time.monotonic() - last_checkpoint >= 60 * cfg.checkpoint_minutes
                 )
@@ -470,6 +482,7 @@ def _to_tensorboard(writer, rec: dict):
 def _resume(run: _Run, state: dict):
     "Continue the freshly prepared `run` from the checkpoint `state` (see `_Run.checkpoint`)."
     run.elapsed = restore_checkpoint(state, run.model, run.opts, run.solver, run.streams, run.rank)
+    run.saved = run.solver.iteration
     for s in run.stepped:
         s.step_update(run.solver.iteration)  # the schedules: set by the counter
 
