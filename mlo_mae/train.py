@@ -149,7 +149,11 @@ NONFINITE_PATIENCE = 3
 
 
 class RunInterrupted(Exception):
-    "A run stopped by SIGINT or SIGTERM after writing its checkpoint."
+    "A run stopped by SIGINT or SIGTERM after writing its checkpoint; `signum`: the signal (SIGINT when another rank got it)."
+
+    def __init__(self, msg: str, signum: int = signal.SIGINT):
+        super().__init__(msg)
+        self.signum = int(signum)
 
 
 @contextmanager
@@ -447,7 +451,8 @@ def _loop(run: _Run):
                 if stop:
                     raise RunInterrupted(
                         f"{interrupt['signal'] or 'a signal on another rank'}: stopped at iteration {solver.iteration} "
-                        f"of {run.total}, checkpoint in {run.out}; continue with resume=True (--resume --out_dir {run.out})"
+                        f"of {run.total}, checkpoint in {run.out}; continue with resume=True (--resume --out_dir {run.out})",
+                        signal.Signals[interrupt['signal'] or 'SIGINT'],
                     )
             if nonfinite:
                 raise FloatingPointError(
@@ -538,7 +543,7 @@ def main(argv=None):
     try:
         summary = train(**parse_args(argv))
     except RunInterrupted as e:
-        sys.exit(print(f"interrupted: {e}", file=sys.stderr) or 130)
+        sys.exit(print(f"interrupted: {e}", file=sys.stderr) or 128 + e.signum)  # the shell's code for that signal
     except (ValueError, OSError, RuntimeError, FloatingPointError) as e:
         sys.exit(f"error: {_as_flags(str(e))}")
     finally:

@@ -82,7 +82,7 @@ def test_sigterm_checkpoint_holds_the_iteration_it_stopped_at(tmp_path):
     while time.time() < deadline and not (log.exists() and len(log.read_text().splitlines()) >= 3): time.sleep(0.02)
     os.kill(p.pid, signal.SIGTERM)
     err = p.communicate()[1]
-    assert p.returncode == 130 and 'interrupted: SIGTERM' in err, err
+    assert p.returncode == 143 and "interrupted: SIGTERM" in err, err  # 128 + 15, as the shell reports a SIGTERM
     ck = torch.load(run / 'checkpoint.pt', weights_only=True)   # no step-based checkpoint was due: the signal wrote it
     assert ck['solver']['iteration'] == len(log.read_text().splitlines()) >= 3
 
