@@ -196,7 +196,7 @@ def evaluate_run(
             f"protocol {protocol}: the method {cfg.method!r} of {run_dir} is not among {proto.applies_to.__doc__}"
         )
     # no training or other evaluation writes there meanwhile
-    with run_folder_lock(run_dir), cpu_threads(threads, device):
+    with run_folder_lock(run_dir, then='then evaluate again'), cpu_threads(threads, device):
         run = LoadedRun(run_dir, device, batch_size, progress, data_dir, cfg)
         res = dict(
             protocol=protocol, run=str(run_dir), dataset=cfg.dataset, method=cfg.method, **proto.run(run, **opts)

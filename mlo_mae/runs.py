@@ -253,8 +253,8 @@ def _holder(fd) -> str:
 
 
 @contextmanager
-def run_folder_lock(out):
-    "Hold the folder `out` for this process (see above): made if absent, refused in one line while another process holds it."
+def run_folder_lock(out, then: str = 'or choose another out_dir'):
+    "Hold the folder `out` for this process (see above): made if absent, refused in one line while another process holds it (`then`: what the refused caller may do besides waiting)."
     out = Path(out)
     made = [p for p in (out, *out.parents) if not p.exists()]
     out.mkdir(parents=True, exist_ok=True)
@@ -266,7 +266,7 @@ def run_folder_lock(out):
         os.close(fd)
         raise RuntimeError(
             f"{out} is in use by process {pid} (a run, a resume or an evaluation writing there): "
-            f"wait for it to end, or choose another out_dir"
+            f"wait for it to end, {then}"
         ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f'{os.getpid()}\n'.encode(), 0)
