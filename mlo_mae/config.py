@@ -60,7 +60,8 @@ def _check_value(f: dataclasses.Field, v, registries=True):
     if choices is not None and v not in choices:
         raise ValueError(f"unknown {f.name} {v!r}: choose one of {', '.join(map(str, choices))}")
     if rule.get('check') is not None and not rule['check'](v):
-        raise ValueError(f"{f.name} {rule['why']}, got {v!r}")
+        why = rule['why'](v) if callable(rule['why']) else rule['why']  # words may explain the value given
+        raise ValueError(f"{f.name} {why}, got {v!r}")
 
 
 def validate(cfg, registries=True):
@@ -165,6 +166,19 @@ def _given_options(params: dict, method: str, known) -> dict:
     return dict(options=own) if own else {}
 
 # %% ../nbs/04_config.ipynb #10f8e7bc
+def _mask_ratio_says(r) -> str:
+    "Why a masking ratio outside (0, 1) cannot train, in terms of the value given."
+    if not isinstance(r, (int, float)) or r != r:
+        return "it is not a share of the patches"
+    if r <= 0:
+        return "nothing is masked, so nothing is left to reconstruct"
+    if r >= 1 and r < 100:
+        return "every patch is masked, so the encoder sees none" + (
+            f" (a share, not a percentage: {r / 100:g}?)" if r > 1 else ""
+        )
+    return f"a share, not a percentage: {r / 100:g}?" if r <= 100 else "it is more than every patch"
+
+
 @dataclass
 class MLOConfig:
     "What one iteration of a method does (defaults: the paper's CIFAR setting, Table 12)."
@@ -179,7 +193,7 @@ class MLOConfig:
         0.75,
         'share of the patches masked (Table 12)',
         check=lambda r: 0 < r < 1,
-        why='must be in (0, 1): at 0 nothing is left to reconstruct',
+        why=lambda r: f'must be in (0, 1): at {r} ' + _mask_ratio_says(r),
     )
     unroll_steps: Optional[int] = setting(2, 'Stage I steps per Stage II and III step (Table 7)', **AT_LEAST_ONE)
     t_every: int = setting(1, 'a Stage III step every k iterations (Table 16)', **AT_LEAST_ONE)
