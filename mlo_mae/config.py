@@ -409,7 +409,7 @@ class TrainConfig(MLOConfig):
     epochs: Optional[int] = setting(None, 'epochs of D_u (of D_tr for supervised)', **AT_LEAST_ONE, resumable=True)
     max_steps: Optional[int] = setting(
         None,
-        'stop after this many iterations (matched-steps comparisons)',
+        "the run's length in iterations, whatever the epochs (matched-steps comparisons; a resume may extend it)",
         **AT_LEAST_ONE,
         resumable=True,
         study_owned=True,

@@ -33,10 +33,10 @@ import os
 import signal
 import threading
 import time
-import warnings
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.distributed as dist
@@ -216,6 +216,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, device) -> dict:
     run = _prepare(cfg, rank, world, device, init=state is None)
     if state is not None:
         _resume(run, state)
+        _say_extended(run, state)
     for s in run.stepped:
         s.step_update(run.solver.iteration)
     # now the folder: a fresh one, the run continued, or a run replaced (kept aside until the first checkpoint)
@@ -279,14 +280,16 @@ class _Run:
 
 # %% ../nbs/07_train.ipynb #a5aee0fd
 def _total_iterations(cfg: TrainConfig, per_epoch: int, warn: bool = True) -> int:
-    "Iterations of the run: epochs x iterations per epoch, capped by max_steps."
-    total = cfg.epochs * per_epoch if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * per_epoch)
-    if cfg.max_steps is not None and cfg.max_steps > total and warn:
-        warnings.warn(
-            f"max_steps {cfg.max_steps} is more than epochs x iterations per epoch = {cfg.epochs} x {per_epoch}: "
-            f"the run stops at {total}; raise epochs to train longer"
+    "Iterations of the run: max_steps where given (the epochs then follow from it), else epochs x iterations per epoch."
+    if cfg.max_steps is None:
+        return cfg.epochs * per_epoch
+    if cfg.max_steps > cfg.epochs * per_epoch and warn:  # one plain line: the recipe's epochs do not cut it short
+        print(
+            f"max_steps {cfg.max_steps} decides the run's length: {cfg.max_steps / per_epoch:.3g} epochs of "
+            f"{per_epoch} iterations, more than the {cfg.epochs} epochs the settings give",
+            file=sys.stderr,
         )
-    return total
+    return cfg.max_steps
 
 
 def _keep_going(iteration: int, total: int, elapsed: float, budget_seconds=None) -> bool:
@@ -490,6 +493,24 @@ def _resume(run: _Run, state: dict):
     run.saved = run.solver.iteration
     for s in run.stepped:
         s.step_update(run.solver.iteration)  # the schedules: set by the counter
+
+
+def _say_extended(run: _Run, state: dict):
+    "A finished run with nothing to extend is refused in one line; one whose length changed says that its schedule is re-planned."
+    done, saved = run.solver.iteration, state['config']
+    if done >= run.total and (run.out / 'final.json').exists():
+        raise ValueError(
+            f"{run.out} finished at iteration {done}: nothing to extend; pass max_steps={done + 1} or more to train longer"
+        )
+    before = _total_iterations(
+        SimpleNamespace(epochs=saved['epochs'], max_steps=saved['max_steps']), run.per_epoch, False
+    )
+    if before != run.total and run.rank == 0:  # the cosine ends at the run's last iteration: a new end, a new cosine
+        print(
+            f"resumed at iteration {done}, the run now {run.total} iterations long (was {before}): the learning-rate "
+            f"schedule is re-planned over {run.total}, lr_mae now {run.opts[0].param_groups[0]['lr']:.3g}",
+            file=sys.stderr,
+        )
 
 # %% ../nbs/07_train.ipynb #b794a282
 def _finish(run: _Run) -> dict:

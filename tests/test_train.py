@@ -323,3 +323,15 @@ def test_a_checkpoint_that_cannot_be_written_names_the_one_kept(uninterrupted, t
     assert r.returncode == 1 and len(err) == 1, r.stderr[-2000:]
     assert f'checkpoint of iteration {STEPS} is intact' in err[0] and f'--resume continues from {STEPS}' in err[0], err
     assert torch.load(run / 'checkpoint.pt', weights_only=True)['solver']['iteration'] == STEPS
+
+
+def test_resume_with_a_larger_max_steps_extends_a_finished_run_and_says_the_schedule_is_replanned(uninterrupted, tmp_path):
+    import shutil
+    run = tmp_path / 'e'
+    shutil.copytree(uninterrupted, run)
+    r = cli('--out_dir', str(run), '--resume', *ARGS)     # nothing to extend: refused in one line
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and 'nothing to extend' in r.stderr, r.stderr
+    r = cli('--out_dir', str(run), '--resume', *ARGS, '--max_steps', str(STEPS + 2))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout)['steps'] == STEPS + 2 and len(metrics(run)) == STEPS + 2
+    assert f'now {STEPS + 2} iterations long (was {STEPS})' in r.stderr and 're-planned' in r.stderr, r.stderr
