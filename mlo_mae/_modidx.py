@@ -673,5 +673,6 @@ d = { 'settings': { 'branch': 'main',
                                'mlo_mae.train._truncate_metrics': ('train.html#_truncate_metrics', 'mlo_mae/train.py'),
                                'mlo_mae.train._write_artefacts': ('train.html#_write_artefacts', 'mlo_mae/train.py'),
                                'mlo_mae.train.main': ('train.html#main', 'mlo_mae/train.py'),
+                               'mlo_mae.train.num_workers': ('train.html#num_workers', 'mlo_mae/train.py'),
                                'mlo_mae.train.setup_distributed': ('train.html#setup_distributed', 'mlo_mae/train.py'),
                                'mlo_mae.train.train': ('train.html#train', 'mlo_mae/train.py')}}}

@@ -466,8 +466,11 @@ class TrainConfig(MLOConfig):
     class_balance: bool = setting(
         False, 'draw D_tr and D_val batches class-balanced (a weighted sampler in Stages II and III)'
     )
-    num_workers: int = setting(
-        4, 'data-loading processes (the in-memory fast path uses none)', **NON_NEGATIVE, machinery=True
+    num_workers: Optional[int] = setting(
+        None,
+        'data-loading processes (default: one fewer than the cores, at most 4; the in-memory fast path uses none)',
+        **NON_NEGATIVE,
+        machinery=True,
     )
     # machinery
     device: Optional[str] = setting(None, 'cpu, cuda or cuda:N (default: cuda when available)', machinery=True)

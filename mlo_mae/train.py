@@ -70,7 +70,7 @@ from mlo_mae.runs import (
 from .evaluate import stage_two_test_accuracy, mask_map
 
 # %% auto #0
-__all__ = ['NONFINITE_PATIENCE', 'Stream', 'setup_distributed', 'RunInterrupted', 'train', 'main']
+__all__ = ['NONFINITE_PATIENCE', 'Stream', 'setup_distributed', 'RunInterrupted', 'train', 'num_workers', 'main']
 
 # %% ../nbs/07_train.ipynb #0e7ea055
 class Stream:
@@ -323,7 +323,7 @@ def _prepare_streams(cfg: TrainConfig, rank: int, world: int, device):
         print(f"{cfg.dataset}: images per class {class_counts(train_set)}", file=sys.stderr)
     splits = mlo_splits(train_set, cfg.val_fraction, cfg.split_seed, cfg.du)
     _check_batches(splits, cfg.batch_size, world)
-    common = dict(device=device, num_workers=cfg.num_workers, rank=rank, world_size=world)
+    common = dict(device=device, num_workers=num_workers(cfg), rank=rank, world_size=world)
     per_rank = cfg.batch_size // world
     # class_balance: D_tr and D_val (Stages II, III)
     streams = tuple(
@@ -331,6 +331,14 @@ def _prepare_streams(cfg: TrainConfig, rank: int, world: int, device):
         for i, ds in enumerate((splits.du, splits.dtr, splits.dval))
     )
     return train_set, spec, splits, streams
+
+
+def num_workers(cfg: TrainConfig) -> int:
+    "The data-loading processes of a run: `num_workers`, or, left None, one fewer than this process's cores (at most 4)."
+    if cfg.num_workers is not None:
+        return cfg.num_workers
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+    return min(4, max(0, cores - 1))  # more than the cores makes PyTorch warn at every start
 
 
 def _prepare(cfg: TrainConfig, rank: int, world: int, device, init: bool = True) -> _Run:
@@ -519,7 +527,7 @@ def _finish(run: _Run) -> dict:
     cfg, s = run.cfg, run.solver
     test_set, _ = load_dataset(cfg.dataset, cfg.data_dir, splits=('test',))
     test_loader = BatchLoader(
-        test_set, run.spec, 256, train=False, device=run.device, num_workers=cfg.num_workers, drop_last=False
+        test_set, run.spec, 256, train=False, device=run.device, num_workers=num_workers(cfg), drop_last=False
     )
     acc = 100.0 * stage_two_test_accuracy(run.model.encoder, run.model.head, test_loader)
     summary = dict(
