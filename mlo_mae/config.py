@@ -60,7 +60,8 @@ def _check_value(f: dataclasses.Field, v, registries=True):
     if choices is not None and v not in choices:
         raise ValueError(f"unknown {f.name} {v!r}: choose one of {', '.join(map(str, choices))}")
     if rule.get('check') is not None and not rule['check'](v):
-        raise ValueError(f"{f.name} {rule['why']}, got {v!r}")
+        why = rule['why'](v) if callable(rule['why']) else rule['why']  # words may explain the value given
+        raise ValueError(f"{f.name} {why}, got {v!r}")
 
 
 def validate(cfg, registries=True):
@@ -165,6 +166,19 @@ def _given_options(params: dict, method: str, known) -> dict:
     return dict(options=own) if own else {}
 
 # %% ../nbs/04_config.ipynb #10f8e7bc
+def _mask_ratio_says(r) -> str:
+    "Why a masking ratio outside (0, 1) cannot train, in terms of the value given."
+    if not isinstance(r, (int, float)) or r != r:
+        return "it is not a share of the patches"
+    if r <= 0:
+        return "nothing is masked, so nothing is left to reconstruct"
+    if r >= 1 and r < 100:
+        return "every patch is masked, so the encoder sees none" + (
+            f" (a share, not a percentage: {r / 100:g}?)" if r > 1 else ""
+        )
+    return f"a share, not a percentage: {r / 100:g}?" if r <= 100 else "it is more than every patch"
+
+
 @dataclass
 class MLOConfig:
     "What one iteration of a method does (defaults: the paper's CIFAR setting, Table 12)."
@@ -179,7 +193,7 @@ class MLOConfig:
         0.75,
         'share of the patches masked (Table 12)',
         check=lambda r: 0 < r < 1,
-        why='must be in (0, 1): at 0 nothing is left to reconstruct',
+        why=lambda r: f'must be in (0, 1): at {r} ' + _mask_ratio_says(r),
     )
     unroll_steps: Optional[int] = setting(2, 'Stage I steps per Stage II and III step (Table 7)', **AT_LEAST_ONE)
     t_every: int = setting(1, 'a Stage III step every k iterations (Table 16)', **AT_LEAST_ONE)
@@ -400,7 +414,7 @@ class TrainConfig(MLOConfig):
     epochs: Optional[int] = setting(None, 'epochs of D_u (of D_tr for supervised)', **AT_LEAST_ONE, resumable=True)
     max_steps: Optional[int] = setting(
         None,
-        'stop after this many iterations (matched-steps comparisons)',
+        "the run's length in iterations, whatever the epochs (matched-steps comparisons; a resume may extend it)",
         **AT_LEAST_ONE,
         resumable=True,
         study_owned=True,
@@ -457,8 +471,11 @@ class TrainConfig(MLOConfig):
     class_balance: bool = setting(
         False, 'draw D_tr and D_val batches class-balanced (a weighted sampler in Stages II and III)'
     )
-    num_workers: int = setting(
-        4, 'data-loading processes (the in-memory fast path uses none)', **NON_NEGATIVE, machinery=True
+    num_workers: Optional[int] = setting(
+        None,
+        'data-loading processes (default: one fewer than the cores, at most 4; the in-memory fast path uses none)',
+        **NON_NEGATIVE,
+        machinery=True,
     )
     # machinery
     device: Optional[str] = setting(None, 'cpu, cuda or cuda:N (default: cuda when available)', machinery=True)

@@ -196,7 +196,7 @@ def evaluate_run(
             f"protocol {protocol}: the method {cfg.method!r} of {run_dir} is not among {proto.applies_to.__doc__}"
         )
     # no training or other evaluation writes there meanwhile
-    with run_folder_lock(run_dir), cpu_threads(threads, device):
+    with run_folder_lock(run_dir, then='then evaluate again'), cpu_threads(threads, device):
         if earlier:
             print(earlier, file=sys.stderr)
         now, run = checkpoint_identity(run_dir), LoadedRun(run_dir, device, batch_size, progress, data_dir, cfg)
@@ -397,7 +397,10 @@ class _Robustness(Protocol):
 
     def run(self, run, folders):
         acc = ev.robustness_eval(
-            ev.EncoderClassifier(run.model.encoder, run.model.head, run.model.head_pool), folders, run.spec, run.train_set.classes
+            ev.EncoderClassifier(run.model.encoder, run.model.head, run.model.head_pool),
+            folders,
+            run.spec,
+            run.train_set.classes,
         )
         return dict(
             steps_note=TESTED_ONCE,

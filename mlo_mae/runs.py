@@ -30,8 +30,8 @@ from .mlo import MLOModel, build_mlo_model
 # %% auto #0
 __all__ = ['resolve_config', 'folder_state', 'read_config', 'plan_run', 'open_run_folder', 'run_folder_lock', 'checkpoint_path',
            'rng_state', 'checkpoint_state', 'restore_checkpoint', 'save_checkpoint', 'load_checkpoint',
-           'build_run_model', 'init_from', 'load_run', 'checkpoint_identity', 'cpu_threads', 'defining_settings',
-           'run_name', 'cached_run_state']
+           'undo_failed_start', 'build_run_model', 'init_from', 'load_run', 'checkpoint_identity', 'cpu_threads',
+           'defining_settings', 'run_name', 'cached_run_state']
 
 # %% ../nbs/06_runs.ipynb #ea6b2d6d
 def _default_out_dir(cfg: TrainConfig) -> str:
@@ -94,6 +94,8 @@ _RUN_FILES = (
     _LOCK,
     'tensorboard',
 )
+# what a start writes before its first checkpoint: a marked folder holding no more is one a retry may reuse
+_FAILED_START = {_MARKER, _LOCK, 'config.json', 'metrics.jsonl', 'checkpoint.pt.tmp', 'tensorboard'}
 _OUR_SETTINGS = {'method', 'dataset', 'mask_ratio', 'lr_mae', 'out_dir'}  # in every config.json this package wrote
 
 
@@ -123,7 +125,7 @@ def _ours_unmarked(out: Path, names: set) -> bool:
 
 
 def folder_state(out) -> str:
-    "'absent', 'empty' (nothing but this package's marker, lock, a failed start's config.json), 'run' (this package's) or 'foreign'."
+    "'absent', 'empty' (nothing but this package's marker, lock and a start's files before its first checkpoint), 'run' (this package's) or 'foreign'."
     out = Path(out)
     if not out.exists():
         return 'absent'
@@ -135,7 +137,7 @@ def folder_state(out) -> str:
     if not all(_is_run_file(n) for n in names):
         return 'foreign'
     if _marked(out):
-        return 'empty' if names <= {_MARKER, _LOCK, 'config.json'} else 'run'
+        return 'empty' if names <= _FAILED_START else 'run'
     return 'run' if _ours_unmarked(out, names) else 'foreign'
 
 
@@ -205,6 +207,13 @@ def plan_run(given: dict) -> TrainConfig:
     return cfg
 
 
+def _clear_failed_start(out: Path):
+    "Delete what a start that ended before its first checkpoint wrote (the lock stays: it is held)."
+    for name in _FAILED_START - {_LOCK}:
+        p = out / name
+        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+
+
 def open_run_folder(cfg: TrainConfig):
     "Take over `cfg.out_dir` as planned: the marker, a replaced run's files moved aside, config.json; returns the aside folder or None."
     out, aside = Path(cfg.out_dir), None
@@ -217,7 +226,7 @@ def open_run_folder(cfg: TrainConfig):
                 if p.name != _LOCK:
                     p.rename(aside / p.name)  # the lock stays: the folder is held throughout
         elif state == 'empty':
-            (out / 'config.json').unlink(missing_ok=True)
+            _clear_failed_start(out)
     out.mkdir(parents=True, exist_ok=True)
     if not cfg.resume or not _marked(out):  # written first: what makes the folder this package's
         (out / _MARKER).write_text(
@@ -244,8 +253,8 @@ def _holder(fd) -> str:
 
 
 @contextmanager
-def run_folder_lock(out):
-    "Hold the folder `out` for this process (see above): made if absent, refused in one line while another process holds it."
+def run_folder_lock(out, then: str = 'or choose another out_dir'):
+    "Hold the folder `out` for this process (see above): made if absent, refused in one line while another process holds it (`then`: what the refused caller may do besides waiting)."
     out = Path(out)
     made = [p for p in (out, *out.parents) if not p.exists()]
     out.mkdir(parents=True, exist_ok=True)
@@ -257,7 +266,7 @@ def run_folder_lock(out):
         os.close(fd)
         raise RuntimeError(
             f"{out} is in use by process {pid} (a run, a resume or an evaluation writing there): "
-            f"wait for it to end, or choose another out_dir"
+            f"wait for it to end, {then}"
         ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f'{os.getpid()}\n'.encode(), 0)
@@ -325,8 +334,8 @@ def restore_checkpoint(state: dict, model, optimizers, solver, streams, rank: in
     return state['elapsed']
 
 
-def save_checkpoint(out, state: dict, replaced=None):
-    "Write `state` as the checkpoint of `out` atomically (a temporary file, then a rename), then delete the run `replaced` kept aside."
+def save_checkpoint(out, state: dict, replaced=None, previous: int = None):
+    "Write `state` as the checkpoint of `out` atomically (a temporary file, then a rename), then delete the run `replaced` kept aside; `previous`: the iteration of the checkpoint it replaces."
     path = checkpoint_path(out)
     tmp = path.with_name(path.name + '.tmp')
     try:
@@ -335,10 +344,17 @@ def save_checkpoint(out, state: dict, replaced=None):
     except (OSError, RuntimeError) as e:
         tmp.unlink(missing_ok=True)
         raise OSError(
-            f"could not write {path} ({str(e).splitlines()[0][:80]}): is the disk full? "
-            f"free space and resume; the previous checkpoint is intact"
+            f"could not write {path} ({str(e).splitlines()[0][:80]}): is the disk full? {_kept(path, previous)}"
         ) from None
     _forget_replaced(replaced)  # the new run has its first checkpoint: the old one is no longer needed
+
+
+def _kept(path: Path, previous: int = None) -> str:
+    "What a failed write leaves to continue from, and what to run."
+    if not path.exists():
+        return "no checkpoint of this run was written yet: fix the cause and run the same command again"
+    at = f"iteration {previous}" if previous is not None else "an earlier iteration"
+    return f"checkpoint of {at} is intact: free space, then resume=True continues from {previous if previous is not None else 'it'}"
 
 
 def load_checkpoint(out, cfg: TrainConfig = None) -> dict:
@@ -361,6 +377,19 @@ def load_checkpoint(out, cfg: TrainConfig = None) -> dict:
         if diff:
             raise ValueError(f"checkpoint {path} was made with other settings ({'; '.join(diff)})")
     return state
+
+# %% ../nbs/06_runs.ipynb #fcc44fe7
+def undo_failed_start(out, replaced=None):
+    "After a start of `out` that ended before its first checkpoint: delete what it wrote and put the run `replaced` kept aside back."
+    out = Path(out)
+    if folder_state(out) != 'empty':  # a checkpoint was written: the run continues from it (and nothing is aside)
+        return
+    _clear_failed_start(out)
+    (out / _MARKER).unlink(missing_ok=True)
+    if replaced is not None and Path(replaced).exists():
+        for p in Path(replaced).iterdir():
+            p.rename(out / p.name)
+        Path(replaced).rmdir()
 
 # %% ../nbs/06_runs.ipynb #546716ef
 def build_run_model(cfg: TrainConfig, num_classes: int) -> MLOModel:

@@ -490,7 +490,7 @@ def main(argv=None):
     try:
         res = run_study(a.pop('root'), protocol_options=given_protocol_options(a, parsers), **a)
     except RunInterrupted as e:
-        sys.exit(print(f"interrupted: {e}", file=sys.stderr) or 130)
+        sys.exit(print(f"interrupted: {e}", file=sys.stderr) or 128 + e.signum)
     except (ValueError, OSError, RuntimeError) as e:
         sys.exit(f"error: {e}")
     print(json.dumps(dict(files=[str(f) for f in res['files']], done=res['done'])))

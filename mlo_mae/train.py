@@ -33,10 +33,10 @@ import os
 import signal
 import threading
 import time
-import warnings
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.distributed as dist
@@ -65,11 +65,12 @@ from mlo_mae.runs import (
     build_run_model,
     init_from,
     cpu_threads,
+    undo_failed_start,
 )
 from .evaluate import stage_two_test_accuracy, mask_map
 
 # %% auto #0
-__all__ = ['NONFINITE_PATIENCE', 'Stream', 'setup_distributed', 'RunInterrupted', 'train', 'main']
+__all__ = ['NONFINITE_PATIENCE', 'Stream', 'setup_distributed', 'RunInterrupted', 'train', 'num_workers', 'main']
 
 # %% ../nbs/07_train.ipynb #0e7ea055
 class Stream:
@@ -148,7 +149,11 @@ NONFINITE_PATIENCE = 3
 
 
 class RunInterrupted(Exception):
-    "A run stopped by SIGINT or SIGTERM after writing its checkpoint."
+    "A run stopped by SIGINT or SIGTERM after writing its checkpoint; `signum`: the signal (SIGINT when another rank got it)."
+
+    def __init__(self, msg: str, signum: int = signal.SIGINT):
+        super().__init__(msg)
+        self.signum = int(signum)
 
 
 @contextmanager
@@ -211,14 +216,20 @@ def _train(cfg: TrainConfig, rank: int, world: int, device) -> dict:
     run = _prepare(cfg, rank, world, device, init=state is None)
     if state is not None:
         _resume(run, state)
+        _say_extended(run, state)
     for s in run.stepped:
         s.step_update(run.solver.iteration)
     # now the folder: a fresh one, the run continued, or a run replaced (kept aside until the first checkpoint)
     run.aside = open_run_folder(cfg) if rank == 0 else None
-    if rank == 0 and state is not None:
-        _truncate_metrics(run.out / 'metrics.jsonl', run.solver.iteration)
-    _loop(run)
-    return _finish(run)
+    try:
+        if rank == 0 and state is not None:
+            _truncate_metrics(run.out / 'metrics.jsonl', run.solver.iteration)
+        _loop(run)
+        return _finish(run)
+    except BaseException:
+        if rank == 0:  # ended before its first checkpoint: nothing to continue, so nothing left (a replaced run back)
+            undo_failed_start(run.out, run.aside)
+        raise
 
 # %% ../nbs/07_train.ipynb #e0d4ded0
 @dataclass
@@ -242,6 +253,7 @@ class _Run:
     solver: object = None
     elapsed: float = 0.0
     aside: object = None  # a replaced run kept until the first checkpoint
+    saved: int = None  # the iteration of the last checkpoint written (None: none yet)
 
     @property
     def out(self) -> Path:
@@ -263,19 +275,21 @@ class _Run:
             rngs if self.world > 1 else [local],
             self.elapsed,
         )
-        save_checkpoint(self.out, state, replaced=self.aside)
-        self.aside = None
+        save_checkpoint(self.out, state, replaced=self.aside, previous=self.saved)
+        self.aside, self.saved = None, self.solver.iteration
 
 # %% ../nbs/07_train.ipynb #a5aee0fd
 def _total_iterations(cfg: TrainConfig, per_epoch: int, warn: bool = True) -> int:
-    "Iterations of the run: epochs x iterations per epoch, capped by max_steps."
-    total = cfg.epochs * per_epoch if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * per_epoch)
-    if cfg.max_steps is not None and cfg.max_steps > total and warn:
-        warnings.warn(
-            f"max_steps {cfg.max_steps} is more than epochs x iterations per epoch = {cfg.epochs} x {per_epoch}: "
-            f"the run stops at {total}; raise epochs to train longer"
+    "Iterations of the run: max_steps where given (the epochs then follow from it), else epochs x iterations per epoch."
+    if cfg.max_steps is None:
+        return cfg.epochs * per_epoch
+    if cfg.max_steps > cfg.epochs * per_epoch and warn:  # one plain line: the recipe's epochs do not cut it short
+        print(
+            f"max_steps {cfg.max_steps} decides the run's length: {cfg.max_steps / per_epoch:.3g} epochs of "
+            f"{per_epoch} iterations, more than the {cfg.epochs} epochs the settings give",
+            file=sys.stderr,
         )
-    return total
+    return cfg.max_steps
 
 
 def _keep_going(iteration: int, total: int, elapsed: float, budget_seconds=None) -> bool:
@@ -283,13 +297,18 @@ def _keep_going(iteration: int, total: int, elapsed: float, budget_seconds=None)
     return iteration < total and (budget_seconds is None or elapsed < budget_seconds)
 
 
-def _count_nonfinite(count: int, rec: dict, out: Path) -> int:
-    "Iterations in a row whose Stage I/II losses are not finite (0 after a finite one); an error at NONFINITE_PATIENCE."
+def _count_nonfinite(count: int, rec: dict, out: Path, saved: int = None) -> int:
+    "Iterations in a row whose Stage I/II losses are not finite (0 after a finite one); an error at NONFINITE_PATIENCE. `saved`: the iteration of the last checkpoint, None before the first."
     count = count + 1 if not all(math.isfinite(rec[k]) for k in ('rec_loss', 'tr_loss') if k in rec) else 0
     if count >= NONFINITE_PATIENCE:
+        kept = (
+            f"{checkpoint_path(out)} keeps iteration {saved}, the last checkpoint (written only after finite losses)"
+            if saved is not None
+            else "no checkpoint of this run was written yet, so nothing is kept"
+        )
         raise FloatingPointError(
             f"Stage I/II loss not finite for {count} iterations in a row (at iteration {rec['step']}): "
-            f"stopped; {checkpoint_path(out)} keeps the last good state. Lower the learning rates, or check the data"
+            f"stopped; {kept}. Lower the learning rates, or check the data"
         )
     return count
 
@@ -304,7 +323,7 @@ def _prepare_streams(cfg: TrainConfig, rank: int, world: int, device):
         print(f"{cfg.dataset}: images per class {class_counts(train_set)}", file=sys.stderr)
     splits = mlo_splits(train_set, cfg.val_fraction, cfg.split_seed, cfg.du)
     _check_batches(splits, cfg.batch_size, world)
-    common = dict(device=device, num_workers=cfg.num_workers, rank=rank, world_size=world)
+    common = dict(device=device, num_workers=num_workers(cfg), rank=rank, world_size=world)
     per_rank = cfg.batch_size // world
     # class_balance: D_tr and D_val (Stages II, III)
     streams = tuple(
@@ -312,6 +331,14 @@ def _prepare_streams(cfg: TrainConfig, rank: int, world: int, device):
         for i, ds in enumerate((splits.du, splits.dtr, splits.dval))
     )
     return train_set, spec, splits, streams
+
+
+def num_workers(cfg: TrainConfig) -> int:
+    "The data-loading processes of a run: `num_workers`, or, left None, one fewer than this process's cores (at most 4)."
+    if cfg.num_workers is not None:
+        return cfg.num_workers
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+    return min(4, max(0, cores - 1))  # more than the cores makes PyTorch warn at every start
 
 
 def _prepare(cfg: TrainConfig, rank: int, world: int, device, init: bool = True) -> _Run:
@@ -425,7 +452,7 @@ def _loop(run: _Run):
                 # warm by now
                 if solver.iteration == start + 2 and cfg.progress and run.rank == 0:
                     _say_time_left(run, dt)
-                nonfinite = _count_nonfinite(nonfinite, rec, run.out)
+                nonfinite = _count_nonfinite(nonfinite, rec, run.out, run.saved)
                 stop, due = _any_rank(
                     interrupt['signal'] is not None, time.monotonic() - last_checkpoint >= 60 * cfg.checkpoint_minutes
                 )
@@ -435,7 +462,8 @@ def _loop(run: _Run):
                 if stop:
                     raise RunInterrupted(
                         f"{interrupt['signal'] or 'a signal on another rank'}: stopped at iteration {solver.iteration} "
-                        f"of {run.total}, checkpoint in {run.out}; continue with resume=True (--resume --out_dir {run.out})"
+                        f"of {run.total}, checkpoint in {run.out}; continue with resume=True (--resume --out_dir {run.out})",
+                        signal.Signals[interrupt['signal'] or 'SIGINT'],
                     )
             if nonfinite:
                 raise FloatingPointError(
@@ -470,8 +498,27 @@ def _to_tensorboard(writer, rec: dict):
 def _resume(run: _Run, state: dict):
     "Continue the freshly prepared `run` from the checkpoint `state` (see `_Run.checkpoint`)."
     run.elapsed = restore_checkpoint(state, run.model, run.opts, run.solver, run.streams, run.rank)
+    run.saved = run.solver.iteration
     for s in run.stepped:
         s.step_update(run.solver.iteration)  # the schedules: set by the counter
+
+
+def _say_extended(run: _Run, state: dict):
+    "A finished run with nothing to extend is refused in one line; one whose length changed says that its schedule is re-planned."
+    done, saved = run.solver.iteration, state['config']
+    if done >= run.total and (run.out / 'final.json').exists():
+        raise ValueError(
+            f"{run.out} finished at iteration {done}: nothing to extend; pass max_steps={done + 1} or more to train longer"
+        )
+    before = _total_iterations(
+        SimpleNamespace(epochs=saved['epochs'], max_steps=saved['max_steps']), run.per_epoch, False
+    )
+    if before != run.total and run.rank == 0:  # the cosine ends at the run's last iteration: a new end, a new cosine
+        print(
+            f"resumed at iteration {done}, the run now {run.total} iterations long (was {before}): the learning-rate "
+            f"schedule is re-planned over {run.total}, lr_mae now {run.opts[0].param_groups[0]['lr']:.3g}",
+            file=sys.stderr,
+        )
 
 # %% ../nbs/07_train.ipynb #b794a282
 def _finish(run: _Run) -> dict:
@@ -480,7 +527,7 @@ def _finish(run: _Run) -> dict:
     cfg, s = run.cfg, run.solver
     test_set, _ = load_dataset(cfg.dataset, cfg.data_dir, splits=('test',))
     test_loader = BatchLoader(
-        test_set, run.spec, 256, train=False, device=run.device, num_workers=cfg.num_workers, drop_last=False
+        test_set, run.spec, 256, train=False, device=run.device, num_workers=num_workers(cfg), drop_last=False
     )
     acc = 100.0 * stage_two_test_accuracy(run.model.encoder, run.model.head, test_loader, run.model.head_pool)
     summary = dict(
@@ -525,7 +572,7 @@ def main(argv=None):
     try:
         summary = train(**parse_args(argv))
     except RunInterrupted as e:
-        sys.exit(print(f"interrupted: {e}", file=sys.stderr) or 130)
+        sys.exit(print(f"interrupted: {e}", file=sys.stderr) or 128 + e.signum)  # the shell's code for that signal
     except (ValueError, OSError, RuntimeError, FloatingPointError) as e:
         sys.exit(f"error: {_as_flags(str(e))}")
     finally:

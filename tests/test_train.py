@@ -82,7 +82,7 @@ def test_sigterm_checkpoint_holds_the_iteration_it_stopped_at(tmp_path):
     while time.time() < deadline and not (log.exists() and len(log.read_text().splitlines()) >= 3): time.sleep(0.02)
     os.kill(p.pid, signal.SIGTERM)
     err = p.communicate()[1]
-    assert p.returncode == 130 and 'interrupted: SIGTERM' in err, err
+    assert p.returncode == 143 and "interrupted: SIGTERM" in err, err  # 128 + 15, as the shell reports a SIGTERM
     ck = torch.load(run / 'checkpoint.pt', weights_only=True)   # no step-based checkpoint was due: the signal wrote it
     assert ck['solver']['iteration'] == len(log.read_text().splitlines()) >= 3
 
@@ -280,3 +280,58 @@ def test_a_folder_this_package_did_not_make_is_never_written_nor_deleted(tmp_pat
         r = cli('--out_dir', str(other), '--max_steps', '1', '--progress', 'false', *flags)
         assert r.returncode != 0 and 'never written into nor deleted' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert {p.name: p.read_text() for p in other.iterdir()} == files and not (tmp_path / 'other.replaced').exists()
+
+
+# a file-size limit the checkpoint (13 MB) exceeds and config.json, metrics.jsonl do not; SIGXFSZ ignored: write fails
+LIMITED = ("import resource, runpy, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+           "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, resource.RLIM_INFINITY)); "
+           "sys.argv[0] = 'mlo_mae.train'; runpy.run_module('mlo_mae.train', run_name='__main__', alter_sys=True)")
+
+
+def limited_cli(*args):
+    return subprocess.run([sys.executable, '-c', LIMITED, *args], capture_output=True, text=True, env=ENV)
+
+
+def test_a_first_checkpoint_that_cannot_be_written_leaves_no_folder_and_the_same_command_runs(tmp_path):
+    run = tmp_path / 'w'
+    r = limited_cli('--out_dir', str(run), *ARGS)
+    err = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(err) == 1, r.stderr[-2000:]
+    assert 'no checkpoint of this run was written yet' in err[0] and 'run the same command again' in err[0], err
+    assert 'intact' not in err[0] and not run.exists(), (err, run.exists() and sorted(p.name for p in run.iterdir()))
+    r = cli('--out_dir', str(run), *ARGS)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_a_failed_replacement_puts_the_replaced_run_back(uninterrupted, tmp_path):
+    import shutil
+    run = tmp_path / 'r'
+    shutil.copytree(uninterrupted, run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.name != 'run.lock'}
+    r = limited_cli('--out_dir', str(run), *ARGS, '--overwrite', '--seed', '1')
+    assert r.returncode == 1 and 'no checkpoint of this run was written yet' in r.stderr, r.stderr[-2000:]
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.name != 'run.lock'} == before
+    assert not (tmp_path / 'r.replaced').exists()
+
+
+def test_a_checkpoint_that_cannot_be_written_names_the_one_kept(uninterrupted, tmp_path):
+    import shutil
+    run = tmp_path / 'k'
+    shutil.copytree(uninterrupted, run)
+    r = limited_cli('--out_dir', str(run), '--resume', *ARGS, '--max_steps', str(STEPS + EVERY))
+    err = r.stderr.strip().splitlines()  # the resume's line on the re-planned schedule, then the error
+    assert r.returncode == 1 and len(err) == 2 and 're-planned' in err[0], r.stderr[-2000:]
+    assert f'checkpoint of iteration {STEPS} is intact' in err[1] and f'--resume continues from {STEPS}' in err[1], err
+    assert torch.load(run / 'checkpoint.pt', weights_only=True)['solver']['iteration'] == STEPS
+
+
+def test_resume_with_a_larger_max_steps_extends_a_finished_run_and_says_the_schedule_is_replanned(uninterrupted, tmp_path):
+    import shutil
+    run = tmp_path / 'e'
+    shutil.copytree(uninterrupted, run)
+    r = cli('--out_dir', str(run), '--resume', *ARGS)     # nothing to extend: refused in one line
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and 'nothing to extend' in r.stderr, r.stderr
+    r = cli('--out_dir', str(run), '--resume', *ARGS, '--max_steps', str(STEPS + 2))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout)['steps'] == STEPS + 2 and len(metrics(run)) == STEPS + 2
+    assert f'now {STEPS + 2} iterations long (was {STEPS})' in r.stderr and 're-planned' in r.stderr, r.stderr
