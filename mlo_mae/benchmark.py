@@ -24,15 +24,15 @@ from torch.utils.flop_counter import FlopCounterMode
 from torch.nn.attention import sdpa_kernel, SDPBackend
 
 from .models import MAE_PRESETS
-from .data import load_dataset, BatchLoader, loader_throughput
+from .data import load_dataset, BatchLoader, loader_throughput, InMemoryImages, dataset_spec
 from .config import MLOConfig
 from .hypergradient import cosine_similarity, relative_error, hypergradient, mixed_hvp_fd, observe_phases, phase
 from .mlo import MLOSolver, build_mlo_model, make_optimizers, get_method
 from .runs import cpu_threads
 
 # %% auto #0
-__all__ = ['SETTINGS', 'PATHS', 'BenchSetting', 'run_benchmark', 'results_table', 'profile_iteration', 'flop_breakdown',
-           'flop_table', 'measure_paths', 'main']
+__all__ = ['SETTINGS', 'PATHS', 'BenchSetting', 'run_benchmark', 'results_table', 'image_folder_loader', 'profile_iteration',
+           'flop_breakdown', 'flop_table', 'measure_paths', 'main']
 
 # %% ../nbs/30_benchmark.ipynb #43f722d2
 @dataclass(frozen=True)
@@ -463,6 +463,31 @@ def results_table(records) -> str:
     if steps:
         lines.append(f"\n{steps[0]['device_name']}; torch {steps[0]['torch']}; {steps[0]['date']}")
     return '\n'.join(lines)
+
+# %% ../nbs/30_benchmark.ipynb #4bfe2e7c
+def image_folder_loader(data_dir, img_size=None, batch_size=32, epochs=3, threads=1) -> dict:
+    "Images/s of `BatchLoader` on the 'imagefolder' at `data_dir` streamed, held in memory, and on a same-sized `InMemoryImages`; `hold_s`: the one decode."
+    with cpu_threads(threads, torch.device('cpu')):
+        img_size = img_size or dataset_spec('imagefolder').image_size(data_dir)  # its own size, as train reads it
+        streamed, spec = load_dataset('imagefolder', data_dir, splits=('train',), img_size=img_size, memory_gib=0)
+        t = time.perf_counter()
+        held, _ = load_dataset('imagefolder', data_dir, splits=('train',), img_size=img_size, memory_gib=1e3)
+        hold_s = time.perf_counter() - t
+        g = torch.Generator().manual_seed(0)
+        same = InMemoryImages(
+            torch.randint(0, 256, held.images.shape, dtype=torch.uint8, generator=g), held.labels, held.classes
+        )
+        rate = lambda ds: loader_throughput(BatchLoader(ds, spec, batch_size), epochs)
+        return dict(
+            kind='image_folder',
+            images=len(held),
+            img_size=spec.img_size,
+            batch_size=batch_size,
+            streamed_img_s=rate(streamed),
+            held_img_s=rate(held),
+            in_memory_img_s=rate(same),
+            hold_s=hold_s,
+        )
 
 # %% ../nbs/30_benchmark.ipynb #30137c3a
 class _Clock:

@@ -477,6 +477,13 @@ class TrainConfig(MLOConfig):
         **NON_NEGATIVE,
         machinery=True,
     )
+    memory_gib: float = setting(
+        2.0,
+        'an image folder (up to 64 px) whose decoded images fit in this many GiB is decoded once and held in memory, '
+        'for the batched fast path; larger ones are read from disk each epoch; 0: always from disk',
+        **NON_NEGATIVE,
+        machinery=True,
+    )
     # machinery
     device: Optional[str] = setting(None, 'cpu, cuda or cuda:N (default: cuda when available)', machinery=True)
     threads: Optional[int] = setting(

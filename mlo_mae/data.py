@@ -5,6 +5,7 @@
 # %% ../nbs/00_data.ipynb #68cb2f07
 from __future__ import annotations
 import copy
+import inspect
 import os
 import pickle
 import time
@@ -346,14 +347,30 @@ def _load_image(path):
 
 
 def _check_image(path):
-    "Open `path`'s header with PIL and verify it (no decoding); a one-line error naming the file if that fails."
-    from PIL import Image
+    "Decode `path` fully, as training will (`_load_image`): a file cut short behind a sound header fails here, in one line."
+    _load_image(path).close()
 
+
+def _in_threads(fn, items, threads=8):
+    "`fn` over `items` in threads, in order; the first item that raises, in order, stops the rest."
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(threads)
     try:
-        with Image.open(path) as im:
-            im.verify()
-    except Exception as e:
-        raise _bad_image(path, e) from None
+        return list(pool.map(fn, items))
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def _hold(ds, size):
+    "Every image of the `ImageFolder` `ds` decoded once (its loader, in threads) and fitted to `size` px, as the streamed transform fits it first: one `InMemoryImages` with its labels, classes and order."
+    images, fit, to_image = torch.empty((len(ds), 3, size, size), dtype=torch.uint8), _Fit(size), v2.ToImage()
+
+    def put(i):
+        images[i] = fit(to_image(ds.loader(ds.samples[i][0])))
+
+    _in_threads(put, range(len(ds)))
+    return InMemoryImages(images, ds.targets, ds.classes)
 
 
 def _imagefolder_dirs(spec, data_dir):
@@ -389,7 +406,7 @@ def _image_folder(name, split_dir):
 
 # %% ../nbs/00_data.ipynb #d31c2643
 class ImageFolderSpec(DatasetSpec):
-    "A class-folder tree `train/<class>/*` and `val/<class>/*` (or `test/`), each image decoded when it is read."
+    "A class-folder tree `train/<class>/*` and `val/<class>/*` (or `test/`): each image decoded when it is read, or once, held in memory, when they fit `memory_gib`."
 
     needs_data_dir = True
 
@@ -419,21 +436,18 @@ class ImageFolderSpec(DatasetSpec):
             w, h = im.size
         return w if w == h and w <= 128 else self.img_size
 
-    def load(self, data_dir, splits=('train', 'test'), download=True):
-        "`torchvision.datasets.ImageFolder`s of `splits` (nothing decoded yet); `download` is not used."
+    def load(self, data_dir, splits=('train', 'test'), download=True, memory_gib=None):
+        "`ImageFolder`s of `splits` (nothing decoded yet); held as `InMemoryImages` when their images at `img_size` fit in `memory_gib` GiB (see above). `download` is not used."
         dirs = _imagefolder_dirs(self, data_dir)
-        return tuple(_image_folder(self.name, dirs[s]) for s in splits)
+        sets = [_image_folder(self.name, dirs[s]) for s in splits]
+        held_bytes = sum(len(ds) for ds in sets) * 3 * self.img_size**2
+        if self.augment in ('crop_flip', 'none') and memory_gib and held_bytes <= memory_gib * 2**30:
+            return tuple(_hold(ds, self.img_size) for ds in sets)
+        return tuple(sets)
 
     def check(self, data_dir, splits=('train', 'test'), download=True):
-        "The folders and classes, then every image's header (`Image.verify`, no decoding)."
-        from concurrent.futures import ThreadPoolExecutor
-
-        paths = [p for ds in self.load(data_dir, splits) for p, _ in ds.samples]
-        pool = ThreadPoolExecutor(8)
-        try:
-            list(pool.map(_check_image, paths))  # the first unreadable file, in order, raises
-        finally:
-            pool.shutdown(cancel_futures=True)
+        "The folders and classes, then every image decoded (threads); the first unreadable file, in order, named."
+        _in_threads(_check_image, [p for ds in self.load(data_dir, splits) for p, _ in ds.samples])
 
     def write_example(self, root, classes=('cat', 'dog'), per_class=3, size=40, seed=0):
         "A tiny `train/` + `val/` tree of random PNGs under `root`; returns `root`, its data_dir."
@@ -510,11 +524,23 @@ def _data_dir(spec, data_dir):
     return spec.default_data_dir()
 
 
-def load_dataset(name='cifar10_mini', data_dir=None, download=True, splits=('train', 'test'), img_size=None):
-    "`(*datasets, spec)`: the `splits` of dataset `name` (default `(train, test, spec)`), the spec at `img_size` (None: its own); a one-line error if it can't be had."
+def _memory_kw(load, memory_gib) -> dict:
+    "`memory_gib` for a `load` that takes it (image folders); any other (in-memory sets, a plugin's older `load`) is called as before."
+    return (
+        {}
+        if memory_gib is None or 'memory_gib' not in inspect.signature(load).parameters
+        else dict(memory_gib=memory_gib)
+    )
+
+
+def load_dataset(
+    name='cifar10_mini', data_dir=None, download=True, splits=('train', 'test'), img_size=None, memory_gib=None
+):
+    "`(*datasets, spec)`: the `splits` of dataset `name` (default `(train, test, spec)`), the spec at `img_size` (None: its own), held in memory up to `memory_gib` GiB where its spec can; a one-line error if it can't be had."
     spec = dataset_spec(name).at_size(img_size)
     _check_splits(splits)
-    sets = tuple(spec.load(_data_dir(spec, data_dir), splits=tuple(splits), download=download))
+    kw = _memory_kw(spec.load, memory_gib)
+    sets = tuple(spec.load(_data_dir(spec, data_dir), splits=tuple(splits), download=download, **kw))
     if len(sets) != len(splits):
         raise ValueError(
             f"dataset {name!r}: its load gave {len(sets)} datasets for the {len(splits)} splits {tuple(splits)}"

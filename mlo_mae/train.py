@@ -318,7 +318,9 @@ def _prepare_streams(cfg: TrainConfig, rank: int, world: int, device):
     if cfg.batch_size % world:
         raise ValueError(f"batch_size {cfg.batch_size} is not divisible by {world} processes")
     check_dataset(cfg.dataset, cfg.data_dir, splits=('train', 'test'))  # the test split too: not only at the end
-    train_set, spec = load_dataset(cfg.dataset, cfg.data_dir, splits=('train',), img_size=cfg.img_size)
+    train_set, spec = load_dataset(
+        cfg.dataset, cfg.data_dir, splits=('train',), img_size=cfg.img_size, memory_gib=cfg.memory_gib
+    )
     if rank == 0 and cfg.progress:  # imbalance, seen at load
         print(f"{cfg.dataset}: images per class {class_counts(train_set)}", file=sys.stderr)
     splits = mlo_splits(train_set, cfg.val_fraction, cfg.split_seed, cfg.du)

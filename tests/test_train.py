@@ -335,3 +335,24 @@ def test_resume_with_a_larger_max_steps_extends_a_finished_run_and_says_the_sche
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads(r.stdout)['steps'] == STEPS + 2 and len(metrics(run)) == STEPS + 2
     assert f'now {STEPS + 2} iterations long (was {STEPS})' in r.stderr and 're-planned' in r.stderr, r.stderr
+
+
+def test_a_truncated_jpeg_is_named_before_the_run_folder_exists(tmp_path):
+    "A JPEG cut to half its bytes passes a header check; the full decode before training names it, and no folder is made."
+    import numpy as np
+    from PIL import Image
+    import mlo_mae.train as tr
+    from mlo_mae.data import dataset_spec
+    root = dataset_spec('imagefolder').write_example(tmp_path / 'data', classes=('a', 'b'), per_class=12, size=28)
+    bad = root / 'train' / 'a' / 'photo.jpg'
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (28, 28, 3), dtype=np.uint8)).save(bad, quality=95)
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
+    with Image.open(bad) as im:
+        im.verify()   # the header alone looks fine: only decoding finds it
+    out = tmp_path / 'run'
+    with pytest.raises(ValueError) as e:
+        tr.train(dataset='imagefolder', data_dir=str(root), preset='smoke', batch_size=4, max_steps=2,
+                 out_dir=str(out), progress=False, num_workers=0, device='cpu')
+    msg = str(e.value)
+    assert str(bad) in msg and 'not a readable image' in msg and '\n' not in msg, msg
+    assert not out.exists()
