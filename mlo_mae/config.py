@@ -450,8 +450,8 @@ class TrainConfig(MLOConfig):
     )
     dval: str = setting(
         'split',
-        "D_val: split from the training set by val_fraction (the paper), or the dataset's own validation split "
-        "(then D_tr = D_u = the whole training split; a dataset with has_val, such as MedMNIST's)",
+        "D_val: split from the training set by val_fraction (the paper), or the dataset's own validation split, "
+        "with the whole training split as D_tr and D_u (a dataset with has_val, such as MedMNIST's)",
         choices=('split', 'val'),
     )
     split_seed: int = setting(0, 'seed of the D_tr / D_val split')

@@ -552,7 +552,9 @@ def _subset(ds, idx):
 def mlo_splits(train, val_fraction=0.2, seed=0, du='dtr', val=None) -> Splits:
     "Seeded split of the labelled `train` set into Dtr / Dval, and the choice of Du ('dtr': paper B.3, 'all': authors' code); `val` given: it is Dval."
     if val is not None:  # the dataset's own validation split: nothing of train is held out
-        return Splits(du=train, dtr=train, dval=val, dtr_index=torch.arange(len(train)), dval_index=torch.arange(len(val)))
+        return Splits(
+            du=train, dtr=train, dval=val, dtr_index=torch.arange(len(train)), dval_index=torch.arange(len(val))
+        )
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     if du not in ('dtr', 'all'):

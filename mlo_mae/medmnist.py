@@ -58,7 +58,11 @@ def _headers(path, fix: str) -> dict:
                 if member.endswith('.npy'):
                     with z.open(member) as f:
                         version = np.lib.format.read_magic(f)
-                        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                        read = (
+                            np.lib.format.read_array_header_1_0
+                            if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0
+                        )
                         shape, _, dtype = read(f)
                     out[member[:-4]] = (shape, dtype)
         return out
@@ -111,8 +115,12 @@ def _check_arrays(spec, path: Path, arrays: dict, splits):
     for s in splits:
         (xs, xt), (ys, yt) = arrays[f'{s}_images'], arrays[f'{s}_labels']
         if xt != np.uint8 or len(xs) not in (3, 4) or xs[1:3] != (S, S) or xs[3:] not in ((), (3,)):
-            size = f"; {xs[1]}-px images are {medmnist_file(spec.name, xs[1])}" if len(xs) > 2 and xs[1] in SIZES else ''
-            raise ValueError(f"{path}: {s}_images is {xt} {xs}, not uint8 (n, {S}, {S}) or (n, {S}, {S}, 3){size}; {fix}")
+            size = (
+                f"; {xs[1]}-px images are {medmnist_file(spec.name, xs[1])}" if len(xs) > 2 and xs[1] in SIZES else ''
+            )
+            raise ValueError(
+                f"{path}: {s}_images is {xt} {xs}, not uint8 (n, {S}, {S}) or (n, {S}, {S}, 3){size}; {fix}"
+            )
         if not np.issubdtype(yt, np.integer) or ys not in ((xs[0], 1), (xs[0],)):
             raise ValueError(
                 f"{path}: {s}_labels is {yt} {ys}, not one integer class per image ({xs[0]}, 1) of its {xs[0]} images; {fix}"
@@ -124,7 +132,9 @@ def _read(path: Path, d, name: str) -> np.ndarray:
     try:
         return d[name]
     except Exception as e:
-        raise ValueError(f"{path}: {name} cannot be read ({type(e).__name__}): the file is damaged; {_fix(path.name)}") from None
+        raise ValueError(
+            f"{path}: {name} cannot be read ({type(e).__name__}): the file is damaged; {_fix(path.name)}"
+        ) from None
 
 
 def _labels(spec, path: Path, d, split: str) -> np.ndarray:
@@ -207,7 +217,9 @@ class MedMNISTSpec(DatasetSpec):
             raise FileExistsError(f"{path} exists: write the example into another folder")
         arrays = {}
         for s, n in zip(('train', 'val', 'test'), images):
-            arrays[f'{s}_images'] = rng.integers(0, 256, (n, size, size, 3)[: 4 if channels == 3 else 3], dtype=np.uint8)
+            arrays[f'{s}_images'] = rng.integers(
+                0, 256, (n, size, size, 3)[: 4 if channels == 3 else 3], dtype=np.uint8
+            )
             multi = self.task.startswith('multi-label')  # ChestMNIST: k yes/no labels per image
             y = rng.integers(0, 2, (n, k)) if multi else rng.permutation(np.arange(n) % k)[:, None]
             arrays[f'{s}_labels'] = y.astype(np.uint8)
