@@ -10,8 +10,8 @@ licenses = {'apache2': ('Apache Software License 2.0', 'OSI Approved :: Apache S
 lic = licenses[cfg['license']]
 min_python = cfg['min_python']
 requirements = cfg.get('requirements', '').split()
-dev_requirements = cfg.get('dev_requirements', '').split()
-tensorboard_requirements = cfg.get('tensorboard_requirements', '').split()   # tensorboard=True's writer
+# every `<extra>_requirements` line is an extra: dev, tensorboard (tensorboard=True's writer), medmnist (its class names, downloads)
+extras = {k[: -len('_requirements')]: v.split() for k, v in cfg.items() if k.endswith('_requirements')}
 scripts = [s for s in cfg.get('console_scripts', '').split() if s]
 # the package's own methods, datasets and protocols: entry points name = module, read by mlo_mae.registry
 extensions = {f'mlo_mae.{kind}': [' = '.join(e.split('=')) for e in cfg.get(kind, '').split()]
@@ -37,7 +37,7 @@ setuptools.setup(
     package_data={'mlo_mae': ['assets/*']},
     python_requires='>=' + min_python,
     install_requires=requirements,
-    extras_require={'dev': dev_requirements, 'tensorboard': tensorboard_requirements},
+    extras_require=extras,
     entry_points={'console_scripts': scripts, 'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"], **extensions},
     zip_safe=False,
 )

@@ -467,6 +467,12 @@ class TrainConfig(MLOConfig):
     du: str = setting(
         'dtr', "Stage I's images: D_tr (paper B.3) or all training images (the authors)", choices=('dtr', 'all')
     )
+    dval: str = setting(
+        'split',
+        "D_val: split from the training set by val_fraction (the paper), or the dataset's own validation split, "
+        "with the whole training split as D_tr and D_u (a dataset with has_val, such as MedMNIST's)",
+        choices=('split', 'val'),
+    )
     split_seed: int = setting(0, 'seed of the D_tr / D_val split')
     class_balance: bool = setting(
         False, 'draw D_tr and D_val batches class-balanced (a weighted sampler in Stages II and III)'

@@ -40,6 +40,7 @@ _FACTS = (
     'needs_data_dir',
     'recipe_size',
     'default_recipe',
+    'has_val',
 )
 
 
@@ -56,6 +57,7 @@ class DatasetSpec:
     needs_data_dir: bool = False
     recipe_size: int = None
     default_recipe: str = 'paper'
+    has_val: bool = False
 
     def __init__(self, name=None, img_size=None, mean=None, std=None, augment=None, **facts):
         unknown = sorted(set(facts) - set(_FACTS))
@@ -510,9 +512,12 @@ class _Cifar10Mini(DatasetSpec):
             raise ValueError(f"cifar10_mini: {p} lacks {', '.join(missing)}: reinstall mlo_mae")
 
 # %% ../nbs/00_data.ipynb #2b39eb9f
-def _check_splits(splits):
-    if any(s not in ('train', 'test') for s in splits):
-        raise ValueError(f"splits are 'train' and 'test', got {splits}")
+def _check_splits(splits, spec=None):
+    "The splits asked for are 'train', 'test', and 'val' where `spec` has a validation split of its own."
+    if any(s not in ('train', 'val', 'test') for s in splits):
+        raise ValueError(f"splits are 'train' and 'test' ('val' too where a dataset has one), got {splits}")
+    if 'val' in splits and not (spec is not None and spec.has_val):
+        raise ValueError(f"dataset {getattr(spec, 'name', None)!r} has no 'val' split of its own, got {splits}")
 
 
 def _data_dir(spec, data_dir):
@@ -538,7 +543,7 @@ def load_dataset(
 ):
     "`(*datasets, spec)`: the `splits` of dataset `name` (default `(train, test, spec)`), the spec at `img_size` (None: its own), held in memory up to `memory_gib` GiB where its spec can; a one-line error if it can't be had."
     spec = dataset_spec(name).at_size(img_size)
-    _check_splits(splits)
+    _check_splits(splits, spec)
     kw = _memory_kw(spec.load, memory_gib)
     sets = tuple(spec.load(_data_dir(spec, data_dir), splits=tuple(splits), download=download, **kw))
     if len(sets) != len(splits):
@@ -548,10 +553,10 @@ def load_dataset(
     return (*sets, spec)
 
 # %% ../nbs/00_data.ipynb #6387a10c
-def check_dataset(name, data_dir=None, splits=('train', 'test'), download=True):
-    "Check before training that `splits` of dataset `name` can be read; a one-line error naming the file and the fix if not."
-    spec = dataset_spec(name)
-    _check_splits(splits)
+def check_dataset(name, data_dir=None, splits=('train', 'test'), download=True, img_size=None):
+    "Check before training that `splits` of dataset `name` (at `img_size`, None: its own) can be read; a one-line error naming the file and the fix if not."
+    spec = dataset_spec(name).at_size(img_size)
+    _check_splits(splits, spec)
     spec.check(_data_dir(spec, data_dir), splits=tuple(splits), download=download)
 
 # %% ../nbs/00_data.ipynb #cfd11aa7
@@ -570,8 +575,12 @@ def _subset(ds, idx):
     return ds.subset(idx) if isinstance(ds, InMemoryImages) else torch.utils.data.Subset(ds, idx.tolist())
 
 
-def mlo_splits(train, val_fraction=0.2, seed=0, du='dtr') -> Splits:
-    "Seeded split of the labelled `train` set into Dtr / Dval, and the choice of Du ('dtr': paper B.3, 'all': authors' code)."
+def mlo_splits(train, val_fraction=0.2, seed=0, du='dtr', val=None) -> Splits:
+    "Seeded split of the labelled `train` set into Dtr / Dval, and the choice of Du ('dtr': paper B.3, 'all': authors' code); `val` given: it is Dval."
+    if val is not None:  # the dataset's own validation split: nothing of train is held out
+        return Splits(
+            du=train, dtr=train, dval=val, dtr_index=torch.arange(len(train)), dval_index=torch.arange(len(val))
+        )
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     if du not in ('dtr', 'all'):

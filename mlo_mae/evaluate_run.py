@@ -123,7 +123,7 @@ class LoadedRun:
         return json.loads((self.run_dir / 'final.json').read_text())
 
     def split(self, name: str):
-        "The split `name` ('train' or 'test') of the run's dataset, loaded once."
+        "The split `name` ('train', 'test', or 'val' of a dataset that has one) of the run's dataset, loaded once."
         if name not in self._sets:
             self._sets[name], self._spec = load_dataset(
                 self.cfg.dataset, self.data_dir, splits=(name,), img_size=self.cfg.img_size
@@ -137,8 +137,9 @@ class LoadedRun:
 
     @cached_property
     def splits(self):
-        "The run's own seeded D_u, D_tr and D_val of its training images (never the test split), with their indices."
-        return mlo_splits(self.train_set, self.cfg.val_fraction, self.cfg.split_seed, self.cfg.du)
+        "The run's own D_u, D_tr and D_val (seeded from its training images, or the dataset's own val split), with their indices."
+        val = self.split('val') if self.cfg.dval == 'val' else None
+        return mlo_splits(self.train_set, self.cfg.val_fraction, self.cfg.split_seed, self.cfg.du, val=val)
 
     dval = property(lambda self: self.splits.dval)  # the images the run held out for Stage III
 

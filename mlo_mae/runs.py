@@ -50,6 +50,10 @@ def resolve_config(cfg: TrainConfig = None, **overrides) -> TrainConfig:
     # None: the dataset's size (run names unchanged)
     cfg.img_size = cfg.img_size or (own if own != registered.img_size else None)
     spec = registered.at_size(cfg.img_size)
+    if cfg.dval == 'val' and not spec.has_val:
+        raise ValueError(
+            f"dataset {cfg.dataset} has no validation split of its own: pass dval=split (D_val from val_fraction)"
+        )
     cfg.preset = cfg.preset or spec.default_recipe
     # a model the user named keeps its size unless one is asked
     adapt = cfg.model is None or cfg.img_size is not None or cfg.patch_size is not None

@@ -317,13 +317,15 @@ def _prepare_streams(cfg: TrainConfig, rank: int, world: int, device):
     "The training set at the run's size, its three splits and a stream of batches of each (D_u, D_tr, D_val)."
     if cfg.batch_size % world:
         raise ValueError(f"batch_size {cfg.batch_size} is not divisible by {world} processes")
-    check_dataset(cfg.dataset, cfg.data_dir, splits=('train', 'test'))  # the test split too: not only at the end
-    train_set, spec = load_dataset(
-        cfg.dataset, cfg.data_dir, splits=('train',), img_size=cfg.img_size, memory_gib=cfg.memory_gib
+    own_val = ('val',) if cfg.dval == 'val' else ()  # the dataset's own validation split as D_val
+    # the test split too: not only at the end
+    check_dataset(cfg.dataset, cfg.data_dir, splits=('train', 'test', *own_val), img_size=cfg.img_size)
+    train_set, *val, spec = load_dataset(
+        cfg.dataset, cfg.data_dir, splits=('train', *own_val), img_size=cfg.img_size, memory_gib=cfg.memory_gib
     )
     if rank == 0 and cfg.progress:  # imbalance, seen at load
         print(f"{cfg.dataset}: images per class {class_counts(train_set)}", file=sys.stderr)
-    splits = mlo_splits(train_set, cfg.val_fraction, cfg.split_seed, cfg.du)
+    splits = mlo_splits(train_set, cfg.val_fraction, cfg.split_seed, cfg.du, val=val[0] if val else None)
     _check_batches(splits, cfg.batch_size, world)
     common = dict(device=device, num_workers=num_workers(cfg), rank=rank, world_size=world)
     per_rank = cfg.batch_size // world
@@ -527,7 +529,7 @@ def _finish(run: _Run) -> dict:
     "The final checkpoint, the Stage II test accuracy (once, at the end) and the run's artefacts; the summary."
     run.checkpoint()
     cfg, s = run.cfg, run.solver
-    test_set, _ = load_dataset(cfg.dataset, cfg.data_dir, splits=('test',))
+    test_set, _ = load_dataset(cfg.dataset, cfg.data_dir, splits=('test',), img_size=cfg.img_size)
     test_loader = BatchLoader(
         test_set, run.spec, 256, train=False, device=run.device, num_workers=num_workers(cfg), drop_last=False
     )
