@@ -24,8 +24,8 @@ from . import evaluate as ev
 
 # %% auto #0
 __all__ = ['PROTOCOLS', 'register_protocol', 'TESTED_ONCE', 'Measure', 'Protocol', 'registered_measures', 'LoadedRun',
-           'resolve_options', 'evaluate_run', 'measured_weights', 'earlier_evaluation', 'add_protocol_flags',
-           'given_protocol_options', 'main']
+           'resolve_options', 'evaluate_run', 'readable_result', 'measured_weights', 'earlier_evaluation',
+           'add_protocol_flags', 'given_protocol_options', 'main']
 
 # %% ../nbs/21_evaluate_run.ipynb #a3685764
 # evaluate_run's own keywords
@@ -209,7 +209,7 @@ def evaluate_run(
     return res
 
 
-def _readable(res: dict) -> str:
+def readable_result(res: dict) -> str:
     "One line a reader takes in: each measure of the result `res`, beside the run's chance level and test-set size."
     proto, run_dir = PROTOCOLS[res['protocol']](), Path(res['run'])
     final = json.loads((run_dir / 'final.json').read_text()) if (run_dir / 'final.json').exists() else {}
@@ -523,7 +523,7 @@ def main(argv=None):
         res = evaluate_run(a.pop('run_dir'), a.pop('protocol'), device, **given_protocol_options(a, parsers), **a)
     except (ValueError, OSError, RuntimeError) as e:
         sys.exit(f"error: {e}")
-    print(_readable(res), file=sys.stderr)  # for the reader; stdout keeps the JSON for scripts
+    print(readable_result(res), file=sys.stderr)  # for the reader; stdout keeps the JSON for scripts
     print(json.dumps(res))
 
 # %% ../nbs/21_evaluate_run.ipynb #c8adfa2a

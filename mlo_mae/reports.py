@@ -16,7 +16,7 @@ from .evaluate_run import Measure, Protocol, register_protocol, TESTED_ONCE
 from . import evaluate as ev
 
 # %% auto #0
-__all__ = ['class_report', 'reconstruct']
+__all__ = ['class_report', 'confusion_figure', 'reconstruct']
 
 # %% ../nbs/22_reports.ipynb #b551aae1
 def class_report(y_true, y_pred, classes) -> dict:
@@ -54,26 +54,35 @@ def class_report(y_true, y_pred, classes) -> dict:
     )
 
 # %% ../nbs/22_reports.ipynb #d8265872
-def _write_confusion(rep: dict, stem: Path, title: str) -> tuple:
-    "`<stem>.csv` and `<stem>.png` of the report's confusion matrix, the classes named on both; their paths."
+def confusion_figure(rep: dict, title: str):
+    "The report's confusion matrix drawn by scikit-learn, the classes named on both axes, `title` wrapped to the figure's width."
+    import textwrap
     import matplotlib
 
     matplotlib.use('Agg', force=False)
     import matplotlib.pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    classes, cm = rep['classes'], np.asarray(rep['confusion'])
-    with open(f'{stem}.csv', 'w', newline='') as f:
-        w = csv.writer(f)
-        w.writerow(['true \\ predicted', *classes])
-        w.writerows([c, *row] for c, row in zip(classes, cm.tolist()))
-    side = min(2 + 0.5 * len(classes), 24)  # readable names up to a few dozen classes
+    side = min(2 + 0.5 * len(rep['classes']), 24)  # readable names up to a few dozen classes
     fig, ax = plt.subplots(figsize=(side, side), dpi=80)
-    ConfusionMatrixDisplay(cm, display_labels=classes).plot(
+    ConfusionMatrixDisplay(np.asarray(rep['confusion']), display_labels=rep['classes']).plot(
         ax=ax, xticks_rotation='vertical', colorbar=False, values_format='d'
     )
-    ax.set_title(title, fontsize=9)
+    # about 6 px a character at 9 pt and 80 dpi: the title fits the figure however few the classes
+    ax.set_title(textwrap.fill(title, width=int(side * 80 / 6.5)), fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def _write_confusion(rep: dict, stem: Path, title: str) -> tuple:
+    "`<stem>.csv` and `<stem>.png` of the report's confusion matrix, the classes named on both; their paths."
+    import matplotlib.pyplot as plt
+
+    with open(f'{stem}.csv', 'w', newline='') as f:
+        w = csv.writer(f)
+        w.writerow(['true \\ predicted', *rep['classes']])
+        w.writerows([c, *row] for c, row in zip(rep['classes'], rep['confusion']))
+    fig = confusion_figure(rep, title)
     fig.savefig(f'{stem}.png')
     plt.close(fig)
     return f'{stem}.csv', f'{stem}.png'
@@ -92,7 +101,11 @@ def _predictions(model, loader) -> tuple:
 @register_protocol
 class _Report(Protocol):
     name, label = 'report', 'per-class report (test split)'
-    measures = (Measure('macro_f1', 'macro-averaged F1 on the test split', 'macro F1', percent=False),)
+    # top-1 first: the headline a reader looks for, then the measure an imbalanced test set needs
+    measures = (
+        Measure('report_top1', 'top-1 accuracy on the test split (%)', 'top-1'),
+        Measure('macro_f1', 'macro-averaged F1 on the test split', 'macro F1', percent=False),
+    )
 
     def run(self, run):
         m, test = run.model, run.test_set
@@ -112,7 +125,7 @@ class _Report(Protocol):
         )
 
     def row(self, r):
-        return dict(macro_f1=r['macro']['f1'])
+        return dict(report_top1=r['accuracy'], macro_f1=r['macro']['f1'])
 
 # %% ../nbs/22_reports.ipynb #3c984504
 @torch.no_grad()

@@ -294,7 +294,8 @@ def plot_study(summary, title='study'):
     methods = list(dict.fromkeys(r['method'] for r in summary))
     bars = [m for m in methods if not getattr(METHODS[m], 'floor', False)]
     floors = [m for m in methods if getattr(METHODS[m], 'floor', False)]
-    fig, axs = plt.subplots(1, len(measures), figsize=(4.2 * len(measures), 3.8), squeeze=False)
+    # constrained layout leaves room outside the panels for the legend below them: it covers no bar and no label
+    fig, axs = plt.subplots(1, len(measures), figsize=(4.2 * len(measures), 4.2), squeeze=False, layout='constrained')
     width = 0.8 / max(1, len(bars))
     for ax, meas in zip(axs[0], measures):
         get = {(r['setting'], r['method']): r for r in summary if r['measure'] == meas}
@@ -321,9 +322,9 @@ def plot_study(summary, title='study'):
         ax.set_xticks(range(len(settings)), settings)
         ax.set_ylabel(labels[meas])
         ax.grid(axis='y', alpha=0.3)
-    axs[0][0].legend(fontsize=8)
+    handles, names = axs[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc='outside lower center', ncol=min(len(names), 3), fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 # %% ../nbs/50_study.ipynb #8dda3bbe
