@@ -144,7 +144,7 @@ def check_patch_grid(img_size: int, patch_size: int):
 
 # %% ../nbs/00_data.ipynb #f4943f9c
 class InMemoryImages(torch.utils.data.Dataset):
-    "A labelled image set held as one uint8 tensor `images` (N,3,H,W) with `labels` (N,), and optional per-pixel `maps` (N,H,W)."
+    "A labelled image set held as one uint8 tensor `images` (N,3,H,W) with `labels` (N,), and optional per-pixel `maps` (N,H,W), or (N,K,H,W) for K objects an image."
 
     def __init__(self, images, labels, classes, transform=None, maps=None):
         self.images = torch.as_tensor(images)
@@ -158,8 +158,11 @@ class InMemoryImages(torch.utils.data.Dataset):
         self.maps = None if maps is None else torch.as_tensor(maps, dtype=torch.float32).contiguous()
         if self.maps is not None:
             N, _, H, W = self.images.shape
-            if tuple(self.maps.shape) != (N, H, W):
-                raise ValueError(f"maps must be one (H, W) map per image, {(N, H, W)}, got {tuple(self.maps.shape)}")
+            if self.maps.ndim not in (3, 4) or (self.maps.shape[0], *self.maps.shape[-2:]) != (N, H, W):
+                raise ValueError(
+                    f"maps must be one (H, W) map per image, {(N, H, W)}, or K of them, {(N, 'K', H, W)}, "
+                    f"got {tuple(self.maps.shape)}"
+                )
             if self.maps.numel() and not (0 <= float(self.maps.min()) and float(self.maps.max()) <= 1):
                 raise ValueError(
                     f"maps must lie in [0, 1], got values in [{float(self.maps.min()):g}, {float(self.maps.max()):g}]"
@@ -818,7 +821,11 @@ class BatchLoader:
                 x = random_crop_flip(x, pad, params=pk)
                 # the image's own crop and flip
                 if m is not None:
-                    m = random_crop_flip(m[:, None], pad, params=pk)[:, 0]
+                    m = (
+                        random_crop_flip(m, pad, params=pk)
+                        if m.ndim == 4
+                        else random_crop_flip(m[:, None], pad, params=pk)[:, 0]
+                    )
             yield (normalize_images(x, self.spec), self.labels[b]) + (() if m is None else (m,))
 
     def __iter__(self):

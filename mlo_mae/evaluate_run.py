@@ -334,6 +334,18 @@ class _LinearProbe(_Pooled):
         )
         return dict(steps_note=TESTED_ONCE, epochs=epochs, pool=pool, accuracy=100 * acc)
 
+# %% ../nbs/21_evaluate_run.ipynb #0ff74240
+@register_protocol
+class _KNNVal(_Pooled):
+    name, label = 'knn_val', 'weighted k-NN on D_val (for choosing: no test image read)'
+    measures = (Measure('knn_val', 'k-NN accuracy of D_tr on D_val (%)', 'k-NN D_val'),)
+    options = _KNN.options
+
+    def run(self, run, k, pool):
+        enc, sp = run.model.encoder, run.splits
+        (trf, trl), (vf, vl) = (ev.extract_features(enc, run.loader(s), pool=pool) for s in (sp.dtr, sp.dval))
+        return dict(split='D_val', k=k, pool=pool, accuracy=100 * ev.knn_accuracy(trf, trl, vf, vl, k=k))
+
 # %% ../nbs/21_evaluate_run.ipynb #b4cc5461
 @register_protocol
 class _Finetune(_Accuracy):

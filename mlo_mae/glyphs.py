@@ -78,6 +78,11 @@ class Glyphs(NamedTuple):
     copy_maps: torch.Tensor = None  # (n, copies, H, W) float: 1 on each copy's own pixels
     copy_positions: torch.Tensor = None  # (n, copies, 2) long: each copy's top-left
 
+    @property
+    def guide_maps(self) -> torch.Tensor:
+        "The maps a dataset of these images carries to a method: the class glyph's (n, H, W), or each copy's (n, copies, H, W) when there are two."
+        return self.maps if self.copy_maps is None or self.copy_maps.shape[1] == 1 else self.copy_maps
+
 
 _BACKGROUNDS = ('noise', 'flat', 'clutter')
 _NOISES = ('rgb', 'grey')
@@ -240,9 +245,9 @@ class _GlyphSpec(DatasetSpec):
         return self._cache[split]
 
     def load(self, data_dir=None, splits=('train', 'test'), download=True):
-        "`InMemoryImages` of `splits` with the class glyph's maps; `data_dir` is not read."
+        "`InMemoryImages` of `splits` with the class glyph's maps (each copy's, with two); `data_dir` is not read."
         classes = [f'glyph {k}' for k in range(self.num_classes)]
-        return tuple(InMemoryImages(g.images, g.labels, classes, maps=g.maps) for g in map(self.glyphs, splits))
+        return tuple(InMemoryImages(g.images, g.labels, classes, maps=g.guide_maps) for g in map(self.glyphs, splits))
 
 
 _CELLS = dict(noise='grey', noise_range=(64, 191), shape='cells')  # the regime where pretraining matters more

@@ -20,16 +20,18 @@ from .mlo import Method, MLOMAE, mask_stats
 __all__ = ['Guided', 'HardPatches', 'feedback_signal']
 
 # %% ../nbs/09_guided.ipynb #fc10f356
-def _guided_masking(patch_map: torch.Tensor, q: float, mask_ratio: float, generator=None) -> Masking:
-    "Mask each object patch (`patch_map` (B, N) > 0) with probability `q`, the background at the rate that keeps `mask_ratio`."
+def _guided_masking(patch_map: torch.Tensor, q: float, mask_ratio: float, generator=None, keep=None) -> Masking:
+    "Mask each object patch (`patch_map` (B, N) > 0) with probability `q`, the background at the rate that keeps `mask_ratio`; `keep` (B, N) > 0: patches masked last."
     if patch_map.ndim != 2:
         raise ValueError(f"patch_map must be (B, N), got shape {tuple(patch_map.shape)}")
     if not 0 <= q <= 1:
         raise ValueError(f"q must be in [0, 1], got {q!r}")
-    obj = patch_map > 0
+    kept = torch.zeros_like(patch_map, dtype=torch.bool) if keep is None else keep > 0
+    obj = (patch_map > 0) & ~kept  # a patch both would mask and keep is kept
     u = torch.rand(2, *patch_map.shape, device=patch_map.device, generator=generator)
     chosen = obj & (u[0] < q)
-    return topk_masking(2 * chosen.float() + (~obj).float() + u[1] / 2, mask_ratio)
+    background = ~(obj | kept)
+    return topk_masking(2 * chosen.float() + background.float() - kept.float() + u[1] / 2, mask_ratio)
 
 # %% ../nbs/09_guided.ipynb #a9a11327
 @register_method
@@ -37,20 +39,42 @@ class Guided(Method):
     "Masking from per-image maps: object patches at probability `guide_q`, the rest at the rate that keeps the ratio; MAE's unit weights."
 
     name, label = 'guided', 'guided masking (per-image maps)'
-    options = dict(guide_q=setting(1.0, 'the probability that each object patch is masked', **UNIT_INTERVAL))
+    options = dict(
+        guide_q=setting(1.0, 'the probability that each object patch is masked', **UNIT_INTERVAL),
+        guide_keep=setting(
+            False,
+            "with K maps an image: the first map's patches are the object, every other map's are kept visible",
+            check=lambda v: isinstance(v, bool),
+            why='must be true or false',
+        ),
+    )
 
     def masking(self, model, xu, mask_ratio, maps=None):
         if maps is None:
             raise ValueError(
                 "method guided needs per-image maps: train on a dataset whose images carry maps (e.g. glyphs)"
             )
-        if maps.ndim == 3:
+        B, N = xu.shape[0], model.mae.num_patches
+        if maps.shape[-2:] == xu.shape[-2:]:  # per pixel
             maps = patch_maps(maps.to(xu.device), model.mae.patch_embed.patch_size[0])
-        if maps.shape != (xu.shape[0], model.mae.num_patches):
+        if maps.shape[0] != B or maps.shape[-1] != N or maps.ndim not in (2, 3):
             raise ValueError(
-                f"maps must be (B, H, W) or (B, N) = ({xu.shape[0]}, {model.mae.num_patches}), got {tuple(maps.shape)}"
+                f"maps must be (B, H, W), (B, K, H, W) or per patch (B, N), (B, K, N), B = {B}, N = {N}, got {tuple(maps.shape)}"
             )
-        return _guided_masking(maps, self.cfg.options['guide_q'], mask_ratio), None
+        obj, keep = self._object_and_kept(maps)
+        return _guided_masking(obj, self.cfg.options['guide_q'], mask_ratio, keep=keep), None
+
+    def _object_and_kept(self, maps):
+        "(object patches, patches kept visible or None) of per-patch maps (B, N) or (B, K, N)."
+        if maps.ndim == 2:
+            if self.cfg.options['guide_keep']:
+                raise ValueError(
+                    "guide_keep needs two or more maps an image (e.g. glyphs_cells_copies): these images carry one"
+                )
+            return maps, None
+        if not self.cfg.options['guide_keep']:
+            return maps.amax(1), None
+        return maps[:, 0], maps[:, 1:].amax(1)
 
 # %% ../nbs/09_guided.ipynb #dfaa5e59
 def _hard_masking(scores, mask_ratio, share):

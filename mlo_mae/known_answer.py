@@ -132,7 +132,7 @@ def dval_masks(run, max_images: int = 1000) -> dict:
     x = normalize_images(g.images[idx].to(run.device), run.spec)
     drawn = [
         _masks_of(model, run.method, xb, cfg.mask_ratio, mb)
-        for xb, mb in zip(x.split(256), g.maps[idx].to(run.device).split(256))
+        for xb, mb in zip(x.split(256), g.guide_maps[idx].to(run.device).split(256))
     ]
     probs = None if drawn[0][1] is None else torch.cat([pr for _, pr in drawn]).cpu()
     copies = g.maps[idx, None] if g.copy_maps is None else g.copy_maps[idx]

@@ -142,10 +142,11 @@ def uniformity_loss(features: torch.Tensor) -> torch.Tensor:
 
 # %% ../nbs/01_masking.ipynb #bf7e61b9
 def patch_maps(maps: torch.Tensor, patch_size: int) -> torch.Tensor:
-    "(B, H, W) per-pixel maps -> (B, N) mean of each map over each patch, in MAE's row-major patch order."
-    if maps.ndim != 3:
-        raise ValueError(f"maps must be (B, H, W), got shape {tuple(maps.shape)}")
-    B, H, W = maps.shape
+    "(B, H, W) per-pixel maps -> (B, N) mean of each map over each patch, in MAE's row-major patch order; (B, K, H, W), K maps an image -> (B, K, N)."
+    if maps.ndim not in (3, 4):
+        raise ValueError(f"maps must be (B, H, W) or (B, K, H, W), got shape {tuple(maps.shape)}")
+    H, W = maps.shape[-2:]
     if patch_size <= 0 or H % patch_size or W % patch_size:
         raise ValueError(f"maps of {H} x {W} pixels are not divisible into {patch_size} x {patch_size} patches")
-    return F.avg_pool2d(maps[:, None].float(), patch_size).flatten(1)
+    per_patch = F.avg_pool2d(maps.flatten(0, -3)[:, None].float(), patch_size).flatten(1)
+    return per_patch.reshape(*maps.shape[:-2], -1)

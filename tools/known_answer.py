@@ -5,6 +5,10 @@ interrupted study resumes and a second call with more seeds trains only the new 
     python tools/known_answer.py                                   # every study of the README, seeds 0 1 2
     python tools/known_answer.py --only glyphs_flat --seeds 0 1 2 3 4   # more seeds of one study (FIVE: cells with their own)
     python tools/known_answer.py --quick --out /tmp/ka             # one seed, a few steps: what nbdev_test runs
+    python tools/known_answer.py --only cells_copies cells cells_distractor --seeds 0 1 2   # the grey-cell studies
+
+The grey-cell studies (`CELL_STUDIES`) train seed by seed (every cell of seed 0, then of seed 1, ...), so a study cut
+short has whole seeds.
 """
 
 import argparse
@@ -84,6 +88,41 @@ def studies(root: Path, steps=STEPS, seconds=60.0):
     }
 
 
+# The grey-cell images (08_glyphs: grey noise, 4 x 4-cell class shapes): the same regime, the head reading mean-pooled
+# patch tokens (`head_pool='avg'`: the CLS token reads little here), which Stage III's L_val then passes to T; the
+# paper's CLS head as a setting of MLO-MAE beside it.
+CELLS_COMMON = dict(COMMON, head_pool='avg')
+CELL_PROTOCOLS = ['knn', 'knn_val', 'linear_probe', 'stage2', 'object_share', 'feedback']
+# MLO-MAE: B.2's T with each head, the per-patch T, and B.2's T at unit weights (Eq. 1's sigma forward off: A.4's
+# straight-through, so its masks are used as the guided ones are)
+CELL_MLO = [
+    dict(method='mlo_mae', t_arch='mlp'),
+    dict(method='mlo_mae', t_arch='mlp', head_pool='token'),
+    dict(method='mlo_mae', t_arch='per_patch'),
+    dict(method='mlo_mae', t_arch='mlp', straight_through=True),
+]
+KEEP_ONE_COPY = dict(method='guided', guide_q=1.0, guide_keep=True)  # the positive control of two copies
+
+
+def cell_studies(steps=STEPS):
+    "{name: run_study arguments} of the grey-cell studies: the two-copy positive control first, then the main images, the distractor."
+    base = dict(common=CELLS_COMMON, protocols=CELL_PROTOCOLS, protocol_options=OPTIONS, max_steps=steps)
+    return {
+        'cells_copies': dict(
+            base,
+            dataset='glyphs_cells_copies',
+            methods=['untrained', 'mae'],
+            settings=[{}, KEEP_ONE_COPY, GUIDED[4], *CELL_MLO[:3]],
+        ),
+        'cells': dict(
+            base, dataset='glyphs_cells', methods=['untrained', 'mae'], settings=[{}, GUIDED[4], CELL_MLO[0]]
+        ),
+        'cells_distractor': dict(
+            base, dataset='glyphs_cells_distractor', methods=['untrained', 'mae'], settings=[{}, CELL_MLO[0]]
+        ),
+    }
+
+
 def prior_study(root: Path, steps=STEPS):
     "The position prior of seed 0's MLO-MAE run (B.2's T) of `glyphs`, as a study of its own."
     from mlo_mae.study import plan_study
@@ -129,13 +168,21 @@ def main(argv=None):
                 protocol_options=dict(OPTIONS, epochs=2, batches=2),
             )
         }
+    cells = {} if a.quick else cell_studies(steps)
     for name, kw in todo.items():
         if a.only and name not in a.only:
             continue
         print(f"== {name}", flush=True)
         res = run_study(root / name, seeds=seeds, threads=1, **kw)
         print(json.dumps(res['done']), flush=True)
-    if not a.quick and (not a.only or 'prior' in a.only):
+    for name, kw in cells.items():
+        if a.only and name not in a.only:
+            continue
+        for k in range(1, len(seeds) + 1):  # seed by seed: a study cut short has whole seeds
+            print(f"== {name}, seeds {seeds[:k]}", flush=True)
+            res = run_study(root / name, seeds=seeds[:k], threads=1, **kw)
+        print(json.dumps(res['done']), flush=True)
+    if not a.quick and (a.only is None or 'prior' in a.only):
         print("== prior", flush=True)
         run_study(root / 'prior', seeds=seeds, threads=1, **prior_study(root, steps))
 
