@@ -5,7 +5,7 @@ interrupted study resumes and a second call with more seeds trains only the new 
     python tools/known_answer.py                                   # every study of the README, seeds 0 1 2
     python tools/known_answer.py --only glyphs_flat --seeds 0 1 2 3 4   # more seeds of one study (FIVE: cells with their own)
     python tools/known_answer.py --quick --out /tmp/ka             # one seed, a few steps: what nbdev_test runs
-    python tools/known_answer.py --only cells_copies cells cells_distractor --seeds 0 1 2   # the grey-cell studies
+    python tools/known_answer.py --only cells_copies cells cells_distractor --seeds 0 1 2 3 4   # the grey-cell studies
 
 The grey-cell studies (`CELL_STUDIES`) train seed by seed (every cell of seed 0, then of seed 1, ...), so a study cut
 short has whole seeds.
@@ -104,15 +104,21 @@ CELL_MLO = [
 KEEP_ONE_COPY = dict(method='guided', guide_q=1.0, guide_keep=True)  # the positive control of two copies
 
 
+# MAE given the iterations MLO-MAE's training seconds buy: MLO-MAE (B.2's T) took 174 s and MAE 56 s for 400
+# iterations in cells_copies (seeds 0 and 1, one thread, the two sharing this 2-core machine), a ratio of 3.1
+SECONDS_MATCHED_STEPS = 1250
+
+
 def cell_studies(steps=STEPS):
-    "{name: run_study arguments} of the grey-cell studies: the two-copy positive control first, then the main images, the distractor."
+    "{name: run_study arguments} of the grey-cell studies: the two-copy positive control first, then the main images, the distractor, MAE at MLO-MAE's seconds, T's learning rate."
     base = dict(common=CELLS_COMMON, protocols=CELL_PROTOCOLS, protocol_options=OPTIONS, max_steps=steps)
+    three = dict(seeds=[0, 1, 2])
     return {
         'cells_copies': dict(
             base,
             dataset='glyphs_cells_copies',
-            methods=['untrained', 'mae'],
-            settings=[{}, KEEP_ONE_COPY, GUIDED[4], *CELL_MLO[:3]],
+            methods=['untrained', 'mae', 'attmask'],
+            settings=[{}, KEEP_ONE_COPY, GUIDED[4], *CELL_MLO, *HARD],
         ),
         'cells': dict(
             base, dataset='glyphs_cells', methods=['untrained', 'mae'], settings=[{}, GUIDED[4], CELL_MLO[0]]
@@ -120,6 +126,32 @@ def cell_studies(steps=STEPS):
         'cells_distractor': dict(
             base, dataset='glyphs_cells_distractor', methods=['untrained', 'mae'], settings=[{}, CELL_MLO[0]]
         ),
+        **{
+            f'{name}_mae_{SECONDS_MATCHED_STEPS}': dict(
+                base, dataset=dataset, methods=['mae'], settings=[three], max_steps=SECONDS_MATCHED_STEPS
+            )
+            for name, dataset in (('cells_copies', 'glyphs_cells_copies'), ('cells', 'glyphs_cells'))
+        },
+        # beside cells_copies' 1e-3: chosen by k-NN on D_val
+        'cells_copies_lr_t': dict(
+            base,
+            dataset='glyphs_cells_copies',
+            methods=[],
+            settings=[dict(CELL_MLO[0], lr_t=lr, **three) for lr in (1e-4, 1e-2)],
+        ),
+    }
+
+
+def quick_studies(steps=3):
+    "(studies, grey-cell studies) of the quick version: a few cells of `glyphs` and of `cells_copies`, the cheap protocols."
+    quick = dict(
+        protocols=['knn', 'stage2', 'object_share', 'feedback'],
+        protocol_options=dict(pool='avg', batches=2, max_images=256),
+    )
+    glyphs = dict(studies(Path('.'), steps)['glyphs'], methods=['untrained', 'mae'], settings=[{}, GUIDED[-1], MLO[0]])
+    copies = dict(cell_studies(steps)['cells_copies'], methods=['mae'], settings=[{}, KEEP_ONE_COPY])
+    return {'glyphs': dict(glyphs, **quick)}, {
+        'cells_copies': dict(copies, protocols=['object_share'], protocol_options=dict(max_images=256))
     }
 
 
@@ -150,7 +182,11 @@ def main(argv=None):
     p.add_argument(
         '--only', nargs='+', default=None, help='only these studies (names: glyphs, glyphs_distractor, ..., prior)'
     )
-    p.add_argument('--quick', action='store_true', help='one seed, a few steps, the main study only (under a minute)')
+    p.add_argument(
+        '--quick',
+        action='store_true',
+        help='one seed, a few steps, a few cells of glyphs and cells_copies (what nbdev_test runs)',
+    )
     a = p.parse_args(argv)
     import torch
     from mlo_mae.study import run_study
@@ -159,16 +195,7 @@ def main(argv=None):
     root = Path(a.out)
     steps, seeds = (3, [0]) if a.quick else (STEPS, a.seeds)
     todo = studies(root, steps)
-    if a.quick:  # five cells of the main study, one seed, short probes
-        todo = {
-            'glyphs': dict(
-                todo['glyphs'],
-                methods=['untrained', 'mae'],
-                settings=[{}, GUIDED[0], GUIDED[-1], MLO[0]],
-                protocol_options=dict(OPTIONS, epochs=2, batches=2),
-            )
-        }
-    cells = {} if a.quick else cell_studies(steps)
+    todo, cells = quick_studies(steps) if a.quick else (todo, cell_studies(steps))
     for name, kw in todo.items():
         if a.only and name not in a.only:
             continue
