@@ -12,15 +12,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Optional
 
-import torch
-
 from .config import METHODS
 from .registry import Registry, flag_value, load_plugins
-from .data import load_dataset, dataset_spec, BatchLoader, mlo_splits
-from .models import ClassificationHead, POOLS
-from .mlo import get_method
-from .runs import load_run, read_config, folder_state, cpu_threads, run_folder_lock
-from . import evaluate as ev
+
+# torch, and the modules that import it, are imported inside the functions that use them: the command lines' --help
+# lists every registered protocol (this module's, reports' and known_answer's) without them
 
 # %% auto #0
 __all__ = ['PROTOCOLS', 'register_protocol', 'TESTED_ONCE', 'Measure', 'Protocol', 'registered_measures', 'LoadedRun',
@@ -105,6 +101,8 @@ class LoadedRun:
     "A finished run folder as a protocol reads it: its settings at once; its model, method, splits and dataset spec when first asked for."
 
     def __init__(self, run_dir, device='cpu', batch_size: int = 256, progress: bool = True, data_dir=None, cfg=None):
+        from mlo_mae.runs import read_config
+
         self.run_dir, self.device, self.batch_size, self.progress = Path(run_dir), device, batch_size, progress
         self.cfg = cfg or read_config(self.run_dir)  # `cfg`: the run's settings, when the caller has read them
         self.data_dir, self._sets, self._spec = data_dir or self.cfg.data_dir, {}, None
@@ -112,10 +110,14 @@ class LoadedRun:
     @cached_property
     # .encoder: Eq. 13's fine-tuned copy where Stage II fine-tuned, else E
     def model(self):
+        from mlo_mae.runs import load_run
+
         return load_run(self.run_dir, self.device, self.cfg)[1]
 
     @cached_property
     def method(self):
+        from mlo_mae.mlo import get_method
+
         return get_method(self.cfg)
 
     @cached_property
@@ -124,6 +126,8 @@ class LoadedRun:
 
     def split(self, name: str):
         "The split `name` ('train', 'test', or 'val' of a dataset that has one) of the run's dataset, loaded once."
+        from mlo_mae.data import load_dataset
+
         if name not in self._sets:
             self._sets[name], self._spec = load_dataset(
                 self.cfg.dataset, self.data_dir, splits=(name,), img_size=self.cfg.img_size
@@ -132,19 +136,28 @@ class LoadedRun:
 
     train_set = property(lambda self: self.split('train'))
     test_set = property(lambda self: self.split('test'))
-    # the size the run trained at
-    spec = property(lambda self: self._spec or dataset_spec(self.cfg.dataset).at_size(self.cfg.img_size))
+
+    @property
+    def spec(self):
+        "The dataset's spec at the size the run trained at."
+        from mlo_mae.data import dataset_spec
+
+        return self._spec or dataset_spec(self.cfg.dataset).at_size(self.cfg.img_size)
 
     @cached_property
     def splits(self):
         "The run's own D_u, D_tr and D_val (seeded from its training images, or the dataset's own val split), with their indices."
+        from mlo_mae.data import mlo_splits
+
         val = self.split('val') if self.cfg.dval == 'val' else None
         return mlo_splits(self.train_set, self.cfg.val_fraction, self.cfg.split_seed, self.cfg.du, val=val)
 
     dval = property(lambda self: self.splits.dval)  # the images the run held out for Stage III
 
-    def loader(self, ds, train: bool = False, batch_size: Optional[int] = None) -> BatchLoader:
+    def loader(self, ds, train: bool = False, batch_size: Optional[int] = None):
         "A `BatchLoader` of `ds` on the run's device: every image once, in order (`train=True`: the training augmentation)."
+        from mlo_mae.data import BatchLoader
+
         kw = {} if train else dict(drop_last=False)
         return BatchLoader(
             ds, self.spec, batch_size or self.batch_size, train=train, device=self.device, num_workers=0, **kw
@@ -183,6 +196,8 @@ def evaluate_run(
     **options,
 ) -> dict:
     "Evaluate the run in `run_dir` by the registered `protocol` with its `options`; the result, with the weights it measured (`step`, `checkpoint`), is returned and written to `run_dir/eval_<protocol>.json`."
+    from mlo_mae.runs import checkpoint_identity, cpu_threads, folder_state, read_config, run_folder_lock
+
     proto = _protocol(protocol)
     opts = resolve_options(proto, options)
     run_dir = Path(run_dir)
@@ -227,9 +242,6 @@ def readable_result(res: dict) -> str:
     return f"{run_dir.name} ({res['method']}): {'; '.join(vals) or proto.label}" + (f" ({about})" if about else '')
 
 # %% ../nbs/21_evaluate_run.ipynb #316bef62
-from .runs import checkpoint_identity
-
-
 def measured_weights(result, identity: dict) -> bool:
     "Whether the evaluation `result` (an eval_<protocol>.json read back) measured the weights `identity` (`checkpoint_identity`); one that records none did not."
     return isinstance(result, dict) and result.get('checkpoint') == identity
@@ -276,6 +288,8 @@ class _Stage2(_Accuracy):
     measures = (Measure('stage2', 'Stage II test accuracy (%)', 'Stage II test acc.'),)
 
     def run(self, run):
+        from mlo_mae import evaluate as ev
+
         m = run.model
         return dict(
             steps_note=TESTED_ONCE,
@@ -296,6 +310,8 @@ class _Pooled(_Accuracy):
     "An accuracy on the frozen encoder's features, pooled as the `pool` option says."
 
     def check(self, pool, **_):
+        from mlo_mae.models import POOLS
+
         if pool not in POOLS:
             raise ValueError(f"pool must be {' or '.join(POOLS)}, got {pool!r}")
 
@@ -307,6 +323,8 @@ class _KNN(_Pooled):
     options = dict(k=(20, 'neighbours of the k-NN vote'), pool=_POOL)
 
     def run(self, run, k, pool):
+        from mlo_mae import evaluate as ev
+
         enc = run.model.encoder
         (trf, trl), (tef, tel) = (
             ev.extract_features(enc, run.loader(s), pool=pool) for s in (run.train_set, run.test_set)
@@ -324,6 +342,8 @@ class _LinearProbe(_Pooled):
     measures = (Measure('linear_probe', 'linear probe test accuracy (%)', 'linear probe'),)
 
     def run(self, run, epochs, pool):
+        from mlo_mae import evaluate as ev
+
         acc = ev.linear_probe(
             run.model.encoder,
             run.loader(run.train_set),
@@ -356,6 +376,9 @@ class _Finetune(_Accuracy):
     options = dict(epochs=(100, 'fine-tuning epochs'))
 
     def run(self, run, epochs):
+        from mlo_mae import evaluate as ev
+        from mlo_mae.models import ClassificationHead
+
         head = run.model.head
         new_head = ClassificationHead(head.fc.in_features, head.fc.out_features).to(run.device)
         native = run.spec.augment == 'crop_flip'
@@ -383,6 +406,8 @@ class _Similarity(Protocol):
     )
 
     def run(self, run):
+        from mlo_mae import evaluate as ev
+
         intra, inter = ev.class_similarities(*ev.extract_features(run.model.encoder, run.loader(run.test_set)))
         return dict(steps_note=TESTED_ONCE, intra=float(intra), inter=float(inter), ratio=float(intra / inter))
 
@@ -409,6 +434,8 @@ class _Robustness(Protocol):
             raise ValueError("robustness needs --folders name=path ... (folders={name: path} in Python)")
 
     def run(self, run, folders):
+        from mlo_mae import evaluate as ev
+
         acc = ev.robustness_eval(
             ev.EncoderClassifier(run.model.encoder, run.model.head, run.model.head_pool),
             folders,
@@ -441,6 +468,8 @@ class _Masks(Protocol):
         return method_cls.learns_masks
 
     def run(self, run, max_images):
+        from mlo_mae import evaluate as ev
+
         m = ev.mask_map(run.model, run.method, run.dval, run.spec, run.cfg.mask_ratio, n=max_images)
         if m['masked_per_image'] is None:
             raise RuntimeError(f"{run.run_dir}: the masks do not all hide the same number of patches")
@@ -530,6 +559,8 @@ def main(argv=None):
     except ValueError as e:
         p.exit(2, f"error: argument --protocol: {e}\n")
     a.pop('plugins')
+    import torch
+
     device = a.pop('device') or ('cuda' if torch.cuda.is_available() else 'cpu')
     try:
         res = evaluate_run(a.pop('run_dir'), a.pop('protocol'), device, **given_protocol_options(a, parsers), **a)

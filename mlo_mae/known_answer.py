@@ -5,14 +5,11 @@
 # %% ../nbs/23_known_answer.ipynb #cf8d1477
 from __future__ import annotations
 import numpy as np
-import torch
-from sklearn.metrics import roc_auc_score
 
-from .data import normalize_images  # uint8 -> normalised by the dataset's statistics, as BatchLoader does
-from .masking import patch_maps
-from .mlo import MLOSolver, make_optimizers
 from .evaluate_run import Measure, Protocol, register_protocol, LoadedRun
-from .guided import feedback_signal
+
+# torch, scikit-learn and the modules that import torch are imported inside the functions that use them: the command
+# lines' --help lists these protocols without them
 
 # %% auto #0
 __all__ = ['copy_shares', 'object_auroc', 'dval_masks']
@@ -62,6 +59,8 @@ def object_auroc(probs, obj) -> float:
     "Mean over images of the AUROC of masking probabilities `probs` (B, N) against the object's patches (`obj` > 0); NaN if no image has both kinds."
     if probs.shape != obj.shape:
         raise ValueError(f"probs {tuple(probs.shape)} and object patches {tuple(obj.shape)} differ in shape")
+    from sklearn.metrics import roc_auc_score
+
     y, p = (obj > 0).cpu().numpy(), probs.detach().float().cpu().numpy()
     scores = [roc_auc_score(yb, pb) for yb, pb in zip(y, p) if 0 < yb.sum() < len(yb)]
     return float(np.mean(scores)) if scores else float('nan')
@@ -69,6 +68,8 @@ def object_auroc(probs, obj) -> float:
 # %% ../nbs/23_known_answer.ipynb #8cff91af
 def _masks_of(model, method, x, mask_ratio, maps):
     "(masks, per-patch probabilities or None) the method draws for `x`, its per-pixel maps handed over (methods that do not read them ignore them)."
+    import torch
+
     with torch.no_grad():
         m, probs = method.masking(model, x, mask_ratio, maps)
     return m.mask, probs
@@ -125,6 +126,10 @@ def _glyphs_of(run, protocol: str):
 
 def dval_masks(run, max_images: int = 1000) -> dict:
     "The masks (B, N) a run's method draws for its first `max_images` D_val glyph images (and its probabilities, None if it gives none), beside the images and their object, distractor and each copy's patches."
+    import torch
+    from mlo_mae.data import normalize_images  # uint8 -> normalised by the dataset's statistics, as BatchLoader does
+    from mlo_mae.masking import patch_maps
+
     run = run if isinstance(run, LoadedRun) else LoadedRun(run, progress=False)
     g, cfg, model = _glyphs_of(run, 'object_share'), run.cfg, run.model
     idx = run.splits.dval_index[:max_images]
@@ -148,6 +153,10 @@ def dval_masks(run, max_images: int = 1000) -> dict:
 # %% ../nbs/23_known_answer.ipynb #9bdc108a
 def _feedback_batches(run, n: int, gen) -> list:
     "`n` seeded (x_u, groups, x_tr, y_tr, x_val, y_val) of the run's D_u, D_tr and D_val; groups: each D_u image's object, background and distractor patches."
+    import torch
+    from mlo_mae.data import normalize_images
+    from mlo_mae.masking import patch_maps
+
     g, cfg, spec = _glyphs_of(run, 'feedback'), run.cfg, run.spec
     sp = run.splits
     # D_u: D_tr (the paper's) or every training image
@@ -193,6 +202,10 @@ class _Feedback(Protocol):
             raise ValueError(f"feedback needs batches >= 2 (for its 95% interval), got {batches}")
 
     def run(self, run, batches):
+        import torch
+        from mlo_mae.guided import feedback_signal
+        from mlo_mae.mlo import MLOSolver, make_optimizers
+
         model, cfg = run.model, run.cfg
         # the base rates
         solver = MLOSolver(model, cfg, *make_optimizers(model, cfg.lr_mae, cfg.lr_head, cfg.lr_t, cfg.weight_decay))

@@ -8,12 +8,11 @@ import csv
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .masking import random_masking
-from .mlo import Method
 from .evaluate_run import Measure, Protocol, register_protocol, TESTED_ONCE
-from . import evaluate as ev
+
+# torch, and the modules that import it, are imported inside the functions that use them: the command lines' --help
+# lists these protocols without them
 
 # %% auto #0
 __all__ = ['class_report', 'confusion_figure', 'reconstruct']
@@ -88,14 +87,16 @@ def _write_confusion(rep: dict, stem: Path, title: str) -> tuple:
     return f'{stem}.csv', f'{stem}.png'
 
 
-@torch.no_grad()
 def _predictions(model, loader) -> tuple:
     "(true labels, predicted labels) of `model` (eval mode) over every image of `loader` once."
-    ys, ps = [], []
-    for batch in loader.epoch(0):
-        ys.append(batch[1].cpu())
-        ps.append(model(batch[0]).argmax(1).cpu())
-    return torch.cat(ys).numpy(), torch.cat(ps).numpy()
+    import torch
+
+    with torch.no_grad():
+        ys, ps = [], []
+        for batch in loader.epoch(0):
+            ys.append(batch[1].cpu())
+            ps.append(model(batch[0]).argmax(1).cpu())
+        return torch.cat(ys).numpy(), torch.cat(ps).numpy()
 
 # %% ../nbs/22_reports.ipynb #11baa443
 @register_protocol
@@ -108,6 +109,8 @@ class _Report(Protocol):
     )
 
     def run(self, run):
+        from mlo_mae import evaluate as ev
+
         m, test = run.model, run.test_set
         y, yhat = _predictions(ev.EncoderClassifier(m.encoder, m.head, m.head_pool), run.loader(test))
         rep = class_report(y, yhat, test.classes)
@@ -128,24 +131,26 @@ class _Report(Protocol):
         return dict(report_top1=r['accuracy'], macro_f1=r['macro']['f1'])
 
 # %% ../nbs/22_reports.ipynb #3c984504
-@torch.no_grad()
 def reconstruct(mae, x, masking, spec) -> dict:
     "MAE's demo in [0, 1] pixels, each (B, 3, H, W): the image, it masked (grey), the reconstruction, it with the visible patches pasted back; and the masked-patch error."
-    pred = mae.forward_decoder(mae.forward_encoder(x, masking), masking.ids_restore)  # the loss's target space
-    err = float((((pred - mae.target(x)) ** 2).mean(-1) * masking.mask).sum() / masking.mask.sum())
-    if mae.norm_pix_loss:  # back from per-patch normalised targets, with the image's own patch statistics
-        t = mae.patchify(x)
-        pred = pred * (t.var(-1, keepdim=True) + 1e-6) ** 0.5 + t.mean(-1, keepdim=True)
-    hidden = mae.unpatchify(masking.mask[..., None].float().expand_as(pred))  # 1 where masked
-    mean, std = (torch.tensor(v, device=x.device).view(1, 3, 1, 1) for v in (spec.mean, spec.std))
-    img, rec = ((z * std + mean).clamp(0, 1) for z in (x, mae.unpatchify(pred)))
-    return dict(
-        image=img,
-        masked=img * (1 - hidden) + 0.5 * hidden,
-        reconstruction=rec,
-        pasted=img * (1 - hidden) + rec * hidden,
-        masked_error=err,
-    )
+    import torch
+
+    with torch.no_grad():
+        pred = mae.forward_decoder(mae.forward_encoder(x, masking), masking.ids_restore)  # the loss's target space
+        err = float((((pred - mae.target(x)) ** 2).mean(-1) * masking.mask).sum() / masking.mask.sum())
+        if mae.norm_pix_loss:  # back from per-patch normalised targets, with the image's own patch statistics
+            t = mae.patchify(x)
+            pred = pred * (t.var(-1, keepdim=True) + 1e-6) ** 0.5 + t.mean(-1, keepdim=True)
+        hidden = mae.unpatchify(masking.mask[..., None].float().expand_as(pred))  # 1 where masked
+        mean, std = (torch.tensor(v, device=x.device).view(1, 3, 1, 1) for v in (spec.mean, spec.std))
+        img, rec = ((z * std + mean).clamp(0, 1) for z in (x, mae.unpatchify(pred)))
+        return dict(
+            image=img,
+            masked=img * (1 - hidden) + 0.5 * hidden,
+            reconstruction=rec,
+            pasted=img * (1 - hidden) + rec * hidden,
+            masked_error=err,
+        )
 
 # %% ../nbs/22_reports.ipynb #9ad6b938
 def _draw(rows: dict, path, title: str) -> str:
@@ -177,6 +182,10 @@ def _draw(rows: dict, path, title: str) -> str:
 
 def _masks(run, x, seed: int) -> dict:
     "{label: Masking}: the method's own masks where it chooses them, and a seeded random mask at the run's ratio."
+    import torch
+    from mlo_mae.masking import random_masking
+    from mlo_mae.mlo import Method
+
     mae, ratio, out = run.model.mae, run.cfg.mask_ratio, {}
     if type(run.method).masking is not Method.masking:
         out[f"{run.method.label} mask"] = run.method.masking(run.model, x, ratio)[0]
@@ -195,6 +204,8 @@ class _Reconstruct(Protocol):
             raise ValueError(f"reconstruct draws at least one image, got images={images}")
 
     def run(self, run, images, mask_seed):
+        import torch
+
         test = run.test_set
         idx = list(range(min(images, len(test))))
         first = test.subset(idx) if hasattr(test, 'subset') else torch.utils.data.Subset(test, idx)

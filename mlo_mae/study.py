@@ -13,14 +13,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from .config import METHODS, TrainConfig
 from .registry import flag_value, load_plugins
-from . import runs
-from .runs import resolve_config, cached_run_state, folder_state
-from .mlo import get_method
-from .train import train, RunInterrupted
 from mlo_mae.evaluate_run import (
     evaluate_run,
     PROTOCOLS,
@@ -31,6 +25,9 @@ from mlo_mae.evaluate_run import (
     given_protocol_options,
     measured_weights,
 )
+
+# torch, and the modules that import it (runs, mlo, train), are imported inside the functions that use them:
+# `python -m mlo_mae.study --help` and `mlo_mae_study --help` answer without them
 
 # %% auto #0
 __all__ = ['STUDY_OWNS', 'Cell', 'plan_study', 'evaluate_cell', 'summarise', 'plot_study', 'run_study', 'study_parser', 'main']
@@ -97,6 +94,8 @@ def plan_study(
     protocol_options=None,
 ) -> list:
     "The study's cells (methods x seeds x settings), in that order, each resolved and checked; one-line errors before any work."
+    from mlo_mae import mlo, runs
+
     common, settings = dict(common or {}), [dict(s) for s in settings]
     load_plugins(common.get('plugins'))  # their methods and protocols, before the names are checked
     unknown = [m for m in [*methods, *(s['method'] for s in settings if 'method' in s)] if m not in METHODS]
@@ -116,12 +115,11 @@ def plan_study(
     if owned:
         raise ValueError(f"the study sets {', '.join(owned)} itself: give them as its own arguments")
     budget = dict(max_steps=max_steps) if max_steps is not None else dict(budget_seconds=budget_seconds)
-    # an epoch has >= 1 iteration: never stops first
-    if max_steps is not None and 'epochs' not in common:
+    if max_steps is not None and 'epochs' not in common:  # an epoch has >= 1 iteration: never stops first
         budget['epochs'] = max_steps
     # a method's option is the method's, not the base's
     shared = {k: v for k, v in common.items() if k in TrainConfig.__dataclass_fields__}
-    base = resolve_config(dataset=dataset, preset=preset, **budget, **shared)
+    base = runs.resolve_config(dataset=dataset, preset=preset, **budget, **shared)
     cells = []
     for setting in settings:
         rest = {k: v for k, v in setting.items() if k not in ('method', 'seeds')}
@@ -131,10 +129,10 @@ def plan_study(
         for method in [setting['method']] if 'method' in setting else methods:
             # ... and one that names its seeds, those
             for seed in setting.get('seeds', seeds):
-                cfg = resolve_config(
+                cfg = runs.resolve_config(
                     method=method, seed=seed, dataset=dataset, preset=preset, **budget, **{**common, **rest}
                 )
-                get_method(cfg)  # the method's own checks (a prior's mask map), now
+                mlo.get_method(cfg)  # the method's own checks (a prior's mask map), now
                 out = Path(root) / 'runs' / runs.run_name(cfg, base)
                 cfg.out_dir = str(out)
                 cells.append(Cell(method, seed, label, rest, cfg, out))
@@ -146,6 +144,9 @@ def plan_study(
 # %% ../nbs/50_study.ipynb #684e0912
 def _run_cell(cell: Cell, device=None, threads=None, progress=False) -> str:
     "Train the run of `cell` unless it is finished: 'reused', 'resumed' or 'trained'."
+    from mlo_mae.runs import cached_run_state, folder_state
+    from mlo_mae.train import train
+
     state = cached_run_state(cell.out, cell.cfg)
     if state == 'finished':
         return 'reused'
@@ -172,7 +173,9 @@ def _saved_result(path: Path):
 
 def evaluate_cell(cell: Cell, protocols=_DEFAULT_PROTOCOLS, protocol_options=None, device=None, threads=None) -> dict:
     "{protocol: result} of the finished run of `cell`: what its training reported, else its eval file of these weights and options, else `evaluate_run` once."
-    res, run, now = {}, LoadedRun(cell.out), runs.checkpoint_identity(cell.out)
+    from mlo_mae.runs import checkpoint_identity
+
+    res, run, now = {}, LoadedRun(cell.out), checkpoint_identity(cell.out)
     for name in protocols:
         proto = PROTOCOLS[name]()
         if not proto.applies_to(METHODS[cell.method]):
@@ -366,6 +369,13 @@ def _command(root, made: dict) -> str:
     return ' '.join(parts)
 
 
+def _default_device() -> str:
+    "cuda when available, else cpu."
+    import torch
+
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+
 def run_study(
     root,
     methods=_DEFAULT_METHODS,
@@ -388,7 +398,7 @@ def run_study(
     cells = plan_study(
         root, methods, seeds, settings, dataset, preset, max_steps, budget_seconds, common, protocols, protocol_options
     )
-    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    device = device or _default_device()
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     made = dict(  # what makes the study again: its runs/ are not committed
@@ -488,6 +498,8 @@ def main(argv=None):
     if a.get('plugins'):
         a['common'] = {**(a['common'] or {}), 'plugins': a['plugins']}
     a.pop('plugins')
+    from mlo_mae.train import RunInterrupted
+
     try:
         res = run_study(a.pop('root'), protocol_options=given_protocol_options(a, parsers), **a)
     except RunInterrupted as e:

@@ -26,7 +26,7 @@ def test_help_imports_no_torch():
             "print('torch' in sys.modules, 'timm' in sys.modules)")
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0 and r.stdout.strip().splitlines()[-1] == 'False False', r.stdout + r.stderr
-    assert 'mlo_mae_export=mlo_mae.export:main' in (ROOT / 'settings.ini').read_text()
+    assert 'mlo_mae_export=mlo_mae.cli:export' in (ROOT / 'settings.ini').read_text()
 
 
 def test_the_cli_exports_what_timm_loads_back(run, tmp_path):

@@ -50,7 +50,7 @@ def test_every_run_is_trained_evaluated_and_reported(done):
 def test_a_second_call_computes_nothing(done, monkeypatch):
     root, res, _ = done
     def fail(*a, **k): raise AssertionError('a finished study must not train or evaluate again')
-    monkeypatch.setattr(study, 'train', fail)
+    monkeypatch.setattr('mlo_mae.train.train', fail)  # _run_cell imports it when it runs
     monkeypatch.setattr(study, 'evaluate_run', fail)
     again = study.run_study(root, **QUICK)
     assert set(again['done'].values()) == {'reused'}
@@ -108,7 +108,7 @@ def test_a_result_of_other_weights_is_not_reused(done, monkeypatch):
     root, res, _ = done
     from mlo_mae.runs import checkpoint_identity
     def fail(*a, **k): raise AssertionError('a finished run must not train again')
-    monkeypatch.setattr(study, 'train', fail)
+    monkeypatch.setattr('mlo_mae.train.train', fail)  # _run_cell imports it when it runs
     run = root / 'runs' / res['rows'][0]['run']
     path = run / 'eval_knn.json'
     for stale in (dict(run_id='replaced-since', step=3), None):
