@@ -120,11 +120,9 @@ def cell_studies(steps=STEPS):
             base,
             dataset='glyphs_cells_copies',
             methods=['untrained', 'mae', 'attmask'],
-            settings=[{}, KEEP_ONE_COPY, GUIDED[4], *CELL_MLO, *HARD],
+            settings=[{}, KEEP_ONE_COPY, *GUIDED, *CELL_MLO, *HARD],
         ),
-        'cells': dict(
-            base, dataset='glyphs_cells', methods=['untrained', 'mae'], settings=[{}, GUIDED[4], CELL_MLO[0]]
-        ),
+        'cells': dict(base, dataset='glyphs_cells', methods=['untrained', 'mae'], settings=[{}, *GUIDED, CELL_MLO[0]]),
         'cells_distractor': dict(
             base, dataset='glyphs_cells_distractor', methods=['untrained', 'mae'], settings=[{}, CELL_MLO[0]]
         ),
