@@ -819,13 +819,8 @@ class BatchLoader:
             if augment:
                 pk = [p[k * self.batch_size : (k + 1) * self.batch_size] for p in params]
                 x = random_crop_flip(x, pad, params=pk)
-                # the image's own crop and flip
-                if m is not None:
-                    m = (
-                        random_crop_flip(m, pad, params=pk)
-                        if m.ndim == 4
-                        else random_crop_flip(m[:, None], pad, params=pk)[:, 0]
-                    )
+                if m is not None:  # the image's own crop and flip, for one map an image or K
+                    m = random_crop_flip(m.reshape(len(m), -1, *m.shape[-2:]), pad, params=pk).reshape(m.shape)
             yield (normalize_images(x, self.spec), self.labels[b]) + (() if m is None else (m,))
 
     def __iter__(self):

@@ -362,6 +362,8 @@ class _KNNVal(_Pooled):
     options = _KNN.options
 
     def run(self, run, k, pool):
+        from mlo_mae import evaluate as ev
+
         enc, sp = run.model.encoder, run.splits
         (trf, trl), (vf, vl) = (ev.extract_features(enc, run.loader(s), pool=pool) for s in (sp.dtr, sp.dval))
         return dict(split='D_val', k=k, pool=pool, accuracy=100 * ev.knn_accuracy(trf, trl, vf, vl, k=k))

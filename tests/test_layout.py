@@ -142,3 +142,27 @@ def test_the_readme_names_the_folders_the_main_job_and_make_figures_write():
     assert "+ '-untrained'" in train_nb and 'runs/cifar10_mini-mlo_mae-smoke-seed0-untrained/' in readme
     tool = (ROOT / 'tools' / 'make_figures.py').read_text()
     assert "default=str(ROOT / 'figures')" in tool and 'into the tracked `figures/`' in readme
+
+
+def _undefined_names(folder: Path) -> str:
+    "ruff's undefined-name findings (F821) in the .py files of `folder`, as text ('' when none)."
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, '-m', 'ruff', 'check', '--isolated', '--select', 'F821', '--output-format', 'concise', str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    return '' if out.returncode == 0 else out.stdout
+
+
+def test_no_exported_module_uses_an_undefined_name():
+    # a notebook's test cells can define a name the exported cell uses: nbdev_test passes, the module fails
+    found = _undefined_names(ROOT / 'mlo_mae')
+    assert not found, found
+
+
+def test_the_check_finds_an_undefined_name(tmp_path):
+    (tmp_path / 'm.py').write_text('def f():\n    return ev.knn_accuracy()\n')
+    assert 'ev' in _undefined_names(tmp_path)
