@@ -162,20 +162,22 @@ def quick_studies(steps=3):
     }
 
 
-def prior_study(root: Path, steps=STEPS):
-    "The position prior of seed 0's MLO-MAE run (B.2's T) of `glyphs`, as a study of its own."
+# the position-prior studies: {study: the study whose seed-0 MLO-MAE run (B.2's T) gives the prior}
+PRIORS = {'prior': 'glyphs', 'cells_copies_prior': 'cells_copies'}
+
+
+def prior_study(root: Path, steps=STEPS, of='glyphs'):
+    "The position prior of seed 0's MLO-MAE run (B.2's T, the study's first such cell) of the study `of`, as a study of its own."
     from mlo_mae.study import plan_study
 
-    kw = {k: v for k, v in studies(root, steps)['glyphs'].items() if k != 'reference'}
-    run = next(
-        c.out for c in plan_study(root / 'glyphs', seeds=[0], **kw) if c.method == 'mlo_mae' and c.cfg.t_arch == 'mlp'
-    )
+    kw = {k: v for k, v in {**studies(root, steps), **cell_studies(steps)}[of].items() if k != 'reference'}
+    run = next(c.out for c in plan_study(root / of, seeds=[0], **kw) if c.method == 'mlo_mae' and c.cfg.t_arch == 'mlp')
     return dict(
-        common=dict(COMMON, prior_from=str(run)),
-        protocols=PROTOCOLS[:4],
-        protocol_options=OPTIONS,
+        common=dict(kw['common'], prior_from=str(run)),
+        protocols=[p for p in kw['protocols'] if p != 'feedback'],
+        protocol_options=kw['protocol_options'],
         max_steps=steps,
-        dataset='glyphs',
+        dataset=kw['dataset'],
         methods=['prior'],
         settings=[FIVE],
         reference='prior',
@@ -216,9 +218,10 @@ def main(argv=None):
             print(f"== {name}, seeds {seeds[:k]}", flush=True)
             res = run_study(root / name, seeds=seeds[:k], threads=1, **kw)
         print(json.dumps(res['done']), flush=True)
-    if not a.quick and (a.only is None or 'prior' in a.only):
-        print("== prior", flush=True)
-        run_study(root / 'prior', seeds=seeds, threads=1, **prior_study(root, steps))
+    for name, of in PRIORS.items():
+        if not a.quick and (a.only is None or name in a.only):
+            print(f"== {name}", flush=True)
+            run_study(root / name, seeds=seeds, threads=1, **prior_study(root, steps, of))
 
 
 if __name__ == '__main__':
