@@ -34,9 +34,8 @@ import signal
 import threading
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 import torch.distributed as dist
@@ -514,8 +513,9 @@ def _say_extended(run: _Run, state: dict):
         raise ValueError(
             f"{run.out} finished at iteration {done}: nothing to extend; pass max_steps={done + 1} or more to train longer"
         )
+    # the length the saved settings gave: the same rule, on the run's settings before this resume
     before = _total_iterations(
-        SimpleNamespace(epochs=saved['epochs'], max_steps=saved['max_steps']), run.per_epoch, False
+        replace(run.cfg, epochs=saved['epochs'], max_steps=saved['max_steps']), run.per_epoch, False
     )
     if before != run.total and run.rank == 0:  # the cosine ends at the run's last iteration: a new end, a new cosine
         print(
