@@ -6,7 +6,7 @@ interrupted study resumes and a second call with more seeds trains only the new 
     python tools/known_answer.py --only glyphs_flat --seeds 0 1 2 3 4   # more seeds of one study (FIVE: cells with their own)
     python tools/known_answer.py --quick --out /tmp/ka             # one seed, a few steps: what nbdev_test runs
     python tools/known_answer.py --only cells_copies cells cells_distractor cells_copies_mae_1250 cells_mae_1250 \
-        cells_copies_lr_t cells_copies_1000 --seeds 0 1 2 3 4   # the grey-cell studies
+        cells_copies_lr_t cells_copies_1000 cells_copies_prior --seeds 0 1 2 3 4   # the grey-cell studies
 
 The grey-cell studies (`cell_studies()`) train seed by seed (every cell of seed 0, then of seed 1, ...), so a study cut
 short has whole seeds.
